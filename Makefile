@@ -1,0 +1,59 @@
+# One-command set-up, run and test. Every target installs what it needs first,
+# so `make run` and `make test` work on a fresh machine and are idempotent.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+CONFIG ?= configs/taxi.yaml
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONHASHSEED := 0
+
+# Python 3.10: python3.10 on PATH, else pyenv's newest 3.10.x (pyenv on PATH or in ~/.pyenv).
+# Each candidate is run, because a pyenv shim exists even when it cannot run 3.10.
+PYENV_ROOT_DIR := $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+PYTHON310 := $(shell for c in $$(command -v python3.10) \
+	$$(ls -d $(PYENV_ROOT_DIR)/versions/3.10.*/bin/python 2>/dev/null | sort -rV); do \
+	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$c"; break; }; done)
+
+.PHONY: setup lock run test test-unit test-e2e kubeflow schema-candidate bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@if [ -z "$(PYTHON310)" ]; then \
+		echo "error: Python 3.10 is required (TFX 1.16 supports 3.9-3.10): put python3.10 on PATH or install it with 'pyenv install 3.10'" >&2; exit 1; fi
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet "uv==0.13.9"
+	$(UV) pip sync --python $(PY) requirements.txt
+	$(UV) pip install --python $(PY) --no-deps -e .
+	@touch $@
+
+# Re-resolve the pinned lock from requirements.in (only when dependencies change).
+lock:
+	@test -x $(UV) || { $(PYTHON310) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==0.13.9"; }
+	$(UV) pip compile requirements.in --python-version 3.10 -o requirements.txt
+
+run: setup
+	$(PY) -m pipeline run --config $(CONFIG)
+
+test: setup
+	$(PY) -m pytest
+
+test-unit: setup
+	$(PY) -m pytest -m "not e2e"
+
+test-e2e: setup
+	$(PY) -m pytest -m e2e
+
+kubeflow: setup
+	$(PY) -m kubeflow.runner --config $(CONFIG)
+
+schema-candidate: setup
+	$(PY) -m pipeline schema-candidate --config $(CONFIG)
+
+bench: setup
+	$(PY) bench/pipeline_bench.py
+
+clean:
+	rm -rf runs build *.egg-info

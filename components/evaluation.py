@@ -1,0 +1,74 @@
+"""Evaluator: TFMA metrics, slices and the blessing thresholds, from the config."""
+from __future__ import annotations
+
+from typing import List
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from trainer import features
+
+EVAL_SIGNATURE = "serving_tf_example"
+LABEL_SIGNATURE = "transform_features"
+
+
+def _overall(threshold: tfma.MetricThreshold) -> dict:
+    """Thresholds gate the whole eval split; per-slice figures are for reading."""
+    return {"per_slice_thresholds": [tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]}
+
+
+def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
+    if cfg.num_classes > 2:
+        accuracy = "SparseCategoricalAccuracy"
+        return [tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name=accuracy, **_overall(_floor(cfg.evaluation.min_accuracy))),
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]
+    auc_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.evaluation.min_auc}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -cfg.evaluation.max_auc_regression}))
+    return [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(class_name="AUC", **_overall(auc_threshold)),
+        tfma.MetricConfig(class_name="BinaryAccuracy", **_overall(_floor(cfg.evaluation.min_accuracy))),
+        tfma.MetricConfig(class_name="Precision"),
+        tfma.MetricConfig(class_name="Recall"),
+        tfma.MetricConfig(class_name="Calibration"),
+        tfma.MetricConfig(class_name="MeanLabel"),
+        tfma.MetricConfig(class_name="MeanPrediction"),
+        tfma.MetricConfig(class_name="CalibrationPlot"),
+    ]
+
+
+def _floor(value: float) -> tfma.MetricThreshold:
+    return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
+
+
+def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
+    """Labels come from the model's own Transform graph, so raw examples suffice."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name=EVAL_SIGNATURE,
+            label_key=features.transformed_label_name(cfg),
+            preprocessing_function_names=[LABEL_SIGNATURE])],
+        slicing_specs=[tfma.SlicingSpec()] + [
+            tfma.SlicingSpec(feature_keys=list(keys)) for keys in cfg.evaluation.slices],
+        metrics_specs=[tfma.MetricsSpec(metrics=_metrics(cfg))])
+
+
+def build_baseline_model_resolver() -> tfx.dsl.Resolver:
+    """The latest blessed model, for the no-regression (change) threshold."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+
+def build_evaluator(cfg: PipelineConfig, examples, model, baseline_model) -> tfx.components.Evaluator:
+    return tfx.components.Evaluator(
+        examples=examples, model=model, baseline_model=baseline_model,
+        eval_config=eval_config(cfg))

@@ -1,0 +1,44 @@
+"""Tuner and Trainer, wired to the trainer package by dotted module path.
+
+Dotted paths (not ``module_file``) keep imports between our modules working on
+Kubeflow, where the project is installed in the image. The config reaches
+``tuner_fn`` and ``run_fn`` through ``custom_config``.
+"""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+
+TUNER_FN = "trainer.tuning.tuner_fn"
+RUN_FN = "trainer.run.run_fn"
+
+
+def build_tuner(cfg: PipelineConfig, transformed_examples, transform_graph) -> tfx.components.Tuner:
+    return tfx.components.Tuner(
+        tuner_fn=TUNER_FN,
+        examples=transformed_examples,
+        transform_graph=transform_graph,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=cfg.tuner.trial_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=cfg.trainer.eval_steps),
+        custom_config=cfg.custom_config())
+
+
+def build_last_hyperparameters_resolver() -> tfx.dsl.Resolver:
+    """The most recent tuned hyperparameters, for runs that skip the search (--no-tune)."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        hyperparameters=tfx.dsl.Channel(type=tfx.types.standard_artifacts.HyperParameters),
+    ).with_id("latest_hyperparameters_resolver")
+
+
+def build_trainer(cfg: PipelineConfig, transformed_examples, transform_graph,
+                  hyperparameters) -> tfx.components.Trainer:
+    return tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transformed_examples,
+        transform_graph=transform_graph,
+        hyperparameters=hyperparameters,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=cfg.trainer.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=cfg.trainer.eval_steps),
+        custom_config=cfg.custom_config())

@@ -1,0 +1,128 @@
+"""Kubeflow runner: compiles the one DAG (``create_pipeline``) into a KFP v2 pipeline spec.
+
+Like ``pipeline.local_runner`` it only chooses paths and Beam args; there is no
+metadata connection because KFP provides ML Metadata in the cluster. The
+executors run in the image built from ``kubeflow/Dockerfile``, which holds the
+project at ``IMAGE_ROOT``, so host paths in the config (schema, data, push
+directory) are rewritten to where that image has them; URIs (gs://...) are
+kept as they are.
+
+    python -m kubeflow.runner --config configs/taxi.yaml
+    python -m kubeflow.runner --config configs/taxi.yaml --set beam.runner=dataflow --no-tune
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import posixpath
+import sys
+from typing import List, Optional, Sequence
+
+from tfx import v1 as tfx
+
+from pipeline.config import REPO_ROOT, TAXI_DEFAULT, ConfigError, PipelineConfig, _abs, load_config
+from pipeline.pipeline import create_pipeline
+
+# Where kubeflow/Dockerfile puts the project (WORKDIR, on PYTHONPATH) and the taxi CSV.
+IMAGE_ROOT = "/pipeline"
+IMAGE_TAXI_DATA = posixpath.join(IMAGE_ROOT, "data", "chicago_taxi")
+
+BEAM_RUNNERS = {"direct": "DirectRunner", "dataflow": "DataflowRunner",
+                "flink": "FlinkRunner", "spark": "SparkRunner"}
+# One pod, every core: 0 workers means one per CPU (fn_api_runner). Override
+# with beam.extra_args.direct in the config.
+DIRECT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                    "--direct_num_workers=0")
+
+
+def kubeflow_beam_args(cfg: PipelineConfig) -> List[str]:
+    """Beam args for the executors: ``beam.extra_args[beam.runner]`` (DirectRunner has defaults)."""
+    runner = cfg.beam.runner
+    args = list(cfg.beam.extra_args.get(runner, ()))
+    if not args:
+        if runner == "direct":
+            return list(DIRECT_BEAM_ARGS)
+        raise ConfigError(
+            f"{cfg.source_file}: key 'beam.extra_args.{runner}': expected the Beam arguments for "
+            f"beam.runner={runner} (e.g. ['--runner={BEAM_RUNNERS[runner]}', ...]), got none; "
+            f"configured runners: {sorted(cfg.beam.extra_args) or 'none'}")
+    flags = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
+    if not flags:
+        return [f"--runner={BEAM_RUNNERS[runner]}"] + args
+    if any(f != BEAM_RUNNERS[runner] for f in flags):
+        raise ConfigError(
+            f"{cfg.source_file}: key 'beam.extra_args.{runner}': expected --runner={BEAM_RUNNERS[runner]} "
+            f"for beam.runner={runner}, got {['--runner=' + f for f in flags]}")
+    return args
+
+
+def image_path(path: str) -> str:
+    """A config path as the executor pods see it: inside the repo -> under IMAGE_ROOT."""
+    if "://" in path:
+        return path
+    host = _abs(path)
+    relative = os.path.relpath(host, REPO_ROOT)
+    if relative == ".." or relative.startswith(".." + os.sep):
+        return host  # outside the project: expected at the same path in the pod (a mounted volume)
+    return posixpath.join(IMAGE_ROOT, *relative.split(os.sep))
+
+
+def image_config(cfg: PipelineConfig) -> PipelineConfig:
+    """The config with host paths rewritten for the image (also what custom_config carries)."""
+    data_path = IMAGE_TAXI_DATA if cfg.data.path == TAXI_DEFAULT else image_path(cfg.data.path)
+    return dataclasses.replace(
+        cfg,
+        schema=image_path(cfg.schema),
+        data=dataclasses.replace(cfg.data, path=data_path),
+        serving=dataclasses.replace(cfg.serving, push_dir=image_path(cfg.serving.push_dir)),
+        run_dir=image_path(cfg.run_dir),
+        source_file=image_path(cfg.source_file) if cfg.source_file else cfg.source_file)
+
+
+def output_path(cfg: PipelineConfig) -> str:
+    """``kubeflow.output_file``, relative paths resolved against the repo root."""
+    return _abs(cfg.kubeflow.output_file)
+
+
+def build_kubeflow_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
+    return create_pipeline(image_config(cfg), pipeline_root=cfg.kubeflow.pipeline_root,
+                           beam_pipeline_args=kubeflow_beam_args(cfg), tune=tune)
+
+
+def compile_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> str:
+    """Writes the pipeline spec JSON to ``kubeflow.output_file``; returns its path."""
+    path = output_path(cfg)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.kubeflow.image),
+        output_dir=os.path.dirname(path), output_filename=os.path.basename(path))
+    runner.run(build_kubeflow_pipeline(cfg, tune))
+    return path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kubeflow.runner", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  python -m kubeflow.runner --config configs/taxi.yaml\n"
+               "  python -m kubeflow.runner --config configs/taxi.yaml --set beam.runner=dataflow\n"
+               "  python -m kubeflow.runner --config configs/taxi.yaml --set kubeflow.image=REGISTRY/IMAGE:TAG --no-tune")
+    parser.add_argument("--config", required=True, help="dataset config, e.g. configs/taxi.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (repeatable), e.g. kubeflow.pipeline_root=gs://b/p")
+    parser.add_argument("--no-tune", dest="tune", action="store_false", default=None,
+                        help="skip the Tuner and reuse the latest tuned hyperparameters")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        path = compile_pipeline(cfg, tune=args.tune)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

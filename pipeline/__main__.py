@@ -1,0 +1,71 @@
+"""Command line: ``python -m pipeline run|schema-candidate --config configs/<name>.yaml``.
+
+Examples:
+  python -m pipeline run --config configs/taxi.yaml
+  python -m pipeline run --config configs/taxi.yaml --set trainer.train_steps=200 --no-tune
+  python -m pipeline schema-candidate --config configs/taxi.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise; errors still raise
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+from pipeline.config import ConfigError, load_config  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("run", "run the whole DAG locally on Beam"),
+                            ("schema-candidate", "infer a schema with SchemaGen for review")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", required=True, help="dataset config, e.g. configs/taxi.yaml")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. trainer.train_steps=200 (repeatable)")
+    sub.choices["run"].add_argument("--no-tune", action="store_true",
+                                    help="skip the search; reuse the last best hyperparameters")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "schema-candidate":
+        from pipeline.schema_candidate import write_schema_candidate
+        print(f"schema candidate written to {write_schema_candidate(cfg)}; review it against {cfg.schema_path}")
+        return 0
+    return _run(cfg, tune=False if args.no_tune else None)
+
+
+def _run(cfg, tune) -> int:
+    from pipeline import progress, report
+    from pipeline.local_runner import local_paths, run_local
+
+    paths = local_paths(cfg)
+    os.makedirs(os.path.dirname(paths.log_file), exist_ok=True)
+    print(f"pipeline {cfg.name}: data {cfg.data_path}\n  run directory {paths.root} (log: {paths.log_file})")
+    handler = progress.attach(paths.log_file)
+    start = time.time()
+    try:
+        run_local(cfg, tune)
+    except Exception as e:  # the orchestrator re-raises the failing executor's error
+        handler.fail()
+        print(f"\nRUN FAILED after {time.time() - start:.1f}s: {e}", file=sys.stderr)
+        print("Nothing was pushed; the previously pushed model is still served.", file=sys.stderr)
+        return 1
+    print(f"  {'total':<34} {'':<8} {time.time() - start:7.1f}s\n")
+    print(report.summary_text(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""``create_pipeline(config)``: the one definition of the DAG, read top to bottom.
+
+Runners (pipeline.local_runner, kubeflow.runner) only choose the pipeline
+root, the metadata store and the Beam arguments.
+"""
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.baselines import TrivialBaselines
+from components.data import (build_data_validation, build_example_gen, build_schema_importer,
+                             build_transform)
+from components.evaluation import build_baseline_model_resolver, build_evaluator
+from components.infra_validation import build_infra_validator
+from components.pusher import build_pusher
+from components.training import build_last_hyperparameters_resolver, build_trainer, build_tuner
+from pipeline.config import PipelineConfig
+from trainer import features
+
+
+def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
+                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                    beam_pipeline_args: Optional[List[str]] = None,
+                    tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
+    """The full DAG for one dataset config; ``tune`` overrides ``tuner.enabled``."""
+    tune = cfg.tuner.enabled if tune is None else tune
+
+    example_gen = build_example_gen(cfg)
+    examples = example_gen.outputs["examples"]
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    schema_importer = build_schema_importer(cfg)
+    schema = schema_importer.outputs["schema"]
+    example_validator, anomalies_gate = build_data_validation(statistics_gen.outputs["statistics"], schema)
+
+    transform = build_transform(cfg, examples, anomalies_gate.outputs["validated_schema"])
+    transformed = transform.outputs["transformed_examples"]
+    transform_graph = transform.outputs["transform_graph"]
+
+    if tune:
+        hyperparameter_source = build_tuner(cfg, transformed, transform_graph)
+        hyperparameters = hyperparameter_source.outputs["best_hyperparameters"]
+    else:
+        hyperparameter_source = build_last_hyperparameters_resolver()
+        hyperparameters = hyperparameter_source.outputs["hyperparameters"]
+    trainer = build_trainer(cfg, transformed, transform_graph, hyperparameters)
+    model = trainer.outputs["model"]
+
+    baselines = TrivialBaselines(
+        examples=transformed, transform_graph=transform_graph,
+        label_key=features.transformed_label_name(cfg),
+        feature_keys_json=json.dumps(_baseline_keys(cfg)))
+    baseline_model = build_baseline_model_resolver()
+    evaluator = build_evaluator(cfg, examples, model, baseline_model.outputs["model"])
+    infra_validator = build_infra_validator(cfg, model, examples)
+    pusher = build_pusher(model, evaluator.outputs["blessing"], infra_validator.outputs["blessing"],
+                          cfg.push_dir)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=cfg.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_importer, example_validator, anomalies_gate,
+                    transform, hyperparameter_source, trainer, baselines, baseline_model,
+                    evaluator, infra_validator, pusher],
+        enable_cache=True,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])
+
+
+def _baseline_keys(cfg: PipelineConfig) -> List[str]:
+    """The main transformed key of each feature the one-feature rule may try."""
+    by_name = {f.name: f for f in cfg.features}
+    return [features.primary_transformed_key(by_name[name]) for name in cfg.evaluation.baseline_features]

@@ -1,0 +1,81 @@
+"""One progress line per component, from the local orchestrator's own log.
+
+LocalDagRunner logs "Component X is running/finished" and whether a cached
+execution was reused; this handler turns those into
+``  Transform                   done     12.3s`` lines and keeps the full log
+in a file, so the terminal stays readable.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Dict, List, Optional, TextIO, Tuple
+
+_RUNNING = re.compile(r"Component (\S+) is running\.")
+_FINISHED = re.compile(r"Component (\S+) is finished\.")
+_CACHED = re.compile(r"A cached execution \d+ is used\.")
+_SKIPPED = re.compile(r"Skipping (component|execution for)")
+
+
+class ProgressHandler(logging.Handler):
+    """Prints a line per finished component and records (name, state, seconds)."""
+
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        super().__init__(level=logging.INFO)
+        self.stream = stream
+        self.rows: List[Tuple[str, str, float]] = []
+        self.current: Optional[str] = None
+        self._start = 0.0
+        self._state = "done"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if m := _RUNNING.search(message):
+            self.current, self._start, self._state = m.group(1), time.time(), "done"
+        elif _CACHED.search(message):
+            self._state = "cached"
+        elif _SKIPPED.search(message):
+            self._state = "skipped"
+        elif (m := _FINISHED.search(message)) and m.group(1) == self.current:
+            self._report(self._state)
+
+    def fail(self) -> None:
+        """Marks the component that was running when the run raised."""
+        if self.current and (not self.rows or self.rows[-1][0] != self.current):
+            self._report("FAILED")
+
+    def _report(self, state: str) -> None:
+        seconds = time.time() - self._start
+        self.rows.append((self.current, state, seconds))
+        self.stream.write(f"  {self.current:<34} {state:<8} {seconds:7.1f}s\n")
+        self.stream.flush()
+
+    @property
+    def states(self) -> Dict[str, str]:
+        return {name: state for name, state, _ in self.rows}
+
+
+def attach(log_file: str) -> ProgressHandler:
+    """Routes TFX/absl INFO logs to ``log_file`` and progress lines to stdout."""
+    from absl import logging as absl_logging
+
+    absl_logging.use_absl_handler()
+    absl_logging.get_absl_handler().setLevel(logging.ERROR)  # terminal: errors only
+    absl_logging.set_verbosity(absl_logging.INFO)
+    tf_logger = logging.getLogger("tensorflow")  # has its own stderr handler
+    tf_logger.handlers.clear()
+    tf_logger.propagate = True
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for old in [h for h in root.handlers if getattr(h, "_pipeline_run", False)]:
+        root.removeHandler(old)  # a previous run in this process
+        old.close()
+    file_handler = logging.FileHandler(log_file, mode="w")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    progress = ProgressHandler()
+    for handler in (file_handler, progress):
+        handler._pipeline_run = True
+        root.addHandler(handler)
+    return progress

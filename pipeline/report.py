@@ -1,0 +1,43 @@
+"""The end-of-run summary: metrics beside baselines, blessing and why, the push."""
+from __future__ import annotations
+
+import os
+
+from pipeline.config import PipelineConfig
+from pipeline.local_runner import local_paths
+from pipeline.results import RunResult, collect
+
+_SHOWN_METRICS = ("auc", "binary_accuracy", "sparse_categorical_accuracy", "precision", "recall",
+                  "calibration", "mean_label", "mean_prediction", "example_count")
+
+
+def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
+    result = result or collect(local_paths(cfg).metadata, cfg.pipeline_name)
+    lines = ["Evaluation (eval split):"]
+    for name in _SHOWN_METRICS:
+        if name in result.metrics:
+            lines.append(f"  {name:<28} {result.metrics[name]:.4f}")
+    if result.baselines:
+        majority = result.baselines["majority_class"]
+        lines.append(f"  {'baseline: majority class':<28} {majority['accuracy']:.4f} (accuracy)")
+        rule = result.baselines.get("one_feature_rule") or {}
+        if rule:
+            lines.append(f"  {'baseline: best one-feature':<28} {rule['accuracy']:.4f} "
+                         f"(accuracy, rule on {rule['feature']})")
+    if result.model_blessed is not None:
+        why = "all thresholds met" if result.model_blessed else "; ".join(result.blessing_failures)
+        lines.append(f"Evaluator: {'BLESSED' if result.model_blessed else 'NOT blessed'} ({why})")
+    if result.infra_blessed is not None:
+        why = result.infra_reason or ("canary requests answered" if result.infra_blessed else "")
+        lines.append(f"InfraValidator: {'BLESSED' if result.infra_blessed else 'NOT blessed'} ({why})")
+    if result.pushed:
+        lines += [f"Pushed to {result.pushed_to}",
+                  "Serve it (TF Serving REST API on :8501):",
+                  f"  python -m serving.model_server --model_dir {result.pushed_to} "
+                  f"--model_name {cfg.serving.model_name} --port 8501",
+                  f"  docker run -p 8501:8501 -v {os.path.dirname(result.pushed_to)}:/models/"
+                  f"{cfg.serving.model_name} -e MODEL_NAME={cfg.serving.model_name} "
+                  f"{cfg.serving.tf_serving_image}:{cfg.serving.tf_serving_tag}"]
+    else:
+        lines.append(f"Not pushed: the model serving from {cfg.push_dir} (if any) is unchanged.")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""What the latest run produced, read back from ML Metadata.
+
+The summary a person sees after ``python -m pipeline run`` is derived from the
+metadata store (not from in-process state), so it is exactly what is traceable
+there: metrics, baselines, blessings and where the model was pushed.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.baselines import BASELINES_FILE
+
+
+@dataclass
+class RunResult:
+    """Outputs of the most recent pipeline run."""
+    metrics: Dict[str, float] = field(default_factory=dict)
+    baselines: Dict[str, dict] = field(default_factory=dict)
+    model_blessed: Optional[bool] = None
+    blessing_failures: List[str] = field(default_factory=list)
+    infra_blessed: Optional[bool] = None
+    infra_reason: str = ""
+    pushed: bool = False
+    pushed_to: str = ""
+    artifacts: Dict[str, Dict[str, str]] = field(default_factory=dict)
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run_outputs(metadata_path: str, pipeline_name: str) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
+    """node id -> output key -> artifact, for the newest run of ``pipeline_name``."""
+    store = _store(metadata_path)
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        return {}
+    runs = [c for c in store.get_contexts_by_type("pipeline_run")
+            if any(e.id for e in store.get_executions_by_context(c.id))]
+    if not runs:
+        return {}
+    latest = max(runs, key=lambda c: c.create_time_since_epoch)
+    outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
+    executions = store.get_executions_by_context(latest.id)
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}
+    node_of = {}
+    for execution in executions:
+        for ctx in store.get_contexts_by_execution(execution.id):
+            if ctx.name.startswith(pipeline_name + ".") and ctx.type_id == _node_type_id(store):
+                node_of[execution.id] = ctx.name[len(pipeline_name) + 1:]
+    for ev in events:
+        if ev.type != metadata_store_pb2.Event.OUTPUT or ev.execution_id not in node_of:
+            continue
+        key = ev.path.steps[0].key if ev.path.steps else "output"
+        outputs.setdefault(node_of[ev.execution_id], {})[key] = artifacts[ev.artifact_id]
+    return outputs
+
+
+def _node_type_id(store: metadata_store.MetadataStore) -> int:
+    return store.get_context_type("node").id
+
+
+def _int_prop(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
+    value = artifact.custom_properties.get(name)
+    return None if value is None else value.int_value
+
+
+def _str_prop(artifact: metadata_store_pb2.Artifact, name: str) -> str:
+    value = artifact.custom_properties.get(name)
+    return "" if value is None else value.string_value
+
+
+def collect(metadata_path: str, pipeline_name: str) -> RunResult:
+    """Reads metrics, baselines, blessings and the push of the newest run."""
+    outputs = latest_run_outputs(metadata_path, pipeline_name)
+    result = RunResult(artifacts={node: {k: a.uri for k, a in outs.items()} for node, outs in outputs.items()})
+    evaluator = outputs.get("Evaluator", {})
+    if "evaluation" in evaluator:
+        result.metrics = overall_metrics(evaluator["evaluation"].uri)
+        result.blessing_failures = validation_failures(evaluator["evaluation"].uri)
+    if "blessing" in evaluator:
+        result.model_blessed = _int_prop(evaluator["blessing"], "blessed") == 1
+    for node, outs in outputs.items():
+        if "baselines" in outs:
+            path = os.path.join(outs["baselines"].uri, BASELINES_FILE)
+            if os.path.exists(path):
+                with open(path) as f:
+                    result.baselines = json.load(f)
+        if "InfraValidator" in node and "blessing" in outs:
+            result.infra_blessed = _int_prop(outs["blessing"], "blessed") == 1
+            result.infra_reason = _str_prop(outs["blessing"], "reason")
+        if "pushed_model" in outs:
+            result.pushed = _int_prop(outs["pushed_model"], "pushed") == 1
+            result.pushed_to = _str_prop(outs["pushed_model"], "pushed_destination")
+    return result
+
+
+def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """The candidate model's metrics on the whole eval split."""
+    import tensorflow_model_analysis as tfma
+
+    eval_result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in eval_result.slicing_metrics:
+        if slice_key == ():
+            values = next(iter(metrics.values()))
+            values = values.get("", values)
+            return {name: v["doubleValue"] for name, v in values.items() if "doubleValue" in v}
+    return {}
+
+
+def validation_failures(evaluation_uri: str) -> List[str]:
+    """Why TFMA did not bless: each failed threshold with the metric's value."""
+    import tensorflow_model_analysis as tfma
+
+    try:
+        validation = tfma.load_validation_result(evaluation_uri)
+    except Exception:  # no validation file: no thresholds were evaluated
+        return []
+    failures = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures.append(describe_failure(failure))
+    return failures
+
+
+def describe_failure(failure) -> str:
+    """'auc = 0.8834 is below the floor 0.9' / '... regressed by more than 0.01 vs the baseline'."""
+    key = failure.metric_key
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    what = f"{key.name} {'change vs blessed baseline' if key.is_diff else ''}".strip()
+    if threshold.HasField("value_threshold"):
+        bound = threshold.value_threshold.lower_bound.value
+        return f"{what} = {value:.4f}, below the floor {bound:g}"
+    if threshold.HasField("change_threshold"):
+        bound = threshold.change_threshold.absolute.value
+        return f"{what} = {value:+.4f}, worse than the allowed {bound:+g}"
+    return f"{what} = {value:.4f}: {failure.message}"

@@ -1,0 +1,1 @@
+"""Serving: the REST model server (TF Serving's API), exports and gateway."""

@@ -1,0 +1,97 @@
+"""The real DAG on a few hundred taxi rows: push, serve, gate and regression."""
+import json
+import os
+import urllib.request
+
+import pytest
+
+from pipeline.__main__ import main
+from pipeline.local_runner import local_paths
+from pipeline.results import collect
+from serving.model_server import launch
+from tests.conftest import TAXI_CONFIG
+from tests.e2e.conftest import config_for, small_overrides, write_sample
+
+pytestmark = pytest.mark.e2e
+
+ALL_COMPONENTS = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                  "AnomaliesGate", "Transform", "Tuner", "Trainer", "TrivialBaselines",
+                  "latest_blessed_model_resolver", "Evaluator", "InfraValidator", "Pusher"}
+
+
+def _cli(root, data_dir, *extra):
+    args = ["run", "--config", TAXI_CONFIG]
+    for override in small_overrides(root, data_dir) + list(extra):
+        args += ["--set", override]
+    return main(args)
+
+
+def _versions(cfg):
+    return sorted(d for d in os.listdir(cfg.push_dir) if d.isdigit()) if os.path.isdir(cfg.push_dir) else []
+
+
+@pytest.fixture(scope="module")
+def first_run(sample_root):
+    root, data_dir = sample_root
+    code = _cli(root, data_dir)
+    return config_for(root, data_dir), code
+
+
+def test_every_component_runs_and_model_is_pushed(first_run, capsys):
+    cfg, code = first_run
+    assert code == 0
+    result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
+    assert ALL_COMPONENTS <= set(result.artifacts) | {"latest_blessed_model_resolver"}
+    assert result.model_blessed and result.infra_blessed and result.pushed
+    assert result.metrics["auc"] > 0.6
+    assert result.baselines["majority_class"]["accuracy"] > 0.5
+    versions = _versions(cfg)
+    assert len(versions) == 1
+    assert result.pushed_to == os.path.join(cfg.push_dir, versions[0])
+    assert os.path.isfile(os.path.join(result.pushed_to, "saved_model.pb"))
+
+
+def test_pushed_model_answers_a_rest_request(first_run):
+    cfg, _ = first_run
+    version = _versions(cfg)[-1]
+    instance = {"fare": 12.45, "trip_miles": 2.1, "trip_seconds": 600, "payment_type": "Credit Card",
+                "company": "Taxi Affiliation Services", "trip_start_hour": 19, "trip_start_day": 6,
+                "trip_start_month": 5, "trip_start_timestamp": 1400269500,
+                "pickup_community_area": 8, "dropoff_community_area": 32,
+                "pickup_latitude": 41.9, "pickup_longitude": -87.63,
+                "dropoff_latitude": 41.88, "dropoff_longitude": -87.62}
+    with launch(os.path.join(cfg.push_dir, version), cfg.serving.model_name, version) as server:
+        body = json.dumps({"instances": [instance, dict(instance, payment_type="Cash")]}).encode()
+        request = urllib.request.Request(server.model_url(cfg.serving.model_name) + ":predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            predictions = json.load(response)["predictions"]
+    assert len(predictions) == 2
+    assert all(0.0 <= p[0] <= 1.0 for p in predictions)
+
+
+def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_root):
+    cfg, _ = first_run
+    root, data_dir = sample_root
+    before = _versions(cfg)
+    # a barely trained model, reusing the last tuned hyperparameters (as --no-tune does)
+    code = _cli(root, data_dir, "trainer.train_steps=1", "trainer.learning_rate=0.000001",
+                "tuner.enabled=false")
+    assert code == 0
+    result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
+    assert result.model_blessed is False and not result.pushed
+    assert any("auc" in failure for failure in result.blessing_failures)
+    assert _versions(cfg) == before
+
+
+def test_corrupted_column_stops_before_transform(tmp_path, capsys):
+    root = str(tmp_path)
+    data_dir = write_sample(os.path.join(root, "bad_data"), corrupt_column="trip_miles")
+    code = _cli(root, data_dir)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "data validation failed" in err and "'trip_miles'" in err
+    cfg = config_for(root, data_dir)
+    result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
+    assert "Transform" not in result.artifacts and not result.pushed
+    assert not os.path.exists(cfg.push_dir)

@@ -1,0 +1,69 @@
+"""preprocessing_fn through tft_beam on a few in-memory rows, outputs checked."""
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from tests.unit.taxi_rows import ROWS
+from trainer import features, preprocessing
+
+def _run(cfg):
+    spec = features.raw_feature_spec(cfg)
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=False):
+        (out, _), _ = ((ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False))
+    return out
+
+
+@pytest.fixture(scope="module")
+def transformed(taxi_config):
+    return _run(taxi_config)
+
+
+def test_label_is_big_tipper(transformed):
+    # tips > 0.2 * fare: 0 > 2 no; 5 > 4 yes; 1 > 6 no.
+    assert [r["big_tipper_xf"] for r in transformed] == [0, 1, 0]
+
+
+def test_numeric_is_z_scored_with_missing_indicator(transformed):
+    secs = np.array([r["trip_seconds_xf"] for r in transformed])
+    missing = [r["trip_seconds_missing_xf"] for r in transformed]
+    assert missing == [0.0, 1.0, 0.0]
+    assert abs(secs.mean()) < 1e-5
+    # the missing row is imputed with the mean, so its z-score is the centre
+    assert abs(secs[1]) < 1e-5 and secs[0] < 0 < secs[2]
+    fares = [r["fare_xf"] for r in transformed]
+    assert fares[0] < fares[1] < fares[2]
+
+
+def test_categorical_vocabulary_and_oov(transformed, taxi_config):
+    ids = [r["payment_type_xf"] for r in transformed]
+    # payment_type has frequency_threshold 1: both values in the vocabulary, most frequent first
+    assert ids == [1, 0, 0]
+    # company needs 5 occurrences: every value falls in the single OOV bucket (id = vocab size)
+    assert len({r["company_xf"] for r in transformed}) == 1
+
+
+def test_bucketized_missing_gets_its_own_bucket(transformed):
+    ids = [r["pickup_latitude_xf"] for r in transformed]
+    assert ids[2] == 10 and all(0 <= i < 10 for i in ids[:2])
+
+
+def test_timestamp_parts(transformed):
+    # 1400269500 = 2014-05-16 19:45 UTC (a Friday)
+    first = transformed[0]
+    assert first["trip_start_timestamp_hour_xf"] == 19
+    assert first["trip_start_timestamp_weekday_xf"] == 4
+    assert first["trip_start_timestamp_month_xf"] == 4
+
+
+def test_month_from_days_matches_calendar():
+    import datetime
+    days = np.arange(0, 20000, 37, dtype=np.int64)
+    got = preprocessing.month_from_days(tf.constant(days)).numpy()
+    want = [(datetime.date(1970, 1, 1) + datetime.timedelta(days=int(d))).month for d in days]
+    assert list(got) == want

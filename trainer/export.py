@@ -1,0 +1,61 @@
+"""SavedModel export with the signatures every consumer needs.
+
+- ``serving_default``: raw features by name, one value per row (TF Serving REST
+  ``{"instances": [{"fare": 7.25, ...}]}``, TFLite and TF.js).
+- ``serving_tf_example``: serialized tf.Example (TF Serving's classify API);
+  missing features are allowed here, Transform imputes them.
+- ``transform_features``: serialized tf.Example -> transformed features incl.
+  the label; TFMA uses it to compute labels from raw examples.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipeline.config import PipelineConfig
+from trainer import features
+
+OUTPUT_KEY = "outputs"
+
+
+def _dense_to_sparse(x: tf.Tensor) -> tf.SparseTensor:
+    """One present value per row, shaped like a parsed VarLen feature."""
+    n = tf.shape(x, out_type=tf.int64)[0]
+    indices = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
+    return tf.SparseTensor(indices, x, tf.stack([n, tf.constant(1, tf.int64)]))
+
+
+def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
+                         cfg: PipelineConfig, serving_dir: str) -> None:
+    """Saves ``model`` with the Transform graph attached and three signatures."""
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    model_keys = list(model.input_names)
+    raw_spec = features.raw_feature_spec(cfg, include_label=False)
+    full_spec = features.raw_feature_spec(cfg, include_label=True)
+
+    def predict(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        return {OUTPUT_KEY: model({k: transformed[k] for k in model_keys})}
+
+    raw_signature = {name: tf.TensorSpec([None], features.tf_dtype(dtype), name=name)
+                     for name, dtype in features.serving_feature_dtypes(cfg).items()}
+
+    @tf.function(input_signature=[raw_signature])
+    def serve_raw_features(raw):
+        return predict(model.tft_layer({k: _dense_to_sparse(v) for k, v in raw.items()}))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(serialized):
+        return predict(model.tft_layer(tf.io.parse_example(serialized, raw_spec)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized):
+        return model.tft_layer(tf.io.parse_example(serialized, full_spec))
+
+    signatures = {
+        "serving_default": serve_raw_features.get_concrete_function(),
+        "serving_tf_example": serve_tf_examples.get_concrete_function(),
+        "transform_features": transform_features.get_concrete_function(),
+    }
+    model.save(serving_dir, save_format="tf", signatures=signatures)

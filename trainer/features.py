@@ -1,0 +1,113 @@
+"""Feature names and specs, derived from the dataset config: the one place for them.
+
+Transform, Tuner, Trainer, the export signatures and the Evaluator all ask this
+module what the raw inputs are and what Transform turns them into, so adding a
+feature is a config edit, never a code edit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping
+
+import tensorflow as tf
+
+from pipeline.config import FeatureConfig, PipelineConfig, config_from_dict
+
+_TF_DTYPES = {"float": tf.float32, "int": tf.int64, "string": tf.string}
+_TIMESTAMP_PART_SIZES = {"hour": 24, "weekday": 7, "month": 12}
+
+
+def transformed_name(name: str) -> str:
+    """The name Transform gives the output derived from raw input ``name``."""
+    return f"{name}_xf"
+
+
+def missing_indicator_name(name: str) -> str:
+    return transformed_name(f"{name}_missing")
+
+
+def vocabulary_name(name: str) -> str:
+    """The vocabulary file name Transform writes for a categorical feature."""
+    return f"vocab_{name}"
+
+
+def tf_dtype(dtype: str) -> tf.dtypes.DType:
+    return _TF_DTYPES[dtype]
+
+
+def config_from_custom_config(custom_config: Mapping[str, Any]) -> PipelineConfig:
+    """Rebuilds the typed config that the pipeline passed to Transform/Tuner/Trainer."""
+    return config_from_dict(custom_config["pipeline_config"], source="custom_config")
+
+
+def label_source_columns(cfg: PipelineConfig) -> List[str]:
+    """Raw columns the label is computed from (absent at serving time)."""
+    cols = [cfg.label.column]
+    if cfg.label.kind == "ratio_threshold" and cfg.label.denominator not in cols:
+        denominator_is_feature = any(f.name == cfg.label.denominator for f in cfg.features)
+        if not denominator_is_feature:
+            cols.append(cfg.label.denominator)
+    return cols
+
+
+def label_dtype(cfg: PipelineConfig) -> str:
+    return {"ratio_threshold": "float", "column": "int", "classes": "string"}[cfg.label.kind]
+
+
+def serving_feature_dtypes(cfg: PipelineConfig) -> Dict[str, str]:
+    """Raw serving inputs (name -> config dtype), in config order."""
+    return {f.name: f.dtype for f in cfg.features}
+
+
+def raw_feature_spec(cfg: PipelineConfig, include_label: bool = True) -> Dict[str, Any]:
+    """tf.io parsing spec for raw tf.Examples; every column may be missing (VarLen)."""
+    spec = {f.name: tf.io.VarLenFeature(tf_dtype(f.dtype)) for f in cfg.features}
+    if include_label:
+        for col in label_source_columns(cfg):
+            dtype = label_dtype(cfg) if col == cfg.label.column else "float"
+            spec[col] = tf.io.VarLenFeature(tf_dtype(dtype))
+    return spec
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One transformed tensor the Keras model consumes.
+
+    ``cardinality`` is 0 for dense floats, else the number of integer ids
+    (known from the config, or read from the vocabulary after Transform).
+    """
+    key: str
+    cardinality: int
+    source: str
+
+
+def model_inputs(cfg: PipelineConfig, vocabulary_sizes: Mapping[str, int]) -> List[ModelInput]:
+    """The model's input tensors; ``vocabulary_sizes`` maps feature -> vocab size."""
+    inputs: List[ModelInput] = []
+    for f in cfg.features:
+        inputs.extend(_inputs_for(f, vocabulary_sizes))
+    return inputs
+
+
+def _inputs_for(f: FeatureConfig, vocabulary_sizes: Mapping[str, int]) -> List[ModelInput]:
+    if f.kind == "numeric":
+        return [ModelInput(transformed_name(f.name), 0, f.name),
+                ModelInput(missing_indicator_name(f.name), 0, f.name)]
+    if f.kind == "categorical":
+        size = vocabulary_sizes[f.name] + f.oov_buckets
+        return [ModelInput(transformed_name(f.name), size, f.name)]
+    if f.kind == "bucketized":  # one extra id for "missing"
+        return [ModelInput(transformed_name(f.name), f.buckets + 1, f.name)]
+    if f.kind == "timestamp":
+        return [ModelInput(transformed_name(f"{f.name}_{part}"), _TIMESTAMP_PART_SIZES[part], f.name)
+                for part in f.parts]
+    raise ValueError(f"feature {f.name!r}: unknown kind {f.kind!r}")
+
+
+def primary_transformed_key(feature: FeatureConfig) -> str:
+    """The transformed key that carries a feature's main signal."""
+    return _inputs_for(feature, {feature.name: 1})[0].key
+
+
+def transformed_label_name(cfg: PipelineConfig) -> str:
+    return transformed_name(cfg.label.name)

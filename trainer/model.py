@@ -1,0 +1,82 @@
+"""The Keras model: wide & deep over Transform's outputs.
+
+Wide part: a linear weight per categorical id and per dense input, which
+memorises strong single-feature rules (payment type). Deep part: embeddings
+plus dense inputs through an MLP, which learns the interactions (fare level
+within a payment type). Both add into one logit per class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Mapping, Sequence
+
+import tensorflow as tf
+
+from pipeline.config import TrainerConfig
+from trainer.features import ModelInput
+
+
+@dataclass(frozen=True)
+class HyperParameters:
+    """What the Tuner searches and the Trainer uses."""
+    learning_rate: float
+    hidden_units: int
+    num_layers: int
+    embedding_dim: int
+    dropout: float
+
+    @classmethod
+    def from_trainer_config(cls, trainer: TrainerConfig) -> "HyperParameters":
+        return cls(trainer.learning_rate, trainer.hidden_units, trainer.num_layers,
+                   trainer.embedding_dim, trainer.dropout)
+
+    def updated(self, values: Mapping[str, Any]) -> "HyperParameters":
+        """These hyperparameters with tuned ``values`` (unknown keys ignored)."""
+        known = {k: v for k, v in values.items() if k in self.__dataclass_fields__}
+        return replace(self, **known)
+
+
+def build_model(inputs: Sequence[ModelInput], hparams: HyperParameters, num_classes: int) -> tf.keras.Model:
+    """A compiled wide & deep classifier over ``inputs`` (transformed feature keys)."""
+    out_units = 1 if num_classes == 2 else num_classes
+    keras_inputs: Dict[str, tf.keras.Input] = {}
+    wide_terms, deep_terms, dense_values = [], [], []
+    for spec in inputs:
+        if spec.cardinality:
+            x = tf.keras.Input(shape=(), name=spec.key, dtype=tf.int64)
+            keras_inputs[spec.key] = x
+            ids = tf.keras.layers.Lambda(lambda t, n=spec.cardinality: tf.clip_by_value(t, 0, n - 1))(x)
+            wide_terms.append(tf.keras.layers.Embedding(spec.cardinality, out_units,
+                                                        name=f"wide_{spec.key}")(ids))
+            dim = min(hparams.embedding_dim, spec.cardinality)
+            deep_terms.append(tf.keras.layers.Embedding(spec.cardinality, dim,
+                                                        name=f"embed_{spec.key}")(ids))
+        else:
+            x = tf.keras.Input(shape=(), name=spec.key, dtype=tf.float32)
+            keras_inputs[spec.key] = x
+            dense_values.append(tf.keras.layers.Reshape((1,))(x))
+    if dense_values:
+        dense = tf.keras.layers.Concatenate()(dense_values) if len(dense_values) > 1 else dense_values[0]
+        wide_terms.append(tf.keras.layers.Dense(out_units, name="wide_dense")(dense))
+        deep_terms.append(dense)
+    deep = tf.keras.layers.Concatenate()(deep_terms) if len(deep_terms) > 1 else deep_terms[0]
+    for i in range(hparams.num_layers):
+        deep = tf.keras.layers.Dense(hparams.hidden_units, activation="relu", name=f"deep_{i}")(deep)
+        if hparams.dropout:
+            deep = tf.keras.layers.Dropout(hparams.dropout)(deep)
+    logits = tf.keras.layers.Add()(wide_terms + [tf.keras.layers.Dense(out_units, name="deep_out")(deep)])
+    activation = "sigmoid" if out_units == 1 else "softmax"
+    outputs = tf.keras.layers.Activation(activation, name="outputs")(logits)
+    model = tf.keras.Model(keras_inputs, outputs)
+    _compile(model, hparams.learning_rate, binary=out_units == 1)
+    return model
+
+
+def _compile(model: tf.keras.Model, learning_rate: float, binary: bool) -> None:
+    if binary:
+        loss = tf.keras.losses.BinaryCrossentropy()
+        metrics = [tf.keras.metrics.BinaryAccuracy(name="accuracy"), tf.keras.metrics.AUC(name="auc")]
+    else:
+        loss = tf.keras.losses.SparseCategoricalCrossentropy()
+        metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)

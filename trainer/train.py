@@ -1,0 +1,70 @@
+"""Plain training: config + Transform output in, fitted Keras model out.
+
+No TFX types here, so the whole loop is testable on a small materialised
+dataset; ``trainer.run.run_fn`` is only the adapter from TFX's ``FnArgs``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Iterable, Optional
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipeline.config import PipelineConfig
+from trainer import data, features
+from trainer.model import HyperParameters, build_model
+
+_EPOCHS = 10  # train_steps are split into this many epochs so early stopping can act
+
+
+class _EpochLogger(tf.keras.callbacks.Callback):
+    """Epoch metrics to the log (the run's log file), not the terminal."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
+        logging.info("epoch %d: %s", epoch + 1, metrics)
+
+
+def vocabulary_sizes(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
+    """Vocabulary size per categorical feature, as Transform computed it."""
+    return {f.name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_name(f.name))
+            for f in cfg.features if f.kind == "categorical"}
+
+
+def build_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
+              hparams: HyperParameters) -> tf.keras.Model:
+    """The model for this dataset's transformed features."""
+    inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
+    return build_model(inputs, hparams, cfg.num_classes)
+
+
+def datasets(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
+             train_patterns: Iterable[str], eval_patterns: Iterable[str]):
+    """(train, eval) datasets of transformed features and labels."""
+    spec = tf_transform_output.transformed_feature_spec()
+    label = features.transformed_label_name(cfg)
+    seed, batch = cfg.trainer.seed, cfg.trainer.batch_size
+    return (data.make_dataset(train_patterns, spec, label, batch, seed),
+            data.make_dataset(eval_patterns, spec, label, batch, seed, shuffle=False))
+
+
+def train(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
+          train_patterns: Iterable[str], eval_patterns: Iterable[str],
+          hparams: Optional[HyperParameters] = None, train_steps: Optional[int] = None,
+          log_dir: Optional[str] = None) -> tf.keras.Model:
+    """Fits the model with a fixed seed and early stopping on the eval loss."""
+    tf.keras.utils.set_random_seed(cfg.trainer.seed)
+    hparams = hparams or HyperParameters.from_trainer_config(cfg.trainer)
+    steps = train_steps or cfg.trainer.train_steps
+    train_ds, eval_ds = datasets(cfg, tf_transform_output, train_patterns, eval_patterns)
+    model = build_for(cfg, tf_transform_output, hparams)
+    callbacks = [tf.keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.trainer.early_stopping_patience, restore_best_weights=True)]
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
+    epochs = min(_EPOCHS, steps)
+    model.fit(train_ds, steps_per_epoch=max(1, steps // epochs), epochs=epochs,
+              validation_data=eval_ds, validation_steps=cfg.trainer.eval_steps,
+              callbacks=callbacks + [_EpochLogger()], verbose=0)
+    return model
