@@ -24,7 +24,7 @@ def component_seconds(metadata_path: str):
     rows = db.execute(
         "SELECT c.name, e.create_time_since_epoch, e.last_update_time_since_epoch, e.last_known_state "
         "FROM Execution e JOIN Association a ON a.execution_id = e.id JOIN Context c ON c.id = a.context_id "
-        "JOIN ContextType t ON t.id = c.type_id WHERE t.name = 'node' ORDER BY e.id").fetchall()
+        "JOIN Type t ON t.id = c.type_id WHERE t.name = 'node' ORDER BY e.id").fetchall()
     states = {3: "done", 4: "failed", 5: "cached"}
     return [(name.split(".", 1)[1], (end - start) / 1000.0, states.get(state, str(state)))
             for name, start, end, state in rows]

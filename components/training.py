@@ -14,14 +14,20 @@ TUNER_FN = "trainer.tuning.tuner_fn"
 RUN_FN = "trainer.run.run_fn"
 
 
+def _fit_args(cfg: PipelineConfig, transformed_examples, transform_graph, train_steps: int) -> dict:
+    """What Tuner and Trainer share: data, Transform graph, step budgets and the config."""
+    return dict(
+        examples=transformed_examples,
+        transform_graph=transform_graph,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=cfg.trainer.eval_steps),
+        custom_config=cfg.custom_config())
+
+
 def build_tuner(cfg: PipelineConfig, transformed_examples, transform_graph) -> tfx.components.Tuner:
     return tfx.components.Tuner(
         tuner_fn=TUNER_FN,
-        examples=transformed_examples,
-        transform_graph=transform_graph,
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=cfg.tuner.trial_steps),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=cfg.trainer.eval_steps),
-        custom_config=cfg.custom_config())
+        **_fit_args(cfg, transformed_examples, transform_graph, cfg.tuner.trial_steps))
 
 
 def build_last_hyperparameters_resolver() -> tfx.dsl.Resolver:
@@ -35,10 +41,5 @@ def build_last_hyperparameters_resolver() -> tfx.dsl.Resolver:
 def build_trainer(cfg: PipelineConfig, transformed_examples, transform_graph,
                   hyperparameters) -> tfx.components.Trainer:
     return tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transformed_examples,
-        transform_graph=transform_graph,
-        hyperparameters=hyperparameters,
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=cfg.trainer.train_steps),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=cfg.trainer.eval_steps),
-        custom_config=cfg.custom_config())
+        run_fn=RUN_FN, hyperparameters=hyperparameters,
+        **_fit_args(cfg, transformed_examples, transform_graph, cfg.trainer.train_steps))
