@@ -7,7 +7,7 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from tests.unit.taxi_rows import ROWS
+from tests.conftest import ROWS
 from trainer import features, preprocessing
 
 def _run(cfg):

@@ -9,7 +9,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from tests.unit.taxi_rows import ROWS
+from tests.conftest import ROWS
 from trainer import features, preprocessing
 from trainer.export import OUTPUT_KEY, export_serving_model
 from trainer.model import HyperParameters
