@@ -4,6 +4,7 @@ Usage: .venv/bin/python bench/pipeline_bench.py [WORK_DIR] [--set key=value ...]
 Prints seconds per component (from each run's ML Metadata), totals and the
 Evaluator's overall metrics for both pipelines, and our warm rerun time.
 """
+import argparse
 import json
 import os
 import re
@@ -73,8 +74,11 @@ def print_components(title, rows):
 
 
 def main(argv):
-    work = os.path.abspath(argv[0]) if argv and not argv[0].startswith("--") else "/tmp/pipeline_bench"
-    overrides = [a for a in argv[1:] if not a.startswith("--set")] if argv else []
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work_dir", nargs="?", default="/tmp/pipeline_bench")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    work, overrides = os.path.abspath(args.work_dir), args.overrides
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     cold = ours(work, overrides, "cold")
@@ -91,7 +95,7 @@ def main(argv):
     if ref:
         print(f"  TFX taxi example     {ref['total_s']:7.1f}s   (wall {ref['wall_s']}s)")
     print("\nEval metrics (eval split):")
-    print(f"  ours: " + ", ".join(f"{k}={v:.4f}" for k, v in cold["metrics"].items()))
+    print("  ours: " + ", ".join(f"{k}={v:.4f}" for k, v in cold["metrics"].items()))
     for name, value, rest in cold["baselines"]:
         print(f"  baseline {name}: accuracy={value}{rest}")
     if ref:

@@ -21,7 +21,8 @@ from typing import List, Optional, Sequence
 
 from tfx import v1 as tfx
 
-from pipeline.config import REPO_ROOT, TAXI_DEFAULT, ConfigError, PipelineConfig, _abs, load_config
+from pipeline.config import REPO_ROOT, TAXI_DEFAULT, ConfigError, PipelineConfig, resolve_path, load_config
+from pipeline.cli_args import add_config_arguments
 from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the project (WORKDIR, on PYTHONPATH) and the taxi CSV.
@@ -61,7 +62,7 @@ def image_path(path: str) -> str:
     """A config path as the executor pods see it: inside the repo -> under IMAGE_ROOT."""
     if "://" in path:
         return path
-    host = _abs(path)
+    host = resolve_path(path)
     relative = os.path.relpath(host, REPO_ROOT)
     if relative == ".." or relative.startswith(".." + os.sep):
         return host  # outside the project: expected at the same path in the pod (a mounted volume)
@@ -82,7 +83,7 @@ def image_config(cfg: PipelineConfig) -> PipelineConfig:
 
 def output_path(cfg: PipelineConfig) -> str:
     """``kubeflow.output_file``, relative paths resolved against the repo root."""
-    return _abs(cfg.kubeflow.output_file)
+    return resolve_path(cfg.kubeflow.output_file)
 
 
 def build_kubeflow_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
@@ -108,11 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "  python -m kubeflow.runner --config configs/taxi.yaml\n"
                "  python -m kubeflow.runner --config configs/taxi.yaml --set beam.runner=dataflow\n"
                "  python -m kubeflow.runner --config configs/taxi.yaml --set kubeflow.image=REGISTRY/IMAGE:TAG --no-tune")
-    parser.add_argument("--config", required=True, help="dataset config, e.g. configs/taxi.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (repeatable), e.g. kubeflow.pipeline_root=gs://b/p")
-    parser.add_argument("--no-tune", dest="tune", action="store_false", default=None,
-                        help="skip the Tuner and reuse the latest tuned hyperparameters")
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)

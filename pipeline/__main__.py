@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise; e
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+from pipeline.cli_args import add_config_arguments  # noqa: E402
 from pipeline.config import ConfigError, load_config  # noqa: E402
 
 
@@ -25,17 +26,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("run", "run the whole DAG locally on Beam"),
-                            ("schema-candidate", "infer a schema with SchemaGen for review")):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--config", required=True, help="dataset config, e.g. configs/taxi.yaml")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. trainer.train_steps=200 (repeatable)")
-    sub.choices["run"].add_argument("--no-tune", action="store_true",
-                                    help="skip the search; reuse the last best hyperparameters")
+    add_config_arguments(sub.add_parser("run", help="run the whole DAG locally on Beam"))
+    add_config_arguments(sub.add_parser("schema-candidate", help="infer a schema with SchemaGen for review"),
+                         tune_flag=False)
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.set)
+        cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
@@ -43,7 +39,7 @@ def main(argv=None) -> int:
         from pipeline.schema_candidate import write_schema_candidate
         print(f"schema candidate written to {write_schema_candidate(cfg)}; review it against {cfg.schema_path}")
         return 0
-    return _run(cfg, tune=False if args.no_tune else None)
+    return _run(cfg, tune=args.tune)
 
 
 def _run(cfg, tune) -> int:

@@ -14,7 +14,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -174,16 +174,16 @@ class PipelineConfig:
         """The data directory, resolving the taxi default inside the tfx package."""
         if self.data.path == TAXI_DEFAULT:
             return taxi_data_dir()
-        return _abs(self.data.path)
+        return resolve_path(self.data.path)
 
     @property
     def schema_path(self) -> str:
-        return _abs(self.schema)
+        return resolve_path(self.schema)
 
     @property
     def push_dir(self) -> str:
         """``<push_dir>/<model_name>``: TF Serving's model base path."""
-        return os.path.join(_abs(self.serving.push_dir), self.serving.model_name)
+        return os.path.join(resolve_path(self.serving.push_dir), self.serving.model_name)
 
     def custom_config(self) -> Dict[str, Any]:
         """The JSON-safe slice of the config that Transform/Tuner/Trainer code needs."""
@@ -198,7 +198,8 @@ def taxi_data_dir() -> str:
                         "chicago_taxi_pipeline", "data", "simple")
 
 
-def _abs(path: str) -> str:
+def resolve_path(path: str) -> str:
+    """A config path resolved against the repo root; URIs (gs://...) unchanged."""
     if "://" in path:
         return path
     return os.path.normpath(os.path.join(REPO_ROOT, os.path.expanduser(path)))

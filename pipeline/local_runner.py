@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig, _abs
+from pipeline.config import PipelineConfig, resolve_path
 from pipeline.pipeline import create_pipeline
 
 
@@ -34,7 +34,7 @@ class LocalPaths:
 
 
 def local_paths(cfg: PipelineConfig) -> LocalPaths:
-    return LocalPaths(os.path.join(_abs(cfg.run_dir), cfg.name))
+    return LocalPaths(os.path.join(resolve_path(cfg.run_dir), cfg.name))
 
 
 def local_beam_args(cfg: PipelineConfig) -> List[str]:
@@ -46,7 +46,6 @@ def local_beam_args(cfg: PipelineConfig) -> List[str]:
 
 def build_local_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
     paths = local_paths(cfg)
-    os.makedirs(os.path.dirname(paths.log_file), exist_ok=True)
     return create_pipeline(
         cfg, pipeline_root=paths.pipeline_root,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -44,30 +44,29 @@ def latest_run_outputs(metadata_path: str, pipeline_name: str) -> Dict[str, Dict
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is None:
         return {}
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")
-            if any(e.id for e in store.get_executions_by_context(c.id))]
-    if not runs:
+    pipeline_executions = store.get_executions_by_context(pipeline_ctx.id)
+    if not pipeline_executions:
         return {}
-    latest = max(runs, key=lambda c: c.create_time_since_epoch)
-    outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
-    executions = store.get_executions_by_context(latest.id)
-    events = store.get_events_by_execution_ids([e.id for e in executions])
-    artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}
+    # The newest execution belongs to the newest run; that run's context holds all of its executions.
+    newest = max(pipeline_executions, key=lambda e: e.id)
+    run_type_id = store.get_context_type("pipeline_run").id
+    node_type_id = store.get_context_type("node").id
+    run_ctx = next(c for c in store.get_contexts_by_execution(newest.id) if c.type_id == run_type_id)
+    executions = store.get_executions_by_context(run_ctx.id)
+    node_prefix = pipeline_name + "."
     node_of = {}
     for execution in executions:
         for ctx in store.get_contexts_by_execution(execution.id):
-            if ctx.name.startswith(pipeline_name + ".") and ctx.type_id == _node_type_id(store):
-                node_of[execution.id] = ctx.name[len(pipeline_name) + 1:]
+            if ctx.type_id == node_type_id and ctx.name.startswith(node_prefix):
+                node_of[execution.id] = ctx.name[len(node_prefix):]
+    events = [ev for ev in store.get_events_by_execution_ids(list(node_of))
+              if ev.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}
+    outputs: Dict[str, Dict[str, metadata_store_pb2.Artifact]] = {}
     for ev in events:
-        if ev.type != metadata_store_pb2.Event.OUTPUT or ev.execution_id not in node_of:
-            continue
         key = ev.path.steps[0].key if ev.path.steps else "output"
         outputs.setdefault(node_of[ev.execution_id], {})[key] = artifacts[ev.artifact_id]
     return outputs
-
-
-def _node_type_id(store: metadata_store.MetadataStore) -> int:
-    return store.get_context_type("node").id
 
 
 def _int_prop(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
@@ -90,18 +89,18 @@ def collect(metadata_path: str, pipeline_name: str) -> RunResult:
         result.blessing_failures = validation_failures(evaluator["evaluation"].uri)
     if "blessing" in evaluator:
         result.model_blessed = _int_prop(evaluator["blessing"], "blessed") == 1
-    for node, outs in outputs.items():
-        if "baselines" in outs:
-            path = os.path.join(outs["baselines"].uri, BASELINES_FILE)
-            if os.path.exists(path):
-                with open(path) as f:
-                    result.baselines = json.load(f)
-        if "InfraValidator" in node and "blessing" in outs:
-            result.infra_blessed = _int_prop(outs["blessing"], "blessed") == 1
-            result.infra_reason = _str_prop(outs["blessing"], "reason")
-        if "pushed_model" in outs:
-            result.pushed = _int_prop(outs["pushed_model"], "pushed") == 1
-            result.pushed_to = _str_prop(outs["pushed_model"], "pushed_destination")
+    baselines = outputs.get("TrivialBaselines", {}).get("baselines")
+    if baselines is not None and os.path.exists(os.path.join(baselines.uri, BASELINES_FILE)):
+        with open(os.path.join(baselines.uri, BASELINES_FILE)) as f:
+            result.baselines = json.load(f)
+    infra_blessing = outputs.get("InfraValidator", {}).get("blessing")
+    if infra_blessing is not None:
+        result.infra_blessed = _int_prop(infra_blessing, "blessed") == 1
+        result.infra_reason = _str_prop(infra_blessing, "reason")
+    pushed_model = outputs.get("Pusher", {}).get("pushed_model")
+    if pushed_model is not None:
+        result.pushed = _int_prop(pushed_model, "pushed") == 1
+        result.pushed_to = _str_prop(pushed_model, "pushed_destination")
     return result
 
 

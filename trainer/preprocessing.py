@@ -53,16 +53,15 @@ def densify(x: Any, default: Any) -> Tuple[tf.Tensor, tf.Tensor]:
     return tf.squeeze(values, axis=1), tf.squeeze(present, axis=1)
 
 
-def _as_float(x: Any) -> Any:
-    if isinstance(x, tf.SparseTensor):
-        return tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
-    return tf.cast(x, tf.float32)
-
-
 def _map_values(x: Any, fn) -> Any:
+    """``fn`` applied to the values of a dense or sparse tensor."""
     if isinstance(x, tf.SparseTensor):
         return tf.SparseTensor(x.indices, fn(x.values), x.dense_shape)
     return fn(x)
+
+
+def _as_float(x: Any) -> Any:
+    return _map_values(x, lambda v: tf.cast(v, tf.float32))
 
 
 def _numeric(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
