@@ -5,14 +5,16 @@ server polling the directory can see a half-copied version, and two pushes
 within one second collide. This executor (TFX's Pusher with only the copy
 replaced) copies into a hidden temporary directory, which TF Serving ignores
 because its name is not a number, then renames it into place in one step.
-Earlier versions are left untouched.
+Earlier versions are left untouched, and pushing the model that is already
+the newest version (a rerun with nothing changed) adds no duplicate version.
 """
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tfx import types
 from tfx import v1 as tfx
@@ -30,8 +32,33 @@ def next_version(base_directory: str) -> str:
     return str(max([int(time.time())] + [v + 1 for v in existing]))
 
 
+def identical_trees(left: str, right: str) -> bool:
+    """Same relative file names with the same bytes under both directories."""
+    def files(root: str):
+        return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+    names = files(left)
+    if names != files(right):
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(left, right, names, shallow=False)
+    return not mismatch and not errors
+
+
+def newest_version(base_directory: str) -> Optional[str]:
+    """The path of the highest numeric version, or None."""
+    versions = [int(d) for d in os.listdir(base_directory) if d.isdigit()] \
+        if os.path.isdir(base_directory) else []
+    return os.path.join(base_directory, str(max(versions))) if versions else None
+
+
 def atomic_copy_model(model_path: str, base_directory: str) -> str:
-    """Copies a SavedModel to ``<base>/<version>`` via a rename; returns the path."""
+    """Copies a SavedModel to ``<base>/<version>`` via a rename; returns the path.
+
+    When the newest version already holds this exact model, returns that path.
+    """
+    newest = newest_version(base_directory)
+    if newest and identical_trees(model_path, newest):
+        return newest
     os.makedirs(base_directory, exist_ok=True)
     version = next_version(base_directory)
     staging = os.path.join(base_directory, f".staging-{version}")

@@ -42,6 +42,9 @@ class FeatureConfig:
     top_k: int = 1000
     frequency_threshold: int = 5
     oov_buckets: int = 1
+    # categorical ints in 0..max_value (hours, area codes): used as ids directly,
+    # with no vocabulary to compute; out-of-range and missing values get their own id.
+    max_value: int = 0
     # bucketized: quantile buckets over the training data.
     buckets: int = 10
     # timestamp: which calendar parts to derive from epoch seconds.
@@ -340,6 +343,8 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
             fail(f"features[{i}].dtype", f"int or float for a {f.kind} feature", f.dtype)
         if f.buckets < 2:
             fail(f"features[{i}].buckets", "at least 2", f.buckets)
+        if f.max_value and (f.kind != "categorical" or f.dtype != "int"):
+            fail(f"features[{i}].max_value", "only on categorical int features", f.max_value)
         if f.top_k < 1 or f.oov_buckets < 1:
             fail(f"features[{i}].top_k/oov_buckets", "positive integers", (f.top_k, f.oov_buckets))
     if cfg.label.kind == "ratio_threshold" and not cfg.label.denominator:

@@ -26,6 +26,11 @@ def missing_indicator_name(name: str) -> str:
     return transformed_name(f"{name}_missing")
 
 
+def uses_vocabulary(feature: FeatureConfig) -> bool:
+    """Whether Transform computes a vocabulary for this feature."""
+    return feature.kind == "categorical" and not feature.max_value
+
+
 def vocabulary_name(name: str) -> str:
     """The vocabulary file name Transform writes for a categorical feature."""
     return f"vocab_{name}"
@@ -93,6 +98,8 @@ def _inputs_for(f: FeatureConfig, vocabulary_sizes: Mapping[str, int]) -> List[M
     if f.kind == "numeric":
         return [ModelInput(transformed_name(f.name), 0, f.name),
                 ModelInput(missing_indicator_name(f.name), 0, f.name)]
+    if f.kind == "categorical" and f.max_value:  # 0..max_value, then one id for out-of-range/missing
+        return [ModelInput(transformed_name(f.name), f.max_value + 2, f.name)]
     if f.kind == "categorical":
         size = vocabulary_sizes[f.name] + f.oov_buckets
         return [ModelInput(transformed_name(f.name), size, f.name)]

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from pipeline.config import TrainerConfig
 from trainer.features import ModelInput
+from trainer.keras_autograph import skip_tf_keras_conversion
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class HyperParameters:
 
 def build_model(inputs: Sequence[ModelInput], hparams: HyperParameters, num_classes: int) -> tf.keras.Model:
     """A compiled wide & deep classifier over ``inputs`` (transformed feature keys)."""
+    skip_tf_keras_conversion()  # every model is built here, before its first step
     out_units = 1 if num_classes == 2 else num_classes
     keras_inputs: Dict[str, tf.keras.Input] = {}
     wide_terms, deep_terms, dense_values = [], [], []
@@ -45,12 +47,12 @@ def build_model(inputs: Sequence[ModelInput], hparams: HyperParameters, num_clas
         if spec.cardinality:
             x = tf.keras.Input(shape=(), name=spec.key, dtype=tf.int64)
             keras_inputs[spec.key] = x
-            ids = tf.keras.layers.Lambda(lambda t, n=spec.cardinality: tf.clip_by_value(t, 0, n - 1))(x)
+            # Transform guarantees ids in [0, cardinality): vocab + OOV, buckets + missing.
             wide_terms.append(tf.keras.layers.Embedding(spec.cardinality, out_units,
-                                                        name=f"wide_{spec.key}")(ids))
+                                                        name=f"wide_{spec.key}")(x))
             dim = min(hparams.embedding_dim, spec.cardinality)
             deep_terms.append(tf.keras.layers.Embedding(spec.cardinality, dim,
-                                                        name=f"embed_{spec.key}")(ids))
+                                                        name=f"embed_{spec.key}")(x))
         else:
             x = tf.keras.Input(shape=(), name=spec.key, dtype=tf.float32)
             keras_inputs[spec.key] = x

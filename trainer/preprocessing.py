@@ -80,6 +80,8 @@ def _numeric(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
 
 def _categorical(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
     """Vocabulary ids; rare values and unseen ones share the OOV buckets."""
+    if feature.max_value:
+        return {features.transformed_name(feature.name): _integer_ids(feature.max_value, x)}
     x = _map_values(x, lambda v: v if v.dtype == tf.string else tf.strings.as_string(v))
     value, present = densify(x, "")
     value = tf.where(present, value, tf.fill(tf.shape(value), ""))
@@ -90,6 +92,13 @@ def _categorical(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
         num_oov_buckets=feature.oov_buckets,
         vocab_filename=features.vocabulary_name(feature.name))
     return {features.transformed_name(feature.name): ids}
+
+
+def _integer_ids(max_value: int, x: Any) -> tf.Tensor:
+    """Small ints used as ids; missing or outside 0..max_value -> max_value + 1."""
+    value, present = densify(_map_values(x, lambda v: tf.cast(v, tf.int64)), tf.constant(0, tf.int64))
+    valid = present & (value >= 0) & (value <= max_value)
+    return tf.where(valid, value, tf.constant(max_value + 1, tf.int64))
 
 
 def _bucketized(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:

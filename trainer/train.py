@@ -29,7 +29,7 @@ class _EpochLogger(tf.keras.callbacks.Callback):
 def vocabulary_sizes(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput) -> Dict[str, int]:
     """Vocabulary size per categorical feature, as Transform computed it."""
     return {f.name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_name(f.name))
-            for f in cfg.features if f.kind == "categorical"}
+            for f in cfg.features if features.uses_vocabulary(f)}
 
 
 def build_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,

@@ -50,10 +50,13 @@ def test_atomic_push_keeps_versions_and_leaves_no_staging(tmp_path):
     (model / "saved_model.pb").write_bytes(b"pb")
     base = str(tmp_path / "serving" / "taxi")
     first = atomic_copy_model(str(model), base)
+    assert atomic_copy_model(str(model), base) == first  # same model again: no duplicate version
+    (model / "saved_model.pb").write_bytes(b"pb2")
     second = atomic_copy_model(str(model), base)
     assert int(os.path.basename(second)) > int(os.path.basename(first))
     assert sorted(os.listdir(base)) == sorted([os.path.basename(first), os.path.basename(second)])
     assert (tmp_path / "serving" / "taxi" / os.path.basename(first) / "saved_model.pb").read_bytes() == b"pb"
+    assert (tmp_path / "serving" / "taxi" / os.path.basename(second) / "saved_model.pb").read_bytes() == b"pb2"
     assert int(next_version(base)) > int(os.path.basename(second))
 
 

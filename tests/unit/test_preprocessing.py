@@ -48,6 +48,12 @@ def test_categorical_vocabulary_and_oov(transformed, taxi_config):
     assert len({r["company_xf"] for r in transformed}) == 1
 
 
+def test_small_ints_are_ids_without_a_vocabulary(transformed):
+    assert [r["trip_start_hour_xf"] for r in transformed] == [5, 23, 0]
+    # pickup_community_area is missing in the second row: id max_value + 1
+    assert [r["pickup_community_area_xf"] for r in transformed] == [8, 78, 8]
+
+
 def test_bucketized_missing_gets_its_own_bucket(transformed):
     ids = [r["pickup_latitude_xf"] for r in transformed]
     assert ids[2] == 10 and all(0 <= i < 10 for i in ids[:2])
