@@ -1,10 +1,14 @@
 """Evaluator: TFMA metrics, slices and the blessing thresholds, from the config."""
 from __future__ import annotations
 
-from typing import List
+from typing import Any, Dict, List
 
 import tensorflow_model_analysis as tfma
+from tfx import types
 from tfx import v1 as tfx
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import standard_component_specs
 
 from pipeline.config import PipelineConfig
 from trainer import features
@@ -70,7 +74,34 @@ def build_baseline_model_resolver() -> tfx.dsl.Resolver:
     ).with_id("latest_blessed_model_resolver")
 
 
-def build_evaluator(cfg: PipelineConfig, examples, model, baseline_model) -> tfx.components.Evaluator:
-    return tfx.components.Evaluator(
+def without_self_baseline(input_dict: Dict[str, List[types.Artifact]]) -> Dict[str, List[types.Artifact]]:
+    """Drops the baseline when it is the candidate itself.
+
+    That happens on every rerun whose Trainer was cached: the candidate is by
+    then the latest blessed model. Comparing a model with itself cannot fail
+    a change threshold, so the evaluation is the same as a first run's.
+    """
+    baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+    candidate = input_dict.get(standard_component_specs.MODEL_KEY) or []
+    if baseline and candidate and baseline[0].id == candidate[0].id:
+        return {k: v for k, v in input_dict.items() if k != standard_component_specs.BASELINE_MODEL_KEY}
+    return input_dict
+
+
+class SelfBaselineSkippingExecutor(evaluator_executor.Executor):
+    """TFX's Evaluator executor, which evaluates a model once, not twice, against itself."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        super().Do(without_self_baseline(input_dict), output_dict, exec_properties)
+
+
+class Evaluator(tfx.components.Evaluator):
+    """TFX's Evaluator (spec, driver, outputs) with the self-baseline-skipping executor."""
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(SelfBaselineSkippingExecutor)
+
+
+def build_evaluator(cfg: PipelineConfig, examples, model, baseline_model) -> Evaluator:
+    return Evaluator(
         examples=examples, model=model, baseline_model=baseline_model,
-        eval_config=eval_config(cfg))
+        eval_config=eval_config(cfg)).with_id("Evaluator")
