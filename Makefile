@@ -18,7 +18,13 @@ PYTHON310 := $(shell for c in $$(command -v python3.10) \
 
 .PHONY: setup lock run test test-unit test-e2e kubeflow schema-candidate bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed
+
+# The TF.js runtime (differential tests of the edge export) and playwright-core, from npm.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "installing Node.js and npm (apt-get)"; apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(VENV)/.installed: requirements.txt
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -32,7 +38,7 @@ $(VENV)/.installed: requirements.txt
 # Re-resolve the pinned lock from requirements.in (only when dependencies change).
 lock:
 	@test -x $(UV) || { $(PYTHON310) -m venv $(VENV) && $(PY) -m pip install --quiet "uv==0.13.9"; }
-	$(UV) pip compile requirements.in --python-version 3.10 -o requirements.txt
+	$(UV) pip compile requirements.in --override overrides.txt --python-version 3.10 -o requirements.txt
 
 run: setup
 	$(PY) -m pipeline run --config $(CONFIG)
