@@ -115,8 +115,22 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """Server-side batching, with TF Serving's own parameter names and meaning.
+
+    One definition feeds both the local gateway and real TF Serving's
+    ``--batching_parameters_file`` (rendered by ``serving.models_config``).
+    """
+    enabled: bool = True
+    max_batch_size: int = 128
+    batch_timeout_micros: int = 1000
+    max_enqueued_batches: int = 100
+    num_batch_threads: int = 2
+
+
+@dataclass(frozen=True)
 class ServingConfig:
-    """Where blessed models go and how they are validated before the push."""
+    """Where blessed models go, how they are validated before the push, and served."""
     model_name: str = "model"
     push_dir: str = "runs/serving"
     infra_validation: Literal["local", "docker", "kubernetes"] = "local"
@@ -124,6 +138,9 @@ class ServingConfig:
     latency_budget_ms: float = 500.0
     tf_serving_image: str = "tensorflow/serving"
     tf_serving_tag: str = "2.16.1"
+    rest_port: int = 8501
+    grpc_port: int = 8500
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
 
 
 @dataclass(frozen=True)
@@ -382,6 +399,15 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
         v = getattr(cfg.evaluation, key)
         if not 0 <= v <= 1:
             fail(f"evaluation.{key}", "a number in [0, 1]", v)
+    batching = cfg.serving.batching
+    if batching.max_batch_size < 1 or batching.num_batch_threads < 1 or batching.max_enqueued_batches < 1:
+        fail("serving.batching", "max_batch_size, num_batch_threads and max_enqueued_batches >= 1",
+             (batching.max_batch_size, batching.num_batch_threads, batching.max_enqueued_batches))
+    if batching.batch_timeout_micros < 0:
+        fail("serving.batching.batch_timeout_micros", "a non-negative integer", batching.batch_timeout_micros)
+    for key, port in (("serving.rest_port", cfg.serving.rest_port), ("serving.grpc_port", cfg.serving.grpc_port)):
+        if not 1 <= port <= 65535:
+            fail(key, "a TCP port 1..65535", port)
     if not cfg.serving.model_name.replace("_", "").replace("-", "").isalnum():
         fail("serving.model_name", "letters, digits, '-' and '_' only", cfg.serving.model_name)
     if cfg.data.path != TAXI_DEFAULT and "://" not in cfg.data.path and not os.path.isdir(cfg.data_path):
