@@ -141,6 +141,16 @@ class ServingConfig:
     rest_port: int = 8501
     grpc_port: int = 8500
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    # Gateway limits: larger bodies get 413, larger batches 400.
+    max_request_bytes: int = 1_048_576
+    max_batch_rows: int = 1024
+    # Rollout changes (canary, shadow, promote, rollback) need this token.
+    admin_token_env: str = "SERVING_ADMIN_TOKEN"
+    # Served traffic, logged as tf.Example TFRecords per time window (a data span).
+    request_log_dir: str = "runs/request_log"
+    request_log_window_seconds: int = 3600
+    # Raw features never written to the request log as they are: dropped or hashed.
+    sensitive_features: Mapping[str, Literal["drop", "hash"]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -405,6 +415,15 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
              (batching.max_batch_size, batching.num_batch_threads, batching.max_enqueued_batches))
     if batching.batch_timeout_micros < 0:
         fail("serving.batching.batch_timeout_micros", "a non-negative integer", batching.batch_timeout_micros)
+    if cfg.serving.max_request_bytes < 1024 or cfg.serving.max_batch_rows < 1:
+        fail("serving.max_request_bytes/max_batch_rows", "at least 1024 bytes and 1 row",
+             (cfg.serving.max_request_bytes, cfg.serving.max_batch_rows))
+    if cfg.serving.request_log_window_seconds < 1:
+        fail("serving.request_log_window_seconds", "a positive number of seconds", cfg.serving.request_log_window_seconds)
+    known = {f.name for f in cfg.features}
+    for name in cfg.serving.sensitive_features:
+        if name not in known:
+            fail(f"serving.sensitive_features.{name}", f"one of the features {sorted(known)}", name)
     for key, port in (("serving.rest_port", cfg.serving.rest_port), ("serving.grpc_port", cfg.serving.grpc_port)):
         if not 1 <= port <= 65535:
             fail(key, "a TCP port 1..65535", port)
