@@ -183,8 +183,22 @@ def _security_context() -> Manifest:
 
 
 def status_path(cfg: PipelineConfig) -> str:
-    """TF Serving's REST model status URL, used by every probe."""
+    """TF Serving's REST model status URL (liveness: the server answers for the model).
+
+    It answers 200 while a version is still LOADING, so it cannot tell
+    whether the pod can serve yet; ``ready_path`` does.
+    """
     return f"/v1/models/{cfg.serving.model_name}"
+
+
+def ready_path(cfg: PipelineConfig, stable: Optional[int] = None) -> str:
+    """The model's REST metadata URL (startup and readiness).
+
+    Metadata needs a loaded servable, so it fails until a version (the stable
+    one when pinned) is AVAILABLE: no traffic reaches a pod still loading.
+    """
+    label = f"/labels/{models_config.STABLE}" if stable is not None else ""
+    return f"{status_path(cfg)}{label}/metadata"
 
 
 def configmap(cfg: PipelineConfig, name: str, base_path: str, stable: Optional[int] = None,
@@ -229,8 +243,8 @@ def tf_serving_manifests(cfg: PipelineConfig, stable: Optional[int] = None,
         "resources": _resources(cfg),
         # Loading a model can take minutes: the startup probe covers it, then
         # liveness and readiness answer quickly.
-        "startupProbe": _probe(status_path(cfg), "http", period=5, failures=60),
-        "readinessProbe": _probe(status_path(cfg), "http", period=10, failures=3),
+        "startupProbe": _probe(ready_path(cfg, stable), "http", period=5, failures=60),
+        "readinessProbe": _probe(ready_path(cfg, stable), "http", period=10, failures=3),
         "livenessProbe": _probe(status_path(cfg), "http", period=20, failures=3),
         "volumeMounts": mounts,
         "securityContext": _security_context(),
@@ -288,7 +302,7 @@ def kserve_manifests(cfg: PipelineConfig, stable: Optional[int] = None,
         "env": [{"name": "STORAGE_URI", "value": uri}],
         "ports": [{"name": "http1", "containerPort": serving.rest_port, "protocol": "TCP"}],
         "resources": _resources(cfg),
-        "readinessProbe": _probe(status_path(cfg), serving.rest_port, period=10, failures=3),
+        "readinessProbe": _probe(ready_path(cfg, stable), serving.rest_port, period=10, failures=3),
         "livenessProbe": _probe(status_path(cfg), serving.rest_port, period=20, failures=6,
                                 initial_delay=60),
         "volumeMounts": [{"name": "tf-serving-config", "mountPath": CONFIG_DIR, "readOnly": True}],

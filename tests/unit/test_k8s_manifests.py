@@ -141,12 +141,18 @@ def test_flags_point_at_the_mounted_configmap_and_the_config_ports(cfg, labelled
     assert ports == {"grpc": cfg.serving.grpc_port, "http": cfg.serving.rest_port}
 
 
-def test_probes_hit_the_rest_status_url_of_the_model(cfg, labelled):
+def test_probes_hit_the_rest_urls_of_the_model(cfg, labelled):
+    """Liveness: the status URL. Startup/readiness: metadata, which fails until a version is loaded."""
     container = _container(_by_kind(labelled["tf-serving"])["Deployment"])
     names = {p["name"] for p in container["ports"]}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        get = container[probe]["httpGet"]
-        assert get["path"] == f"/v1/models/{cfg.serving.model_name}" and get["port"] == "http" in names
+    paths = {probe: container[probe]["httpGet"]["path"]
+             for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert paths == {"livenessProbe": f"/v1/models/{cfg.serving.model_name}",
+                     "readinessProbe": f"/v1/models/{cfg.serving.model_name}/labels/stable/metadata",
+                     "startupProbe": f"/v1/models/{cfg.serving.model_name}/labels/stable/metadata"}
+    assert all(container[probe]["httpGet"]["port"] == "http" in names for probe in paths)
+    unpinned = _container(_by_kind(render.render(cfg)["tf-serving"])["Deployment"])
+    assert unpinned["readinessProbe"]["httpGet"]["path"] == f"/v1/models/{cfg.serving.model_name}/metadata"
 
 
 def test_service_exposes_named_rest_and_grpc_ports_of_the_pods(cfg, labelled):
@@ -257,7 +263,9 @@ def test_inference_service_serves_the_same_image_flags_and_labels(cfg, labelled)
     assert container["args"] == deployment_container["args"]
     assert container["env"] == [{"name": "STORAGE_URI", "value": GCS}]
     assert container["ports"] == [{"name": "http1", "containerPort": cfg.serving.rest_port, "protocol": "TCP"}]
-    assert container["readinessProbe"]["httpGet"]["path"] == f"/v1/models/{cfg.serving.model_name}"
+    assert container["readinessProbe"] == deployment_container["readinessProbe"] | {
+        "httpGet": {**deployment_container["readinessProbe"]["httpGet"], "port": cfg.serving.rest_port}}
+    assert container["livenessProbe"]["httpGet"]["path"] == f"/v1/models/{cfg.serving.model_name}"
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 4)
     configmap = _by_kind(labelled["kserve"])["ConfigMap"]
     assert predictor["volumes"][0]["configMap"]["name"] == configmap["metadata"]["name"]
