@@ -53,7 +53,7 @@ def check_model(obj: Mapping[str, Any], model: str, where: str) -> Any:
     except (ValueError, TypeError, AttributeError) as error:
         raise ManifestError(f"{where}: not a valid {model}: {error}") from None
     back = _API.sanitize_for_serialization(typed)
-    differences = _diff(obj, back, where)
+    differences = _diff(obj, back, "")
     if differences:
         raise ManifestError(f"{where}: not a valid {model}: " + "; ".join(differences[:5]))
     return typed
@@ -127,12 +127,15 @@ def _diff(sent: Any, back: Any, path: str) -> List[str]:
     """Where ``back`` (after the schema round trip) differs from ``sent``."""
     if isinstance(sent, Mapping):
         if not isinstance(back, Mapping):
-            return [f"{path}: expected an object, the schema has {type(back).__name__}"]
-        out = [f"{path}.{key}: unknown field" for key in sent if key not in back]
-        out += [f"{path}.{key}: not in the input" for key in back if key not in sent]
+            return [f"{path or '<root>'}: expected an object, the schema has {type(back).__name__}"]
+        def at(key: str) -> str:
+            return f"{path}.{key}" if path else key
+
+        out = [f"{at(key)}: unknown field" for key in sent if key not in back]
+        out += [f"{at(key)}: not in the input" for key in back if key not in sent]
         for key in sent:
             if key in back:
-                out += _diff(sent[key], back[key], f"{path}.{key}")
+                out += _diff(sent[key], back[key], at(key))
         return out
     if isinstance(sent, (list, tuple)):
         if not isinstance(back, (list, tuple)) or len(back) != len(sent):

@@ -88,7 +88,8 @@ def test_inference_service_check_rejects_bad_predictors(labelled):
     isvc = _by_kind(labelled["kserve"])["InferenceService"]
     unknown = copy.deepcopy(isvc)
     unknown["spec"]["predictor"]["containers"][0]["storageUri"] = GCS
-    with pytest.raises(validate.ManifestError, match=r"spec\.predictor\.containers\[0\]\.storageUri: unknown field"):
+    with pytest.raises(validate.ManifestError,
+                       match=r"spec\.predictor: not a valid V1PodSpec: containers\[0\]\.storageUri: unknown field"):
         validate.check(unknown)
     mistyped = copy.deepcopy(isvc)
     mistyped["spec"]["predictor"]["minReplicas"] = "2"
@@ -110,6 +111,29 @@ def test_deployment_runs_the_tf_serving_image_of_the_config_tag(cfg, labelled):
     assert container["image"] == f"tensorflow/serving:{cfg.serving.tf_serving_tag}"
     assert container["image"].rsplit(":", 1)[1] == cfg.serving.tf_serving_tag
     assert container["command"] == ["/usr/bin/tensorflow_model_server"]
+
+
+def test_every_value_follows_the_config_not_a_default():
+    config = load_config(TAXI_CONFIG, [
+        f"serving.kubernetes.storage_uri={GCS}", "serving.tf_serving_tag=2.15.1", "serving.rest_port=9001",
+        "serving.grpc_port=9000", "serving.model_name=Taxi_Tips", "serving.kubernetes.namespace=ml-serving",
+        "serving.kubernetes.replicas=3", "serving.kubernetes.max_replicas=5"])
+    rendered = render.render(config, stable=7)
+    tf_serving, kserve = _by_kind(rendered["tf-serving"]), _by_kind(rendered["kserve"])
+    container = _container(tf_serving["Deployment"])
+    predictor = kserve["InferenceService"]["spec"]["predictor"]
+    assert container["image"] == predictor["containers"][0]["image"] == "tensorflow/serving:2.15.1"
+    assert _flags(container)["rest_api_port"] == "9001" and _flags(container)["port"] == "9000"
+    assert {p["port"] for p in tf_serving["Service"]["spec"]["ports"]} == {9000, 9001}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v1/models/Taxi_Tips"
+    assert predictor["containers"][0]["ports"][0]["containerPort"] == 9001
+    assert tf_serving["Deployment"]["metadata"]["name"] == "taxi-tips-tf-serving"
+    assert kserve["InferenceService"]["metadata"]["name"] == "taxi-tips"
+    assert {m["metadata"]["namespace"] for m in rendered["tf-serving"] + rendered["kserve"]} == {"ml-serving"}
+    assert tf_serving["Deployment"]["spec"]["replicas"] == 3 and predictor["maxReplicas"] == 5
+    assert "Taxi_Tips" in models_config.parse(tf_serving["ConfigMap"]["data"]["models.config"])
+    for manifests in rendered.values():
+        validate.check_all(manifests)
 
 
 def test_tf_serving_tag_matches_the_locked_tensorflow():
