@@ -273,6 +273,18 @@ def test_only_files_read_at_start_up_roll_the_pods(cfg):
     assert checksum(bigger) != checksum(cfg)
 
 
+def test_tfx_infra_validator_in_the_cluster_uses_the_same_image_and_service_account():
+    from components.infra_validation import serving_spec
+
+    config = load_config(TAXI_CONFIG, ["serving.infra_validation=kubernetes",
+                                       "serving.kubernetes.service_account=tf-serving"])
+    spec = serving_spec(config)
+    container = _container(_by_kind(render.render(
+        load_config(TAXI_CONFIG, ["serving.kubernetes.service_account=tf-serving"]))["tf-serving"])["Deployment"])
+    assert f"{spec.tensorflow_serving.image_name}:{spec.tensorflow_serving.tags[0]}" == container["image"]
+    assert spec.kubernetes.service_account_name == "tf-serving"
+
+
 # ---------------------------------------------------------------- KServe
 
 def test_inference_service_serves_the_same_image_flags_and_labels(cfg, labelled):
