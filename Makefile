@@ -16,7 +16,7 @@ PYTHON310 := $(shell for c in $$(command -v python3.10) \
 	$$(ls -d $(PYENV_ROOT_DIR)/versions/3.10.*/bin/python 2>/dev/null | sort -rV); do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: setup lock run test test-unit test-e2e kubeflow schema-candidate bench clean
+.PHONY: setup lock run test test-unit test-e2e kubeflow k8s schema-candidate bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -54,6 +54,11 @@ test-e2e: setup
 
 kubeflow: setup
 	$(PY) -m kubeflow.runner --config $(CONFIG)
+
+# TF Serving manifests (Deployment/Service/ConfigMap and a KServe InferenceService)
+# rendered from the config into build/k8s/. Pin versions with K8S_ARGS="--stable 3 --canary 4".
+k8s: setup
+	$(PY) -m serving.k8s --config $(CONFIG) --out build/k8s $(K8S_ARGS)
 
 schema-candidate: setup
 	$(PY) -m pipeline schema-candidate --config $(CONFIG)

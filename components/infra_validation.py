@@ -23,10 +23,15 @@ from trainer import features
 
 
 def serving_spec(cfg: PipelineConfig) -> tfx.proto.ServingSpec:
-    """TF Serving in a local Docker engine or in the current Kubernetes cluster."""
+    """TF Serving in a local Docker engine or in the current Kubernetes cluster.
+
+    In the cluster the validation pod uses ``serving.kubernetes.service_account``,
+    the account the serving manifests (serving.k8s) run under.
+    """
     platform = ({"local_docker": tfx.proto.LocalDockerConfig()}
                 if cfg.serving.infra_validation == "docker"
-                else {"kubernetes": tfx.proto.KubernetesConfig()})
+                else {"kubernetes": tfx.proto.KubernetesConfig(
+                    service_account_name=cfg.serving.kubernetes.service_account)})
     return tfx.proto.ServingSpec(
         tensorflow_serving=tfx.proto.TensorFlowServing(
             image_name=cfg.serving.tf_serving_image, tags=[cfg.serving.tf_serving_tag]),

@@ -129,6 +129,32 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class KubernetesConfig:
+    """Real TF Serving in a cluster: what ``python -m serving.k8s`` renders.
+
+    ``storage_uri`` is the model base path as the cluster sees it (the pushed
+    ``<push_dir>/<model_name>/<version>/`` tree, copied or pushed there):
+    ``gs://bucket/path`` (TF Serving and KServe read it directly) or
+    ``pvc://<claim>/<path in the claim>`` (KServe's own notation). Empty means
+    ``<push_dir>/<model_name>`` when ``serving.push_dir`` is a gs:// URI.
+    """
+    namespace: str = "default"
+    replicas: int = 2  # Deployment replicas; KServe minReplicas
+    max_replicas: int = 4  # KServe maxReplicas (request-based autoscaling)
+    storage_uri: str = ""
+    # gs:// access: a Workload Identity service account, or a Secret holding a
+    # service-account key file (mounted, GOOGLE_APPLICATION_CREDENTIALS points to it).
+    service_account: str = ""
+    credentials_secret: str = ""
+    credentials_key: str = "key.json"
+    # TF Serving re-reads models.config this often: label moves need no restart.
+    model_config_poll_seconds: int = 30
+    # Kubernetes quantities as strings, e.g. {requests: {cpu: "1", memory: 2Gi}}.
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {
+        "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}})
+
+
+@dataclass(frozen=True)
 class ServingConfig:
     """Where blessed models go, how they are validated before the push, and served."""
     model_name: str = "model"
@@ -151,6 +177,7 @@ class ServingConfig:
     request_log_window_seconds: int = 3600
     # Raw features never written to the request log as they are: dropped or hashed.
     sensitive_features: Mapping[str, Literal["drop", "hash"]] = field(default_factory=dict)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
 
 
 @dataclass(frozen=True)
@@ -429,8 +456,67 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
             fail(key, "a TCP port 1..65535", port)
     if not cfg.serving.model_name.replace("_", "").replace("-", "").isalnum():
         fail("serving.model_name", "letters, digits, '-' and '_' only", cfg.serving.model_name)
+    _check_kubernetes(cfg.serving.kubernetes, fail)
     if cfg.data.path != TAXI_DEFAULT and "://" not in cfg.data.path and not os.path.isdir(cfg.data_path):
         fail("data.path", f"an existing directory of {cfg.data.format.upper()} files "
              f"(resolved to {cfg.data_path})", cfg.data.path)
     if not os.path.isfile(cfg.schema_path):
         fail("schema", f"an existing schema.pbtxt (resolved to {cfg.schema_path})", cfg.schema)
+
+
+# Kubernetes names and quantities (the API server's own grammar).
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_QUANTITY = re.compile(r"([+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))((?:[KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+_QUANTITY_SCALE = {"": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                   "P": 1e15, "E": 1e18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40,
+                   "Pi": 2 ** 50, "Ei": 2 ** 60}
+_RESOURCE_NAME = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+PVC_URI = re.compile(r"pvc://(?P<claim>[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)(?P<path>(/[^/]+)*)/?")
+
+
+def parse_quantity(text: str) -> Optional[float]:
+    """A Kubernetes quantity ("500m", "2Gi", "1e3") as a number; None if malformed."""
+    match = _QUANTITY.fullmatch(text)
+    if not match:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    if suffix not in _QUANTITY_SCALE:  # decimal exponent, e.g. 1e3
+        return float(number + suffix)
+    return float(number) * _QUANTITY_SCALE[suffix]
+
+
+def _check_kubernetes(k8s: KubernetesConfig, fail: Any) -> None:
+    """serving.kubernetes: names the API server accepts, positive sizes, sane resources."""
+    prefix = "serving.kubernetes"
+    if not DNS_LABEL.fullmatch(k8s.namespace):
+        fail(f"{prefix}.namespace", "a DNS-1123 label (lower-case letters, digits, '-', max 63)", k8s.namespace)
+    for key in ("service_account", "credentials_secret"):
+        value = getattr(k8s, key)
+        if value and not DNS_SUBDOMAIN.fullmatch(value):
+            fail(f"{prefix}.{key}", "empty or a DNS-1123 subdomain (lower-case letters, digits, '-', '.')", value)
+    if not re.fullmatch(r"[-._A-Za-z0-9]+", k8s.credentials_key):
+        fail(f"{prefix}.credentials_key", "a Secret key (letters, digits, '-', '_', '.')", k8s.credentials_key)
+    if k8s.replicas < 1:
+        fail(f"{prefix}.replicas", "a positive integer", k8s.replicas)
+    if k8s.max_replicas < k8s.replicas:
+        fail(f"{prefix}.max_replicas", f"at least serving.kubernetes.replicas ({k8s.replicas})", k8s.max_replicas)
+    if k8s.model_config_poll_seconds < 1:
+        fail(f"{prefix}.model_config_poll_seconds", "a positive number of seconds", k8s.model_config_poll_seconds)
+    uri = k8s.storage_uri
+    if uri and not (re.fullmatch(r"gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/[^/]+)*/?", uri) or PVC_URI.fullmatch(uri)):
+        fail(f"{prefix}.storage_uri", "empty, gs://<bucket>/<path> or pvc://<claim>/<path>", uri)
+    for section, quantities in k8s.resources.items():
+        if section not in ("requests", "limits"):
+            fail(f"{prefix}.resources.{section}", "'requests' or 'limits'", section)
+        for name, quantity in quantities.items():
+            key = f"{prefix}.resources.{section}.{name}"
+            if not _RESOURCE_NAME.fullmatch(name):
+                fail(key, "a resource name such as cpu, memory or nvidia.com/gpu", name)
+            if parse_quantity(quantity) is None:
+                fail(key, "a Kubernetes quantity such as '500m', '2' or '4Gi'", quantity)
+    requests, limits = k8s.resources.get("requests", {}), k8s.resources.get("limits", {})
+    for name in sorted(set(requests) & set(limits)):
+        if parse_quantity(requests[name]) > parse_quantity(limits[name]):
+            fail(f"{prefix}.resources.requests.{name}",
+                 f"at most the limit {limits[name]!r} (Kubernetes rejects requests above limits)", requests[name])
