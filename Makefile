@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 CONFIG ?= configs/taxi.yaml
+CHROMIUM := /usr/bin/chromium
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
@@ -16,9 +17,13 @@ PYTHON310 := $(shell for c in $$(command -v python3.10) \
 	$$(ls -d $(PYENV_ROOT_DIR)/versions/3.10.*/bin/python 2>/dev/null | sort -rV); do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: setup lock run test test-unit test-e2e kubeflow k8s schema-candidate bench clean
+.PHONY: setup lock run test extension test-unit test-e2e kubeflow k8s schema-candidate bench clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
+
+# Debian's Chromium: the browser extension's tests drive it with playwright-core.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # The TF.js runtime (differential tests of the edge export) and playwright-core, from npm.
 node_modules/.installed: package.json package-lock.json
@@ -65,6 +70,10 @@ schema-candidate: setup
 
 bench: setup
 	$(PY) bench/pipeline_bench.py
+
+# The browser extension with the newest pushed LIAR model (load build/extension unpacked).
+extension: setup
+	$(PY) -m serving.browser_extension --config $(or $(EXTENSION_CONFIG),configs/liar.yaml) --out build/extension
 
 clean:
 	rm -rf runs build *.egg-info

@@ -1,0 +1,99 @@
+/**
+ * StatementScorer: runs the bundled TF.js graph model on statements.
+ *
+ * Why a separate file: the same code runs in the extension's service worker
+ * and in Node (tests), so what is tested is what ships. It only needs a global
+ * `tf` (tf.min.js in the extension, @tensorflow/tfjs in Node) and a way to
+ * load the model (a URL in the browser, an IOHandler in Node).
+ *
+ * model/extension_config.json (written by `make extension` from the SavedModel
+ * and the dataset config) says which input carries the statement, the other
+ * inputs' dtypes (fed as missing: pages carry no speaker metadata), the output
+ * name and the class names.
+ */
+(function (root) {
+  'use strict';
+
+  const MISSING = {string: '', int64: 0, int32: 0, float32: 0};
+
+  /**
+   * ASCII lower-casing, exactly what the Transform graph's tf.strings.lower does.
+   * TF.js has no StringLower op (and lower-cases every regex pattern it loads),
+   * so the edge model expects text already lower-cased by its caller.
+   */
+  function asciiLower(text) {
+    return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  }
+
+  class StatementScorer {
+    constructor(tf, model, config) {
+      this.tf = tf;
+      this.model = model;
+      this.config = config;
+    }
+
+    /** Loads model.json (URL string or tf.io.IOHandler) and the config object. */
+    static async load(tf, modelSource, config) {
+      await tf.setBackend('cpu');
+      await tf.ready();
+      const model = await tf.loadGraphModel(modelSource);
+      const scorer = new StatementScorer(tf, model, config);
+      await scorer.score(['warm up']);  // first call compiles the graph executor
+      return scorer;
+    }
+
+    /** Feeds: the statements as the text input, every other input as missing. */
+    feeds(statements) {
+      const tf = this.tf;
+      const n = statements.length;
+      const feeds = {};
+      for (const input of this.config.inputs) {
+        if (input.name === this.config.text_feature) {
+          const texts = this.config.ascii_lowercase ? statements.map(asciiLower) : statements;
+          feeds[input.name] = tf.tensor(texts, [n], 'string');
+        } else {
+          if (!(input.dtype in MISSING)) {
+            throw new Error(`input '${input.name}': unsupported dtype '${input.dtype}'`);
+          }
+          const dtype = input.dtype === 'int64' ? 'int32' : input.dtype;
+          feeds[input.name] = tf.tensor(new Array(n).fill(MISSING[input.dtype]), [n], dtype);
+        }
+      }
+      return feeds;
+    }
+
+    /**
+     * Scores statements; returns one {label, confidence, probabilities} each.
+     * A single sigmoid output is read as P(positive class).
+     */
+    async score(statements) {
+      if (!Array.isArray(statements) || statements.length === 0) {
+        throw new Error('score: expected a non-empty array of statements');
+      }
+      const tf = this.tf;
+      const feeds = this.feeds(statements.map((s) => String(s)));
+      let output;
+      try {
+        output = await this.model.executeAsync(feeds, this.config.output_node || undefined);
+      } finally {
+        Object.values(feeds).forEach((t) => t.dispose());
+      }
+      const tensor = Array.isArray(output) ? output[0] : output;
+      const values = await tensor.array();
+      (Array.isArray(output) ? output : [output]).forEach((t) => t.dispose());
+      return values.map((row) => this.describe(Array.isArray(row) ? row : [row]));
+    }
+
+    describe(row) {
+      const classes = this.config.classes;
+      const probabilities = row.length === 1 ? [1 - row[0], row[0]] : row;
+      let best = 0;
+      probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
+      return {label: classes[best], confidence: probabilities[best], probabilities, raw: row};
+    }
+  }
+
+  StatementScorer.asciiLower = asciiLower;
+  root.StatementScorer = StatementScorer;
+  if (typeof module !== 'undefined' && module.exports) module.exports = {StatementScorer};
+})(typeof self !== 'undefined' ? self : globalThis);

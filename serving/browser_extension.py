@@ -1,0 +1,139 @@
+"""Bundles the browser extension with the TF.js export of a pushed model.
+
+Why a build step: the extension must run offline (no remote call, no CDN), so
+the TF.js runtime, the graph model and a small description of its inputs are
+copied into one unpacked Manifest V3 folder that Chromium loads as is.
+
+``python -m serving.browser_extension --config configs/liar.yaml --out build/extension``
+takes the newest version under the config's push folder (or ``--model_dir``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from pipeline.config import PipelineConfig, load_config
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
+# The ES2017 build: the default tf.min.js carries polyfills that call
+# Function("return this"), which Manifest V3's content security policy forbids.
+TFJS_RUNTIME = os.path.join(REPO_ROOT, "node_modules", "@tensorflow", "tfjs", "dist", "tf.es2017.min.js")
+TFJS_SUBDIR = os.path.join("assets.extra", "tfjs")
+SERVING_SIGNATURE = "serving_default"
+
+
+class ExtensionBuildError(RuntimeError):
+    """The extension cannot be bundled; the message says which file or setting is missing."""
+
+
+def newest_version_dir(base_path: str) -> str:
+    """The highest numeric version folder under a TF Serving model base path."""
+    if not os.path.isdir(base_path):
+        raise ExtensionBuildError(f"{base_path}: no pushed model (run the pipeline first)")
+    versions = [int(d) for d in os.listdir(base_path) if d.isdigit()]
+    if not versions:
+        raise ExtensionBuildError(f"{base_path}: no numbered model version in it")
+    return os.path.join(base_path, str(max(versions)))
+
+
+def text_feature(cfg: PipelineConfig, override: Optional[str] = None) -> str:
+    """The raw feature that carries the statement: the config's only text feature."""
+    names = [f.name for f in cfg.features]
+    if override:
+        if override not in names:
+            raise ExtensionBuildError(f"--text_feature {override!r}: expected one of {names}")
+        return override
+    texts = [f.name for f in cfg.features if f.kind == "text"]
+    if len(texts) != 1:
+        raise ExtensionBuildError(
+            f"config '{cfg.name}': expected exactly one feature of kind 'text' for the extension, "
+            f"found {texts}; pass --text_feature")
+    return texts[0]
+
+
+def class_names(cfg: PipelineConfig) -> List[str]:
+    """Display names of the model's output classes, in output order."""
+    label = cfg.label
+    if label.kind == "classes" and not label.positive_classes:
+        return list(label.classes)
+    return [f"not {label.name}", label.name]
+
+
+def signature_inputs(model_dir: str) -> List[Dict[str, str]]:
+    """Input names and dtypes of the SavedModel's serving signature, sorted by name."""
+    import tensorflow as tf  # deferred: the rest of the module is plain file work
+
+    loaded = tf.saved_model.load(model_dir)
+    if SERVING_SIGNATURE not in loaded.signatures:
+        raise ExtensionBuildError(f"{model_dir}: no '{SERVING_SIGNATURE}' signature")
+    _, specs = loaded.signatures[SERVING_SIGNATURE].structured_input_signature
+    return [{"name": name, "dtype": spec.dtype.name} for name, spec in sorted(specs.items())]
+
+
+def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optional[str] = None) -> Dict[str, Any]:
+    """What scorer.js needs to feed the model: inputs, the text input, classes."""
+    return {
+        "model": cfg.serving.model_name,
+        "model_version": os.path.basename(os.path.normpath(model_dir)),
+        "text_feature": text_feature(cfg, text_override),
+        # The edge model takes lower-cased text: TF.js has no StringLower op.
+        "ascii_lowercase": True,
+        "inputs": signature_inputs(model_dir),
+        "classes": class_names(cfg),
+    }
+
+
+def build(cfg: PipelineConfig, out_dir: str, model_dir: Optional[str] = None,
+          text_override: Optional[str] = None) -> str:
+    """Writes the unpacked extension to ``out_dir`` (replaced) and returns it."""
+    model_dir = model_dir or newest_version_dir(cfg.push_dir)
+    tfjs_dir = os.path.join(model_dir, TFJS_SUBDIR)
+    return bundle(out_dir, tfjs_dir, extension_config(cfg, model_dir, text_override))
+
+
+def bundle(out_dir: str, tfjs_dir: str, config: Dict[str, Any]) -> str:
+    """Copies the extension sources, the TF.js runtime and the model into ``out_dir``.
+
+    Written to a staging folder first and renamed, so a failed build never
+    leaves a half extension where Chromium loads it.
+    """
+    if not os.path.isfile(os.path.join(tfjs_dir, "model.json")):
+        raise ExtensionBuildError(f"{tfjs_dir}: no TF.js model.json (the edge export writes it at training time)")
+    if not os.path.isfile(TFJS_RUNTIME):
+        raise ExtensionBuildError(f"{TFJS_RUNTIME}: TF.js runtime missing (run `make setup`)")
+    staging = out_dir.rstrip("/") + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(EXTENSION_SOURCE, staging, ignore=shutil.ignore_patterns("README*"))
+    os.makedirs(os.path.join(staging, "vendor"))
+    shutil.copy2(TFJS_RUNTIME, os.path.join(staging, "vendor", "tf.min.js"))
+    shutil.copytree(tfjs_dir, os.path.join(staging, "model"))
+    with open(os.path.join(staging, "model", "extension_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(staging, out_dir)
+    return out_dir
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/liar.yaml")
+    parser.add_argument("--out", default="build/extension")
+    parser.add_argument("--model_dir", help="a pushed version folder (default: the newest)")
+    parser.add_argument("--text_feature", help="the raw feature carrying the statement")
+    args = parser.parse_args(argv)
+    try:
+        out = build(load_config(args.config), args.out, args.model_dir, args.text_feature)
+    except ExtensionBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"extension written to {out}: load it unpacked (chrome://extensions, developer mode)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
