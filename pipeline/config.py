@@ -124,6 +124,9 @@ class ServingConfig:
     latency_budget_ms: float = 500.0
     tf_serving_image: str = "tensorflow/serving"
     tf_serving_tag: str = "2.16.1"
+    # TFLite + TF.js exports beside the SavedModel (trainer/edge_export.py); turn off
+    # for a dataset whose feature kinds the edge runtimes cannot run.
+    edge_exports: bool = True
 
 
 @dataclass(frozen=True)
