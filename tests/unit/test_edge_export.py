@@ -169,3 +169,16 @@ def test_cli_names_what_is_missing(tmp_path, capsys):
     (tmp_path / "saved_model.pb").write_bytes(b"")
     assert edge_export.main(["--saved_model", str(tmp_path)]) == 1
     assert "no edge SavedModel" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda row: row.pop("company"), "row 1, feature 'company': missing"),
+    (lambda row: row.update(fare="12.5"), "row 1, feature 'fare': expected a finite number"),
+    (lambda row: row.update(trip_start_timestamp=2 ** 40), "feature 'trip_start_timestamp': expected an integer "
+                                                           "in the int32 range"),
+])
+def test_tfjs_script_names_the_bad_row_and_feature(trained, eval_rows, change, message):
+    rows = [dict(eval_rows[0]), dict(eval_rows[1])]
+    change(rows[1])
+    with pytest.raises(RuntimeError, match=message):
+        edge_runtime.tfjs(trained[1], rows)
