@@ -125,9 +125,9 @@ def edge_analyses(cfg: PipelineConfig, tf_transform_output: Any) -> Dict[str, pr
     analyses = {}
     for feature in cfg.features:
         kind = preprocessing.feature_kind(feature)
-        if kind.edge_analysis is None:
+        if not isinstance(kind, preprocessing.FeatureKind) or kind.edge_analysis is None:
             raise ValueError(f"feature {feature.name!r}: kind {feature.kind!r} has no edge export "
-                             "(TFLite/TF.js); its FeatureKind sets edge_analysis=None")
+                             "(TFLite/TF.js): it is not a FeatureKind with an edge_analysis")
         prefix = preprocessing.constant_node_name(feature.name, "")
         own = {name[len(prefix):]: value for name, value in constants.items()
                if name.startswith(prefix) and "__" not in name[len(prefix):]}

@@ -34,13 +34,16 @@ of three functions so that Transform and the edge exports (TFLite, TF.js;
   means the kind cannot be exported to the edge (the export fails naming it).
 
 A new kind (another module) registers a ``FeatureKind`` in ``KINDS`` and
-declares its model inputs in ``trainer.features``.
+declares its model inputs in ``trainer.features``. A kind may also register a
+plain function ``(feature, column) -> transformed tensors``: Transform runs
+it, and the edge export fails naming the feature (set
+``serving.edge_exports: false`` for such a dataset).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -78,8 +81,11 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     return outputs
 
 
-def feature_kind(feature: FeatureConfig) -> FeatureKind:
-    """The ``FeatureKind`` of a config feature."""
+TransformOnly = Callable[[FeatureConfig, Any], Dict[str, tf.Tensor]]
+
+
+def feature_kind(feature: FeatureConfig) -> Union[FeatureKind, TransformOnly]:
+    """The ``FeatureKind`` (or Transform-only function) of a config feature."""
     try:
         return KINDS[feature.kind]
     except KeyError:
@@ -90,6 +96,8 @@ def feature_kind(feature: FeatureConfig) -> FeatureKind:
 def transform_feature(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
     """The transformed tensors for one raw feature, in Transform: prepare, analyze, apply."""
     kind = feature_kind(feature)
+    if not isinstance(kind, FeatureKind):
+        return kind(feature, x)
     prepared = _map_values(x, lambda v: kind.prepare(feature, v))
     analysis = {key: tf.identity(value, name=constant_node_name(feature.name, key))
                 if isinstance(value, tf.Tensor) else value
@@ -290,7 +298,7 @@ def month_from_days(days: tf.Tensor) -> tf.Tensor:
     return tf.where(mp < 10, mp + 3, mp - 9)
 
 
-KINDS: Dict[str, FeatureKind] = {
+KINDS: Dict[str, Union[FeatureKind, TransformOnly]] = {
     "numeric": FeatureKind(_numeric_prepare, _numeric_analyze, _numeric_apply),
     "categorical": FeatureKind(_categorical_prepare, _categorical_analyze, _categorical_apply,
                                _categorical_edge_analysis),

@@ -182,3 +182,10 @@ def test_tfjs_script_names_the_bad_row_and_feature(trained, eval_rows, change, m
     change(rows[1])
     with pytest.raises(RuntimeError, match=message):
         edge_runtime.tfjs(trained[1], rows)
+
+
+def test_a_transform_only_kind_fails_the_edge_export_naming_the_feature(trained, monkeypatch):
+    cfg, _, tft_output, _, _ = trained
+    monkeypatch.setitem(preprocessing.KINDS, "numeric", lambda feature, x: {})
+    with pytest.raises(ValueError, match="feature 'fare': kind 'numeric' has no edge export"):
+        edge_export.edge_analyses(cfg, tft_output)
