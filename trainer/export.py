@@ -6,6 +6,10 @@
   missing features are allowed here, Transform imputes them.
 - ``transform_features``: serialized tf.Example -> transformed features incl.
   the label; TFMA uses it to compute labels from raw examples.
+
+Beside them, under ``assets.extra/`` (ignored by TF Serving), the edge
+exports: TFLite and TF.js models taking the same raw features as
+``serving_default`` (``trainer.edge_export``).
 """
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipeline.config import PipelineConfig
-from trainer import features
+from trainer import edge_export, features
 
-OUTPUT_KEY = "outputs"
+OUTPUT_KEY = edge_export.OUTPUT_KEY
 
 
 def _dense_to_sparse(x: tf.Tensor) -> tf.SparseTensor:
@@ -29,7 +33,8 @@ def _dense_to_sparse(x: tf.Tensor) -> tf.SparseTensor:
 
 def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
                          cfg: PipelineConfig, serving_dir: str) -> None:
-    """Saves ``model`` with the Transform graph attached and three signatures.
+    """Saves ``model`` with the Transform graph attached and three signatures,
+    plus the edge exports (TFLite, TF.js) in ``assets.extra/``.
 
     Saved as a plain SavedModel (a tf.Module, not ``model.save``): every consumer
     uses the signatures, and without Keras metadata TFMA runs the signatures
@@ -68,3 +73,5 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
         "transform_features": transform_features.get_concrete_function(),
     }
     tf.saved_model.save(module, serving_dir, signatures=signatures)
+    if cfg.serving.edge_exports:
+        edge_export.write_edge_exports(model, tf_transform_output, cfg, serving_dir)

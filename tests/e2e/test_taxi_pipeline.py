@@ -49,6 +49,9 @@ def test_every_component_runs_and_model_is_pushed(first_run, capsys):
     assert len(versions) == 1
     assert result.pushed_to == os.path.join(cfg.push_dir, versions[0])
     assert os.path.isfile(os.path.join(result.pushed_to, "saved_model.pb"))
+    # the edge exports travel inside the model artifact, next to the SavedModel
+    for edge_file in ("model.tflite", "tfjs/model.json", "edge_signature.json", "edge_saved_model/saved_model.pb"):
+        assert os.path.isfile(os.path.join(result.pushed_to, "assets.extra", edge_file)), edge_file
 
 
 def test_pushed_model_answers_a_rest_request(first_run):

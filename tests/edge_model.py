@@ -1,0 +1,72 @@
+"""A tiny taxi model trained in-process and exported with its edge files.
+
+Shared by the edge differential tests and ``bench/edge_bench.py``: real taxi
+CSV rows (the CSV inside the tfx package), Transform through tft_beam, a few
+Keras epochs, then ``export_serving_model`` (which writes the edge exports).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from pipeline.config import PipelineConfig, taxi_data_dir
+from trainer import features, preprocessing
+from trainer.export import export_serving_model
+from trainer.model import HyperParameters
+from trainer.train import build_for
+
+_ZERO = {"float": 0.0, "int": 0, "string": ""}
+RawRow = Dict[str, Optional[object]]
+
+
+def read_taxi_csv(cfg: PipelineConfig, start: int, count: int) -> List[RawRow]:
+    """Raw taxi rows typed per the config; an empty CSV field is None (missing)."""
+    dtypes = dict(features.serving_feature_dtypes(cfg), **{c: "float" for c in features.label_source_columns(cfg)})
+    parse = {"float": float, "int": lambda s: int(float(s)), "string": str}
+    with open(os.path.join(taxi_data_dir(), "data.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))[start:start + count]
+    return [{name: parse[dtype](row[name]) if row[name] != "" else None for name, dtype in dtypes.items()}
+            for row in rows]
+
+
+def serving_rows(cfg: PipelineConfig, rows: List[RawRow]) -> List[Dict[str, object]]:
+    """What a serving_default client sends: every feature, a missing one as its dtype's zero value."""
+    return [{name: _ZERO[dtype] if row[name] is None else row[name]
+             for name, dtype in features.serving_feature_dtypes(cfg).items()} for row in rows]
+
+
+def _instances(rows: List[RawRow]):
+    """tft_beam instance dicts: VarLen lists, empty when missing."""
+    return [{k: [] if v is None else [v.encode() if isinstance(v, str) else v] for k, v in row.items()}
+            for row in rows]
+
+
+def train_and_export(cfg: PipelineConfig, root: str, train_rows: int = 2000, epochs: int = 3):
+    """(model dir, Transform output, raw training rows, export seconds) under ``root``."""
+    spec = features.raw_feature_spec(cfg)
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
+    raw = read_taxi_csv(cfg, 0, train_rows)
+    transform_dir = os.path.join(root, "transform")
+    with tft_beam.Context(temp_dir=os.path.join(root, "tmp"), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = ((_instances(raw), metadata)
+                                          | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False))
+        _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+    tft_output = tft.TFTransformOutput(transform_dir)
+    tf.keras.utils.set_random_seed(cfg.trainer.seed)
+    model = build_for(cfg, tft_output, HyperParameters.from_trainer_config(cfg.trainer))
+    label = features.transformed_label_name(cfg)
+    x = {k: np.array([r[k] for r in transformed]) for k in model.input_names}
+    model.fit(x, np.array([r[label] for r in transformed]), epochs=epochs, batch_size=128, verbose=0)
+    model_dir = os.path.join(root, "model")
+    start = time.perf_counter()
+    export_serving_model(model, tft_output, cfg, model_dir)
+    return model_dir, tft_output, raw, time.perf_counter() - start

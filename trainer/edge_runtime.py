@@ -1,0 +1,106 @@
+"""Run the same raw rows through the SavedModel, the TFLite interpreter and TF.js.
+
+Used by the differential test and the edge benchmark, so both compare the
+three runtimes through the same code. Rows are dicts of raw feature values,
+one value per feature, exactly what ``serving_default`` takes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import edge_export
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TFJS_SCRIPT = os.path.join(REPO_ROOT, "serving", "edge", "tfjs_predict.mjs")
+Row = Mapping[str, object]
+
+
+@dataclass
+class Predictions:
+    """Outputs (one probability per row) and how long they took."""
+    outputs: np.ndarray
+    batch_ms: Optional[float] = None
+    per_row_ms: Optional[List[float]] = None
+
+
+def read_signature(model_dir: str) -> Dict[str, object]:
+    with open(os.path.join(edge_export.edge_dir(model_dir), edge_export.SIGNATURE_FILE)) as f:
+        return json.load(f)
+
+
+def columns(rows: Sequence[Row], signature: Mapping[str, object]) -> Dict[str, np.ndarray]:
+    """Columnar numpy inputs typed as the edge signature says."""
+    out = {}
+    for spec in signature["inputs"]:
+        name, dtype = spec["name"], tf.as_dtype(spec["dtype"])
+        values = [row[name] for row in rows]
+        out[name] = (np.array([v.encode() if isinstance(v, str) else v for v in values], dtype=object)
+                     if dtype == tf.string else np.array(values, dtype=dtype.as_numpy_dtype))
+    return out
+
+
+def saved_model(model_dir: str, rows: Sequence[Row], single: bool = False) -> Predictions:
+    """``serving_default`` of the SavedModel, as TF Serving runs it."""
+    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    signature = read_signature(model_dir)
+
+    def call(batch):
+        return fn(**{k: tf.constant(v) for k, v in columns(batch, signature).items()})[
+            edge_export.OUTPUT_KEY].numpy().reshape(-1)
+
+    return _timed(call, rows, single)
+
+
+def tflite(model_dir: str, rows: Sequence[Row], single: bool = False) -> Predictions:
+    """The TFLite model through ``tf.lite.Interpreter``'s signature runner."""
+    path = os.path.join(edge_export.edge_dir(model_dir), edge_export.TFLITE_FILE)
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner(edge_export.SIGNATURE_KEY)
+    signature = read_signature(model_dir)
+
+    def call(batch):
+        return runner(**columns(batch, signature))[edge_export.OUTPUT_KEY].reshape(-1)
+
+    return _timed(call, rows, single)
+
+
+def _timed(call, rows: Sequence[Row], single: bool, warmup: int = 3) -> Predictions:
+    for row in rows[:warmup]:
+        call([row])
+    if not single:
+        start = time.perf_counter()
+        outputs = call(rows)
+        return Predictions(outputs, batch_ms=(time.perf_counter() - start) * 1000)
+    outputs, per_row = [], []
+    for row in rows:
+        start = time.perf_counter()
+        outputs.append(call([row])[0])
+        per_row.append((time.perf_counter() - start) * 1000)
+    return Predictions(np.array(outputs), per_row_ms=per_row)
+
+
+def tfjs(model_dir: str, rows: Sequence[Row], single: bool = False, node: str = "node",
+         timeout: float = 600) -> Predictions:
+    """The TF.js graph model in Node (``serving/edge/tfjs_predict.mjs``)."""
+    tfjs_dir = os.path.join(edge_export.edge_dir(model_dir), edge_export.TFJS_DIR)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows_path, out_path = os.path.join(tmp, "rows.json"), os.path.join(tmp, "out.json")
+        with open(rows_path, "w") as f:
+            json.dump([dict(row) for row in rows], f)
+        cmd = [node, TFJS_SCRIPT, "--model", tfjs_dir, "--rows", rows_path, "--out", out_path,
+               "--mode", "single" if single else "batch"]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"TF.js in Node failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+        with open(out_path) as f:
+            result = json.load(f)
+    return Predictions(np.array(result["outputs"], dtype=np.float32).reshape(-1),
+                       batch_ms=result.get("batch_ms"), per_row_ms=result.get("per_row_ms"))
