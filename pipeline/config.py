@@ -478,6 +478,9 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
     if cfg.evaluation.text_baseline_feature and cfg.evaluation.text_baseline_feature not in text_names:
         fail("evaluation.text_baseline_feature", f"the name of a text feature {text_names}",
              cfg.evaluation.text_baseline_feature)
+    if cfg.evaluation.text_baseline_feature and cfg.label.kind != "classes":
+        fail("evaluation.text_baseline_feature", "a 'classes' label (the baselines score class names)",
+             cfg.label.kind)
     if not 0 <= cfg.trainer.feature_dropout_share < 1:
         fail("trainer.feature_dropout_share", "a number in [0, 1)", cfg.trainer.feature_dropout_share)
     for col in cfg.trainer.feature_dropout_keep:

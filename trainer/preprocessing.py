@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipeline.config import FeatureConfig, LabelConfig
-from trainer import features
+from trainer import features, text_features
 
 _SECONDS_PER_HOUR = 3600
 _SECONDS_PER_DAY = 86400
@@ -24,7 +24,10 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     cfg = features.config_from_custom_config(custom_config)
     outputs: Dict[str, tf.Tensor] = {}
     for feature in cfg.features:
-        outputs.update(transform_feature(feature, inputs[feature.name]))
+        if feature.kind in text_features.ROW_KINDS:  # kinds that read several columns
+            outputs.update(text_features.ROW_KINDS[feature.kind](feature, inputs, cfg.label))
+        else:
+            outputs.update(transform_feature(feature, inputs[feature.column]))
     if all(col in inputs for col in features.label_source_columns(cfg)):
         outputs[features.transformed_label_name(cfg)] = make_label(cfg.label, inputs)
     return outputs
@@ -37,6 +40,7 @@ def transform_feature(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
         "categorical": _categorical,
         "bucketized": _bucketized,
         "timestamp": _timestamp,
+        **text_features.COLUMN_KINDS,
     }[feature.kind]
     return transform(feature, x)
 
@@ -148,7 +152,7 @@ def make_label(label: LabelConfig, inputs: Mapping[str, Any]) -> tf.Tensor:
         value, _ = densify(inputs[label.column], tf.constant(0, tf.int64))
         return tf.cast(value, tf.int64)
     value, _ = densify(inputs[label.column], "")
-    if label.positive_classes:
+    if label.is_binary_fold:
         keys, ids = list(label.positive_classes), [1] * len(label.positive_classes)
         default = 0
     else:
