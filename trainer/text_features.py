@@ -99,22 +99,32 @@ def cell_key(value: tf.Tensor, fold: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
     return string_hash(tf.strings.join([value, tf.strings.as_string(fold), label], separator=_KEY_SEPARATOR))
 
 
-def lookup(keys: tf.Tensor, values: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
-    """values[keys == query], 0 where absent: a binary search over int64 keys.
+def sorted_table(keys: tf.Tensor, values: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(sorted int64 keys, their values), ending in a sentinel so every search stays
+    in range, also with no keys at all."""
+    order = tf.argsort(keys)
+    sentinel = tf.constant([tf.int64.max], tf.int64)
+    return (tf.concat([tf.gather(keys, order), sentinel], axis=0),
+            tf.concat([tf.gather(tf.cast(values, tf.int64), order), tf.constant([0], tf.int64)], axis=0))
+
+
+def find(table: Tuple[tf.Tensor, tf.Tensor], queries: tf.Tensor) -> tf.Tensor:
+    """The value of each query key, 0 where absent: a binary search (any query shape).
 
     A search, not a hash table, because tft hands analyzer results over as
-    tensors and a table initialised from them cannot be saved in the graph;
-    sorting a few thousand keys per batch costs next to nothing.
+    tensors and a table initialised from them cannot be saved in the graph.
     """
-    order = tf.argsort(keys)
-    sentinel = tf.constant([tf.int64.max], tf.int64)  # keeps every gather in range, also with no keys
-    sorted_keys = tf.concat([tf.gather(keys, order), sentinel], axis=0)
-    sorted_values = tf.concat([tf.gather(tf.cast(values, tf.int64), order), tf.constant([0], tf.int64)], 0)
+    sorted_keys, sorted_values = table
     flat = tf.reshape(queries, [-1])
     position = tf.searchsorted(sorted_keys, flat, side="left")
     found = tf.gather(sorted_keys, position) == flat
     result = tf.where(found, tf.gather(sorted_values, position), tf.zeros_like(flat))
     return tf.reshape(result, tf.shape(queries))
+
+
+def lookup(keys: tf.Tensor, values: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
+    """values[keys == query], 0 where absent."""
+    return find(sorted_table(keys, values), queries)
 
 
 # --------------------------------------------------------------------------
@@ -151,16 +161,26 @@ def multi_categorical(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
 # label_prior: a value's label record from the training split, out of fold
 # --------------------------------------------------------------------------
 
+def class_key(label: tf.Tensor) -> tf.Tensor:
+    return string_hash(tf.strings.join(["class", label], separator=_KEY_SEPARATOR))
+
+
+def row_key(key_hash: tf.Tensor) -> tf.Tensor:
+    return string_hash(tf.strings.join(["row", tf.strings.as_string(key_hash)], separator=_KEY_SEPARATOR))
+
+
+def prior_keys(feature: FeatureConfig, value: tf.Tensor, key_hash: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+    """Every count the prior needs, as keys of one count_per_key: a (value, fold,
+    class) cell per row, the row's class, and the row itself (training rows)."""
+    return tf.concat([cell_key(value, key_hash % feature.folds, label), class_key(label), row_key(key_hash)],
+                     axis=0)
+
+
 def analyze_label_prior(feature: FeatureConfig, value: tf.Tensor, key_hash: tf.Tensor,
                         label: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Counts over the analysed (training) split, as constant tensors:
-    per (value, fold, class) cell, per class, and the training rows' key hashes."""
-    fold = key_hash % feature.folds
-    cell_keys, cell_counts = tft.count_per_key(cell_key(value, fold, label))
-    class_keys, class_counts = tft.count_per_key(string_hash(label))
-    train_keys, _ = tft.count_per_key(key_hash)
-    return {"cell_keys": cell_keys, "cell_counts": cell_counts, "class_keys": class_keys,
-            "class_counts": class_counts, "train_keys": train_keys}
+    """Counts over the analysed (training) split, as constant tensors (one analyzer)."""
+    keys, counts = tft.count_per_key(prior_keys(feature, value, key_hash, label))
+    return {"keys": keys, "counts": counts}
 
 
 def apply_label_prior(feature: FeatureConfig, classes: Tuple[str, ...], value: tf.Tensor,
@@ -173,27 +193,24 @@ def apply_label_prior(feature: FeatureConfig, classes: Tuple[str, ...], value: t
     would leak: total minus own count reveals the own label). Any other row
     (validation, test, serving) gets the counts of the whole training split.
     """
-    def cells(keys: tf.Tensor) -> tf.Tensor:
-        return tf.cast(lookup(analyzed["cell_keys"], analyzed["cell_counts"], keys), tf.float32)
-
-    fold = key_hash % feature.folds
-    train_keys = analyzed["train_keys"]
-    in_train = tf.cast(lookup(train_keys, tf.ones_like(train_keys), key_hash), tf.float32)  # [batch]
+    table = sorted_table(analyzed["keys"], analyzed["counts"])
+    rows, folds, k = tf.shape(value)[0], feature.folds, len(classes)
+    grid = [rows, folds, k]
+    cells = cell_key(tf.broadcast_to(value[:, None, None], grid),
+                     tf.broadcast_to(tf.range(folds, dtype=tf.int64)[None, :, None], grid),
+                     tf.broadcast_to(tf.constant(list(classes))[None, None, :], grid))
+    per_fold = tf.cast(find(table, cells), tf.float32)  # [rows, folds, classes]
+    fold = key_hash % folds
+    in_train = tf.cast(find(table, row_key(key_hash)) > 0, tf.float32)  # [rows]
+    own_fold = tf.gather(per_fold, fold, batch_dims=1)  # [rows, classes]
     present = tf.cast(tf.strings.length(value) > 0, tf.float32)
-    per_class = []
-    for c in classes:
-        label = tf.fill(tf.shape(value), c)
-        total = tf.add_n([cells(cell_key(value, tf.fill(tf.shape(fold), tf.constant(f, tf.int64)), label))
-                          for f in range(feature.folds)])
-        per_class.append(total - in_train * cells(cell_key(value, fold, label)))
-    counts = tf.stack(per_class, axis=1) * present[:, None]  # [batch, classes]
-    prior = tf.cast(lookup(analyzed["class_keys"], analyzed["class_counts"],
-                           string_hash(tf.constant(list(classes)))), tf.float32)
+    counts = (tf.reduce_sum(per_fold, axis=1) - in_train[:, None] * own_fold) * present[:, None]
+    prior = tf.cast(find(table, class_key(tf.constant(list(classes)))), tf.float32)
     prior = prior / tf.maximum(tf.reduce_sum(prior), 1.0)
     n = tf.reduce_sum(counts, axis=1)
     smoothed = (counts + feature.smoothing * prior[None, :]) / (n + feature.smoothing)[:, None]
     return {
-        features.transformed_name(feature.name): tf.ensure_shape(smoothed, [None, len(classes)]),
+        features.transformed_name(feature.name): tf.ensure_shape(smoothed, [None, k]),
         features.transformed_name(f"{feature.name}_count"): tf.math.log1p(n),
         features.transformed_name(f"{feature.name}_seen"): tf.cast(n > 0, tf.int64),
     }

@@ -54,22 +54,17 @@ def test_lookup_finds_keys_and_defaults_to_zero():
     assert empty.numpy().tolist() == [0]
 
 
-def _analyzed(rows, classes):
-    """What the analyzers compute, from (speaker, statement, label) training rows."""
-    value = tf.constant([r[0] for r in rows])
-    key_hash = text_features.fold_key_hash(tf.constant([r[1] for r in rows]))
-    label = tf.constant([r[2] for r in rows])
-    cells = text_features.cell_key(value, key_hash % PRIOR.folds, label).numpy()
-    uniq, counts = np.unique(cells, return_counts=True)
-    cls = text_features.string_hash(label).numpy()
-    cls_uniq, cls_counts = np.unique(cls, return_counts=True)
-    return {"cell_keys": tf.constant(uniq), "cell_counts": tf.constant(counts, tf.int64),
-            "class_keys": tf.constant(cls_uniq), "class_counts": tf.constant(cls_counts, tf.int64),
-            "train_keys": tf.constant(np.unique(key_hash.numpy()))}
+def _analyzed(rows):
+    """What the analyzer computes, from (speaker, statement, label) training rows."""
+    keys = text_features.prior_keys(PRIOR, tf.constant([r[0] for r in rows]),
+                                    text_features.fold_key_hash(tf.constant([r[1] for r in rows])),
+                                    tf.constant([r[2] for r in rows])).numpy()
+    uniq, counts = np.unique(keys, return_counts=True)
+    return {"keys": tf.constant(uniq), "counts": tf.constant(counts, tf.int64)}
 
 
 def _prior(rows, queries, classes=("false", "true")):
-    analyzed = _analyzed(rows, classes)
+    analyzed = _analyzed(rows)
     value = tf.constant([q[0] for q in queries])
     key_hash = text_features.fold_key_hash(tf.constant([q[1] for q in queries]))
     return text_features.apply_label_prior(PRIOR, classes, value, key_hash, analyzed)
