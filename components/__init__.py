@@ -7,4 +7,7 @@ def __getattr__(name):
     if name == "BaselineMetrics":
         from components.baselines import BaselineMetrics
         return BaselineMetrics
+    if name == "ModelAnalysis":
+        from components.error_analysis import ModelAnalysis
+        return ModelAnalysis
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

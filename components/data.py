@@ -4,13 +4,16 @@ from __future__ import annotations
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
+from components.tsv_example_gen import build_tsv_example_gen
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 
 
-def build_example_gen(cfg: PipelineConfig) -> tfx.components.CsvExampleGen:
-    """CSV files split deterministically by hash buckets from the config."""
+def build_example_gen(cfg: PipelineConfig):
+    """By ``data.format``: CSV split by hash buckets, or TSV with splits from files."""
+    if cfg.data.format == "tsv":
+        return build_tsv_example_gen(cfg)
     splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
               for name, buckets in cfg.data.splits.items()]
     return tfx.components.CsvExampleGen(

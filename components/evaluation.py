@@ -1,7 +1,7 @@
 """Evaluator: TFMA metrics, slices and the blessing thresholds, from the config."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import types
@@ -10,7 +10,7 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, extra_slice_keys
 from trainer import features
 
 EVAL_SIGNATURE = "serving_tf_example"
@@ -23,12 +23,26 @@ def _overall(threshold: tfma.MetricThreshold) -> dict:
         slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]}
 
 
+def _metrics_specs(cfg: PipelineConfig) -> List[tfma.MetricsSpec]:
+    """The metrics, plus per-class error rates when the error analysis asks for
+    fairness figures: false-positive/negative rates of each class, one vs rest,
+    with the top-scored class as the prediction (binary: the 0.5 threshold)."""
+    specs = [tfma.MetricsSpec(metrics=_metrics(cfg))]
+    if cfg.evaluation.fairness_features and cfg.num_classes > 2:
+        rates = [tfma.MetricConfig(class_name=name, config='{"top_k": 1}') for name in ("FPR", "FNR")]
+        specs.append(tfma.MetricsSpec(metrics=rates, binarize=tfma.BinarizationOptions(
+            class_ids={"values": list(range(cfg.num_classes))})))
+    return specs
+
+
 def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
     if cfg.num_classes > 2:
         accuracy = "SparseCategoricalAccuracy"
         return [tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(class_name=accuracy, **_overall(_floor(cfg.evaluation.min_accuracy))),
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]
+    rates = ([tfma.MetricConfig(class_name="FPR"), tfma.MetricConfig(class_name="FNR")]
+             if cfg.evaluation.fairness_features else [])
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.evaluation.min_auc}),
         change_threshold=tfma.GenericChangeThreshold(
@@ -46,7 +60,7 @@ def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="MeanPrediction"),
         tfma.MetricConfig(class_name="CalibrationPlot", config='{"num_buckets": 100}'),
-    ]
+    ] + rates
 
 
 def _floor(value: float) -> tfma.MetricThreshold:
@@ -61,8 +75,22 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
             label_key=features.transformed_label_name(cfg),
             preprocessing_function_names=[LABEL_SIGNATURE])],
         slicing_specs=[tfma.SlicingSpec()] + [
-            tfma.SlicingSpec(feature_keys=list(keys)) for keys in cfg.evaluation.slices],
-        metrics_specs=[tfma.MetricsSpec(metrics=_metrics(cfg))])
+            tfma.SlicingSpec(feature_keys=list(keys)) for keys in slice_keys(cfg)],
+        metrics_specs=_metrics_specs(cfg))
+
+
+def slice_keys(cfg: PipelineConfig) -> List[Tuple[str, ...]]:
+    """Configured slices plus one per fairness feature, as TFMA feature keys: a raw
+    feature by name, a kind's extra slice key by its transformed name (TFMA slices
+    on the outputs of the transform_features preprocessing function too)."""
+    extra = {key for f in cfg.features for key in extra_slice_keys(f)}
+    wanted = list(cfg.evaluation.slices) + [(f,) for f in cfg.evaluation.fairness_features]
+    keys: List[Tuple[str, ...]] = []
+    for spec in wanted:
+        key = tuple(features.transformed_name(k) if k in extra else k for k in spec)
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def build_baseline_model_resolver() -> tfx.dsl.Resolver:

@@ -146,7 +146,8 @@ def example_to_instance(example: tf.train.Example,
                         feature_keys: Mapping[str, str]
                         ) -> Optional[Dict[str, Any]]:
     """One row-format instance from a tf.Example, or None if a feature is
-    missing or empty (the canary only sends complete rows)."""
+    missing, empty or multi-valued (the canary only sends complete rows, and
+    the row-format signature takes one value per feature)."""
     instance: Dict[str, Any] = {}
     features = example.features.feature
     for name, dtype in feature_keys.items():
@@ -154,10 +155,9 @@ def example_to_instance(example: tf.train.Example,
             return None
         kind = features[name].WhichOneof("kind")
         values = list(getattr(features[name], kind).value) if kind else []
-        if not values:
+        if len(values) != 1:
             return None
-        converted = [_convert(name, dtype, v) for v in values]
-        instance[name] = converted[0] if len(converted) == 1 else converted
+        instance[name] = _convert(name, dtype, values[0])
     return instance
 
 

@@ -59,7 +59,13 @@ def _run(cfg, tune) -> int:
         print("Nothing was pushed; the previously pushed model is still served.", file=sys.stderr)
         return 1
     print(f"  {'total':<34} {'':<8} {time.time() - start:7.1f}s\n")
-    print(report.summary_text(cfg))
+    from pipeline.html_report import write_report
+    from pipeline.results import collect
+
+    result = collect(paths.metadata, cfg.pipeline_name)
+    summary = report.summary_text(cfg, result)
+    print(summary)
+    print(f"Report: {write_report(cfg, result, os.path.join(paths.root, 'report.html'), summary)}")
     return 0
 
 

@@ -21,7 +21,8 @@ import yaml
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_DEFAULT = "tfx:chicago_taxi"  # data.path value meaning "the CSV inside tfx"
 
-FeatureKind = Literal["numeric", "categorical", "bucketized", "timestamp"]
+FeatureKind = Literal["numeric", "categorical", "bucketized", "timestamp",
+                      "text", "multi_categorical", "label_prior"]
 FeatureDtype = Literal["float", "int", "string"]
 
 
@@ -31,10 +32,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """One raw input column and how Transform turns it into model inputs."""
+    """One model feature: a raw input column and how Transform turns it into model inputs."""
     name: str
     kind: FeatureKind
     dtype: FeatureDtype
+    # The raw column read (default: ``name``); lets two features derive from one
+    # column, e.g. a speaker vocabulary and the speaker's label prior.
+    source: str = ""
+    # Leaks the label (e.g. counts that include the row's own label): used only
+    # by the audit variant (top-level ``leaky: true``), never by the honest model.
+    leaky: bool = False
     # numeric: log1p before the z-score, for heavy-tailed amounts (fares, miles).
     log1p: bool = False
     # categorical: keep the top_k most frequent values seen at least
@@ -49,6 +56,35 @@ class FeatureConfig:
     buckets: int = 10
     # timestamp: which calendar parts to derive from epoch seconds.
     parts: Tuple[Literal["hour", "weekday", "month"], ...] = ("hour", "weekday")
+    # text: lower-cased, punctuation stripped, split on whitespace; a vocabulary of
+    # the top_k tokens and word n-grams (sizes in ngrams) seen frequency_threshold
+    # times; the first max_tokens ids per row, 0 = padding.
+    ngrams: Tuple[int, ...] = (1,)
+    max_tokens: int = 64
+    # multi_categorical: values split on separator (also inside one value, so a
+    # serving request may send "a,b"); the first max_tokens ids, 0 = padding.
+    separator: str = ","
+    # label_prior: the label distribution of this column's value (e.g. a speaker's
+    # record) from the training split only; training rows (recognised by the hash
+    # of fold_key) see out-of-fold counts over ``folds`` folds; smoothed towards the
+    # overall distribution with ``smoothing`` pseudo-counts.
+    fold_key: str = ""
+    folds: int = 5
+    smoothing: float = 10.0
+
+    @property
+    def column(self) -> str:
+        """The raw column this feature reads."""
+        return self.source or self.name
+
+
+@dataclass(frozen=True)
+class ColumnConfig:
+    """One column of a headerless file (``data.format: tsv``), in file order."""
+    name: str
+    dtype: FeatureDtype
+    # non-empty: the field holds several values joined by this separator
+    separator: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,15 +101,32 @@ class LabelConfig:
     denominator: Optional[str] = None
     fraction: float = 0.0
     classes: Tuple[str, ...] = ()
-    positive_classes: Tuple[str, ...] = ()  # non-empty: fold classes to binary
+    positive_classes: Tuple[str, ...] = ()  # the classes that count as positive in binary figures
+    # With positive_classes: train on the binary fold (true), or on all classes
+    # and fold only for reporting binary accuracy (false).
+    fold_to_binary: bool = True
+
+    @property
+    def is_binary_fold(self) -> bool:
+        return self.kind == "classes" and bool(self.positive_classes) and self.fold_to_binary
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data lives and how it is split (hash buckets per split)."""
+    """Where the data lives and how it is split.
+
+    ``csv``: files with a header, split by hash buckets (``splits``). ``tsv``:
+    headerless tab-separated files whose columns are named by ``columns``, with
+    predefined splits from ``files`` (train, eval, and test only when given).
+    """
     path: str = TAXI_DEFAULT
-    format: Literal["csv"] = "csv"
+    # an environment variable that, when set, replaces ``path`` (data that must
+    # stay outside the repository, e.g. under a research-only licence)
+    path_env: str = ""
+    format: Literal["csv", "tsv"] = "csv"
     splits: Mapping[str, int] = field(default_factory=lambda: {"train": 8, "eval": 2})
+    files: Mapping[str, str] = field(default_factory=dict)
+    columns: Tuple[ColumnConfig, ...] = ()
     excluded_columns: Tuple[str, ...] = ()
     seed: int = 42
 
@@ -102,6 +155,11 @@ class TrainerConfig:
     dropout: float = 0.1
     early_stopping_patience: int = 3
     seed: int = 42
+    # Train for requests that carry only some features (a browser page has no
+    # speaker metadata): this share of training rows, drawn with ``seed``, sees
+    # every feature outside feature_dropout_keep as missing.
+    feature_dropout_share: float = 0.0
+    feature_dropout_keep: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,8 +168,15 @@ class EvaluationConfig:
     min_auc: float = 0.5
     min_accuracy: float = 0.0
     max_auc_regression: float = 0.01
+    # feature names, or extra slice keys a feature kind emits (label_prior: <name>_seen)
     slices: Tuple[Tuple[str, ...], ...] = ()
     baseline_features: Tuple[str, ...] = ()  # candidates for the one-feature rule
+    # Error analysis: false-positive/negative rates per value of these features.
+    fairness_features: Tuple[str, ...] = ()
+    # Also score the model with only these features present (e.g. the text alone).
+    reduced_features: Tuple[str, ...] = ()
+    # A string feature for the TF-IDF logistic-regression baseline ("" = none).
+    text_baseline_feature: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,6 +280,8 @@ class PipelineConfig:
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     run_dir: str = "runs"
+    # The leakage-audit variant: also use the features marked ``leaky: true``.
+    leaky: bool = False
     source_file: str = ""
 
     @property
@@ -225,13 +292,16 @@ class PipelineConfig:
     @property
     def num_classes(self) -> int:
         """2 for binary labels, len(classes) for multi-class ones."""
-        if self.label.kind == "classes" and not self.label.positive_classes:
+        if self.label.kind == "classes" and not self.label.is_binary_fold:
             return len(self.label.classes)
         return 2
 
     @property
     def data_path(self) -> str:
-        """The data directory, resolving the taxi default inside the tfx package."""
+        """The data directory: ``$<path_env>`` when set, the taxi default inside
+        the tfx package, else ``path`` resolved against the repo."""
+        if self.data.path_env and os.environ.get(self.data.path_env):
+            return resolve_path(os.environ[self.data.path_env])
         if self.data.path == TAXI_DEFAULT:
             return taxi_data_dir()
         return resolve_path(self.data.path)
@@ -270,9 +340,27 @@ def resolve_path(path: str) -> str:
 # --------------------------------------------------------------------------
 
 def load_config(path: str, overrides: Sequence[str] = ()) -> PipelineConfig:
-    """Reads, overrides (``a.b=value``) and validates a dataset config file."""
+    """Reads, overrides (``a.b=value``) and validates a dataset config file.
+
+    A file may start from another one (``extends: liar.yaml``, relative to its
+    own directory): mappings are merged key by key, anything else is replaced,
+    so a variant (binary labels, the leaky audit) is a few lines, not a copy.
+    """
+    raw = _read_yaml(path, seen=())
+    for override in overrides:
+        _apply_override(raw, override, path)
+    raw["source_file"] = os.path.abspath(path)
+    config = _build(PipelineConfig, raw, path, "")
+    _check_semantics(config, path)
+    return _without_inactive_features(config)
+
+
+def _read_yaml(path: str, seen: Tuple[str, ...]) -> Dict[str, Any]:
     if not os.path.isfile(path):
-        raise ConfigError(f"{path}: config file not found")
+        where = f" (extended by {seen[-1]})" if seen else ""
+        raise ConfigError(f"{path}: config file not found{where}")
+    if os.path.abspath(path) in seen:
+        raise ConfigError(f"{path}: key 'extends': a cycle through {list(seen)}")
     with open(path, encoding="utf-8") as f:
         try:
             raw = yaml.safe_load(f)
@@ -280,19 +368,38 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> PipelineConfig:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    for override in overrides:
-        _apply_override(raw, override, path)
-    raw["source_file"] = os.path.abspath(path)
-    config = _build(PipelineConfig, raw, path, "")
-    _check_semantics(config, path)
-    return config
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: key 'extends': expected a config file name, got {parent!r}")
+    base = _read_yaml(os.path.join(os.path.dirname(os.path.abspath(path)), parent),
+                      seen + (os.path.abspath(path),))
+    return _merge(base, raw)
+
+
+def _merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _without_inactive_features(config: PipelineConfig) -> PipelineConfig:
+    """The honest model never sees features marked ``leaky`` (unless ``leaky: true``)."""
+    if config.leaky:
+        return config
+    return dataclasses.replace(config, features=tuple(f for f in config.features if not f.leaky))
 
 
 def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> PipelineConfig:
     """Validates an already-parsed config (used by components that receive it as JSON)."""
     config = _build(PipelineConfig, dict(raw), source, "")
     _check_semantics(config, source)
-    return config
+    return _without_inactive_features(config)
 
 
 def to_dict(config: Any) -> Dict[str, Any]:
@@ -391,19 +498,10 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         fail("features", "unique feature names", dupes)
-    if cfg.label.column in names:
+    if cfg.label.column in names or cfg.label.column in {f.column for f in cfg.features}:
         fail("label.column", "a column that is not also a feature (label leakage)", cfg.label.column)
     for i, f in enumerate(cfg.features):
-        if f.name in cfg.data.excluded_columns:
-            fail(f"features[{i}].name", "a column not listed in data.excluded_columns", f.name)
-        if f.kind in ("numeric", "bucketized", "timestamp") and f.dtype == "string":
-            fail(f"features[{i}].dtype", f"int or float for a {f.kind} feature", f.dtype)
-        if f.buckets < 2:
-            fail(f"features[{i}].buckets", "at least 2", f.buckets)
-        if f.max_value and (f.kind != "categorical" or f.dtype != "int"):
-            fail(f"features[{i}].max_value", "only on categorical int features", f.max_value)
-        if f.top_k < 1 or f.oov_buckets < 1:
-            fail(f"features[{i}].top_k/oov_buckets", "positive integers", (f.top_k, f.oov_buckets))
+        _check_feature(cfg, f, f"features[{i}]", names, fail)
     if cfg.label.kind == "ratio_threshold" and not cfg.label.denominator:
         fail("label.denominator", "a column name for a ratio_threshold label", None)
     if cfg.label.kind == "classes" and len(cfg.label.classes) < 2:
@@ -412,11 +510,7 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
     if unknown_pos:
         fail("label.positive_classes", f"names from label.classes {list(cfg.label.classes)}",
              sorted(unknown_pos))
-    if set(cfg.data.splits) != {"train", "eval"}:
-        fail("data.splits", "exactly the splits 'train' and 'eval'", sorted(cfg.data.splits))
-    for split, buckets in cfg.data.splits.items():
-        if buckets < 1:
-            fail(f"data.splits.{split}", "a positive number of hash buckets", buckets)
+    _check_data(cfg, path, fail)
     for key in ("train_steps", "eval_steps", "batch_size", "hidden_units", "num_layers",
                 "embedding_dim"):
         if getattr(cfg.trainer, key) < 1:
@@ -428,13 +522,27 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
     if cfg.tuner.max_trials < 1 or cfg.tuner.trial_steps < 1:
         fail("tuner.max_trials/trial_steps", "positive integers",
              (cfg.tuner.max_trials, cfg.tuner.trial_steps))
+    slice_keys = names + [key for f in cfg.features for key in extra_slice_keys(f)]
     for i, s in enumerate(cfg.evaluation.slices):
         for col in s:
+            if col not in slice_keys:
+                fail(f"evaluation.slices[{i}]", f"feature names or slice keys from {slice_keys}", col)
+    for key in ("baseline_features", "fairness_features", "reduced_features"):
+        for col in getattr(cfg.evaluation, key):
             if col not in names:
-                fail(f"evaluation.slices[{i}]", f"feature names from {names}", col)
-    for col in cfg.evaluation.baseline_features:
+                fail(f"evaluation.{key}", f"feature names from {names}", col)
+    text_names = [f.name for f in cfg.features if f.kind == "text"]
+    if cfg.evaluation.text_baseline_feature and cfg.evaluation.text_baseline_feature not in text_names:
+        fail("evaluation.text_baseline_feature", f"the name of a text feature {text_names}",
+             cfg.evaluation.text_baseline_feature)
+    if cfg.evaluation.text_baseline_feature and cfg.label.kind != "classes":
+        fail("evaluation.text_baseline_feature", "a 'classes' label (the baselines score class names)",
+             cfg.label.kind)
+    if not 0 <= cfg.trainer.feature_dropout_share < 1:
+        fail("trainer.feature_dropout_share", "a number in [0, 1)", cfg.trainer.feature_dropout_share)
+    for col in cfg.trainer.feature_dropout_keep:
         if col not in names:
-            fail("evaluation.baseline_features", f"feature names from {names}", col)
+            fail("trainer.feature_dropout_keep", f"feature names from {names}", col)
     for key in ("min_auc", "min_accuracy"):
         v = getattr(cfg.evaluation, key)
         if not 0 <= v <= 1:
@@ -460,9 +568,6 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
     if not cfg.serving.model_name.replace("_", "").replace("-", "").isalnum():
         fail("serving.model_name", "letters, digits, '-' and '_' only", cfg.serving.model_name)
     _check_kubernetes(cfg.serving.kubernetes, fail)
-    if cfg.data.path != TAXI_DEFAULT and "://" not in cfg.data.path and not os.path.isdir(cfg.data_path):
-        fail("data.path", f"an existing directory of {cfg.data.format.upper()} files "
-             f"(resolved to {cfg.data_path})", cfg.data.path)
     if not os.path.isfile(cfg.schema_path):
         fail("schema", f"an existing schema.pbtxt (resolved to {cfg.schema_path})", cfg.schema)
 
@@ -523,3 +628,82 @@ def _check_kubernetes(k8s: KubernetesConfig, fail: Any) -> None:
         if parse_quantity(requests[name]) > parse_quantity(limits[name]):
             fail(f"{prefix}.resources.requests.{name}",
                  f"at most the limit {limits[name]!r} (Kubernetes rejects requests above limits)", requests[name])
+
+
+def extra_slice_keys(f: FeatureConfig) -> Tuple[str, ...]:
+    """Slice keys a feature kind emits besides its name (TFMA slices transformed outputs too)."""
+    return (f"{f.name}_seen",) if f.kind == "label_prior" else ()
+
+
+_STRING_KINDS = ("text", "multi_categorical", "label_prior")
+
+
+def _check_feature(cfg: PipelineConfig, f: FeatureConfig, key: str, names, fail) -> None:
+    if f.column in cfg.data.excluded_columns:
+        fail(f"{key}.name", "a column not listed in data.excluded_columns", f.column)
+    if f.kind in ("numeric", "bucketized", "timestamp") and f.dtype == "string":
+        fail(f"{key}.dtype", f"int or float for a {f.kind} feature", f.dtype)
+    if f.kind in _STRING_KINDS and f.dtype != "string":
+        fail(f"{key}.dtype", f"string for a {f.kind} feature", f.dtype)
+    if f.buckets < 2:
+        fail(f"{key}.buckets", "at least 2", f.buckets)
+    if f.max_value and (f.kind != "categorical" or f.dtype != "int"):
+        fail(f"{key}.max_value", "only on categorical int features", f.max_value)
+    if f.top_k < 1 or f.oov_buckets < 1:
+        fail(f"{key}.top_k/oov_buckets", "positive integers", (f.top_k, f.oov_buckets))
+    if f.max_tokens < 1:
+        fail(f"{key}.max_tokens", "a positive integer", f.max_tokens)
+    if not f.ngrams or any(n < 1 for n in f.ngrams):
+        fail(f"{key}.ngrams", "a non-empty list of n-gram sizes >= 1", list(f.ngrams))
+    if f.kind == "multi_categorical" and not f.separator:
+        fail(f"{key}.separator", "a non-empty separator", f.separator)
+    if f.kind == "label_prior":
+        if cfg.label.kind != "classes":
+            fail(f"{key}.kind", "label_prior only with a 'classes' label", cfg.label.kind)
+        columns = {g.column: g for g in cfg.features if not g.leaky or g is f}
+        if f.fold_key not in columns or columns[f.fold_key].dtype != "string":
+            fail(f"{key}.fold_key", f"the raw column of a string feature {sorted(columns)} "
+                 "(it identifies training rows, also at serving time)", f.fold_key)
+        if f.folds < 2:
+            fail(f"{key}.folds", "at least 2", f.folds)
+        if f.smoothing <= 0:
+            fail(f"{key}.smoothing", "a positive number", f.smoothing)
+
+
+def _check_data(cfg: PipelineConfig, path: str, fail) -> None:
+    data = cfg.data
+    exists = data.path == TAXI_DEFAULT or "://" in data.path or os.path.isdir(cfg.data_path)
+    if not exists:
+        env = f" or ${data.path_env}" if data.path_env else ""
+        fail("data.path", f"an existing directory of {data.format.upper()} files{env} "
+             f"(resolved to {cfg.data_path})", data.path)
+    if data.format == "csv":
+        if set(data.splits) != {"train", "eval"}:
+            fail("data.splits", "exactly the splits 'train' and 'eval'", sorted(data.splits))
+        for split, buckets in data.splits.items():
+            if buckets < 1:
+                fail(f"data.splits.{split}", "a positive number of hash buckets", buckets)
+        if data.files or data.columns:
+            fail("data.files", "no files or columns for csv (the header names the columns)",
+                 sorted(data.files))
+        return
+    if not {"train", "eval"} <= set(data.files) or not set(data.files) <= {"train", "eval", "test"}:
+        fail("data.files", "file names for the splits train and eval (and optionally test)",
+             dict(data.files))
+    for split, name in data.files.items():
+        if "://" not in cfg.data_path and not os.path.isfile(os.path.join(cfg.data_path, name)):
+            fail(f"data.files.{split}", f"a file in {cfg.data_path}", name)
+    columns = [c.name for c in data.columns]
+    if not columns:
+        fail("data.columns", "the names and dtypes of the file's columns, in order", [])
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        fail("data.columns", "unique column names", dupes)
+    dtypes = {c.name: c.dtype for c in data.columns}
+    for i, f in enumerate(cfg.features):
+        if f.column not in dtypes:
+            fail(f"features[{i}].name", f"a column from data.columns {columns}", f.column)
+        if dtypes[f.column] != f.dtype:
+            fail(f"features[{i}].dtype", f"the dtype of column {f.column!r} ({dtypes[f.column]})", f.dtype)
+    if cfg.label.column not in dtypes:
+        fail("label.column", f"a column from data.columns {columns}", cfg.label.column)

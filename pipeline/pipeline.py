@@ -14,9 +14,11 @@ from tfx import v1 as tfx
 from components.baselines import TrivialBaselines
 from components.data import (build_data_validation, build_example_gen, build_schema_importer,
                              build_transform)
+from components.error_analysis import ErrorAnalysis
 from components.evaluation import build_baseline_model_resolver, build_evaluator
 from components.infra_validation import build_infra_validator
 from components.pusher import build_pusher
+from components.text_baselines import TextBaselines
 from components.training import build_last_hyperparameters_resolver, build_trainer, build_tuner
 from pipeline.config import PipelineConfig
 from trainer import features
@@ -58,13 +60,19 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     infra_validator = build_infra_validator(cfg, model, examples)
     pusher = build_pusher(model, evaluator.outputs["blessing"], infra_validator.outputs["blessing"],
                           cfg.push_dir)
+    # Read-only analyses beside the gate: text baselines (when the config names a
+    # text feature) and the candidate's error analysis for the run report.
+    analyses = [ErrorAnalysis(examples=examples, model=model,
+                              config_json=json.dumps(cfg.custom_config()))]
+    if cfg.evaluation.text_baseline_feature:
+        analyses.append(TextBaselines(examples=examples, config_json=json.dumps(cfg.custom_config())))
 
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_importer, example_validator, anomalies_gate,
                     transform, hyperparameter_source, trainer, baselines, baseline_model,
-                    evaluator, infra_validator, pusher],
+                    evaluator, infra_validator, pusher] + analyses,
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

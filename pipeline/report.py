@@ -24,6 +24,7 @@ def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
         if rule:
             lines.append(f"  {'baseline: best one-feature':<28} {rule['accuracy']:.4f} "
                          f"(accuracy, rule on {rule['feature']})")
+    lines += error_analysis_lines(result)
     if result.model_blessed is not None:
         why = "all thresholds met" if result.model_blessed else "; ".join(result.blessing_failures)
         lines.append(f"Evaluator: {'BLESSED' if result.model_blessed else 'NOT blessed'} ({why})")
@@ -41,3 +42,21 @@ def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     else:
         lines.append(f"Not pushed: the model serving from {cfg.push_dir} (if any) is unchanged.")
     return "\n".join(lines)
+
+
+def error_analysis_lines(result: RunResult) -> list:
+    """The model beside the text baselines, per split: accuracy, macro-F1, binary accuracy."""
+    rows = []
+    for split, figures in sorted(result.analysis.get("splits", {}).items()):
+        for variant, f in figures.items():
+            rows.append((split, f"model, {variant.replace('_', ' ')}", f))
+        for name, f in result.text_baselines.get(split, {}).items():
+            rows.append((split, f"baseline: {name.replace('_', ' ')}", f))
+    if not rows:
+        return []
+    cell = lambda f, k: f"{f[k]:.4f}" if k in f else "     -"  # noqa: E731
+    lines = [f"Error analysis: {'split':<6} {'scorer':<38} {'accuracy':>8} {'macro-F1':>8} {'binary':>8}"]
+    for split, name, f in rows:
+        lines.append(f"                {split:<6} {name:<38} {cell(f, 'accuracy'):>8} "
+                     f"{cell(f, 'macro_f1'):>8} {cell(f, 'binary_accuracy'):>8}")
+    return lines

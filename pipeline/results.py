@@ -15,6 +15,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.baselines import BASELINES_FILE
+from components.error_analysis import ANALYSIS_FILE
+from components.text_baselines import TEXT_BASELINES_FILE
 
 
 @dataclass
@@ -28,6 +30,9 @@ class RunResult:
     infra_reason: str = ""
     pushed: bool = False
     pushed_to: str = ""
+    text_baselines: Dict[str, dict] = field(default_factory=dict)  # split -> baseline -> figures
+    analysis: Dict[str, object] = field(default_factory=dict)  # ErrorAnalysis's analysis.json
+    evaluation_uri: str = ""
     artifacts: Dict[str, Dict[str, str]] = field(default_factory=dict)
 
 
@@ -85,6 +90,7 @@ def collect(metadata_path: str, pipeline_name: str) -> RunResult:
     result = RunResult(artifacts={node: {k: a.uri for k, a in outs.items()} for node, outs in outputs.items()})
     evaluator = outputs.get("Evaluator", {})
     if "evaluation" in evaluator:
+        result.evaluation_uri = evaluator["evaluation"].uri
         result.metrics = overall_metrics(evaluator["evaluation"].uri)
         result.blessing_failures = validation_failures(evaluator["evaluation"].uri)
     if "blessing" in evaluator:
@@ -93,6 +99,8 @@ def collect(metadata_path: str, pipeline_name: str) -> RunResult:
     if baselines is not None and os.path.exists(os.path.join(baselines.uri, BASELINES_FILE)):
         with open(os.path.join(baselines.uri, BASELINES_FILE)) as f:
             result.baselines = json.load(f)
+    result.text_baselines = _json_output(outputs, "TextBaselines", "baselines", TEXT_BASELINES_FILE)
+    result.analysis = _json_output(outputs, "ErrorAnalysis", "analysis", ANALYSIS_FILE)
     infra_blessing = outputs.get("InfraValidator", {}).get("blessing")
     if infra_blessing is not None:
         result.infra_blessed = _int_prop(infra_blessing, "blessed") == 1
@@ -102,6 +110,15 @@ def collect(metadata_path: str, pipeline_name: str) -> RunResult:
         result.pushed = _int_prop(pushed_model, "pushed") == 1
         result.pushed_to = _str_prop(pushed_model, "pushed_destination")
     return result
+
+
+def _json_output(outputs, node: str, key: str, filename: str) -> dict:
+    artifact = outputs.get(node, {}).get(key)
+    path = os.path.join(artifact.uri, filename) if artifact is not None else ""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def overall_metrics(evaluation_uri: str) -> Dict[str, float]:

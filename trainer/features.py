@@ -28,7 +28,8 @@ def missing_indicator_name(name: str) -> str:
 
 def uses_vocabulary(feature: FeatureConfig) -> bool:
     """Whether Transform computes a vocabulary for this feature."""
-    return feature.kind == "categorical" and not feature.max_value
+    return (feature.kind == "categorical" and not feature.max_value) or feature.kind in (
+        "text", "multi_categorical")
 
 
 def vocabulary_name(name: str) -> str:
@@ -60,13 +61,14 @@ def label_dtype(cfg: PipelineConfig) -> str:
 
 
 def serving_feature_dtypes(cfg: PipelineConfig) -> Dict[str, str]:
-    """Raw serving inputs (name -> config dtype), in config order."""
-    return {f.name: f.dtype for f in cfg.features}
+    """Raw serving inputs (column -> config dtype), in config order; a column read
+    by two features (speaker and its label prior) is one input."""
+    return {f.column: f.dtype for f in cfg.features}
 
 
 def raw_feature_spec(cfg: PipelineConfig, include_label: bool = True) -> Dict[str, Any]:
     """tf.io parsing spec for raw tf.Examples; every column may be missing (VarLen)."""
-    spec = {f.name: tf.io.VarLenFeature(tf_dtype(f.dtype)) for f in cfg.features}
+    spec = {f.column: tf.io.VarLenFeature(tf_dtype(f.dtype)) for f in cfg.features}
     if include_label:
         for col in label_source_columns(cfg):
             dtype = label_dtype(cfg) if col == cfg.label.column else "float"
@@ -78,23 +80,33 @@ def raw_feature_spec(cfg: PipelineConfig, include_label: bool = True) -> Dict[st
 class ModelInput:
     """One transformed tensor the Keras model consumes.
 
-    ``cardinality`` is 0 for dense floats, else the number of integer ids
-    (known from the config, or read from the vocabulary after Transform).
+    ``cardinality`` is 0 for dense floats (``width`` values per row), else the
+    number of integer ids (known from the config, or read from the vocabulary
+    after Transform). ``length`` > 0: a padded bag of ``length`` ids, 0 = padding.
     """
     key: str
     cardinality: int
     source: str
+    length: int = 0
+    width: int = 1
 
 
 def model_inputs(cfg: PipelineConfig, vocabulary_sizes: Mapping[str, int]) -> List[ModelInput]:
     """The model's input tensors; ``vocabulary_sizes`` maps feature -> vocab size."""
     inputs: List[ModelInput] = []
     for f in cfg.features:
-        inputs.extend(_inputs_for(f, vocabulary_sizes))
+        inputs.extend(_inputs_for(f, vocabulary_sizes, len(cfg.label.classes)))
     return inputs
 
 
-def _inputs_for(f: FeatureConfig, vocabulary_sizes: Mapping[str, int]) -> List[ModelInput]:
+def _inputs_for(f: FeatureConfig, vocabulary_sizes: Mapping[str, int],
+                label_classes: int = 0) -> List[ModelInput]:
+    if f.kind in ("text", "multi_categorical"):  # ids + 1 (0 = padding), then OOV buckets
+        size = vocabulary_sizes[f.name] + f.oov_buckets + 1
+        return [ModelInput(transformed_name(f.name), size, f.name, length=f.max_tokens)]
+    if f.kind == "label_prior":  # a distribution over the label's classes, and log1p(count)
+        return [ModelInput(transformed_name(f.name), 0, f.name, width=label_classes),
+                ModelInput(transformed_name(f"{f.name}_count"), 0, f.name)]
     if f.kind == "numeric":
         return [ModelInput(transformed_name(f.name), 0, f.name),
                 ModelInput(missing_indicator_name(f.name), 0, f.name)]

@@ -4,6 +4,10 @@ Wide part: a linear weight per categorical id and per dense input, which
 memorises strong single-feature rules (payment type). Deep part: embeddings
 plus dense inputs through an MLP, which learns the interactions (fare level
 within a payment type). Both add into one logit per class.
+
+A bag of ids (text tokens and n-grams, multi-valued categories) enters both
+parts as the mean of its ids' weights: the wide part is then a bag-of-words
+linear model, the deep part a fastText-style averaged embedding.
 """
 from __future__ import annotations
 
@@ -15,6 +19,24 @@ import tensorflow as tf
 from pipeline.config import TrainerConfig
 from trainer.features import ModelInput
 from trainer.keras_autograph import skip_tf_keras_conversion
+
+
+class BagMean(tf.keras.layers.Layer):
+    """Mean of the embeddings of a padded id bag (id 0 = padding); an empty
+    bag (no text, no subjects) gives zeros, not the NaN of 0/0."""
+
+    def __init__(self, cardinality: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.cardinality, self.dim = cardinality, dim
+        self.embedding = tf.keras.layers.Embedding(cardinality, dim)
+
+    def call(self, ids):
+        mask = tf.cast(ids > 0, tf.float32)[..., None]
+        total = tf.reduce_sum(self.embedding(ids) * mask, axis=1)
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "cardinality": self.cardinality, "dim": self.dim}
 
 
 @dataclass(frozen=True)
@@ -44,7 +66,12 @@ def build_model(inputs: Sequence[ModelInput], hparams: HyperParameters, num_clas
     keras_inputs: Dict[str, tf.keras.Input] = {}
     wide_terms, deep_terms, dense_values = [], [], []
     for spec in inputs:
-        if spec.cardinality:
+        if spec.length:
+            x = tf.keras.Input(shape=(spec.length,), name=spec.key, dtype=tf.int64)
+            keras_inputs[spec.key] = x
+            wide_terms.append(BagMean(spec.cardinality, out_units, name=f"wide_{spec.key}")(x))
+            deep_terms.append(BagMean(spec.cardinality, hparams.embedding_dim, name=f"embed_{spec.key}")(x))
+        elif spec.cardinality:
             x = tf.keras.Input(shape=(), name=spec.key, dtype=tf.int64)
             keras_inputs[spec.key] = x
             # Transform guarantees ids in [0, cardinality): vocab + OOV, buckets + missing.
@@ -54,9 +81,10 @@ def build_model(inputs: Sequence[ModelInput], hparams: HyperParameters, num_clas
             deep_terms.append(tf.keras.layers.Embedding(spec.cardinality, dim,
                                                         name=f"embed_{spec.key}")(x))
         else:
-            x = tf.keras.Input(shape=(), name=spec.key, dtype=tf.float32)
+            shape = () if spec.width == 1 else (spec.width,)
+            x = tf.keras.Input(shape=shape, name=spec.key, dtype=tf.float32)
             keras_inputs[spec.key] = x
-            dense_values.append(tf.keras.layers.Reshape((1,))(x))
+            dense_values.append(tf.keras.layers.Reshape((spec.width,))(x))
     if dense_values:
         dense = tf.keras.layers.Concatenate()(dense_values) if len(dense_values) > 1 else dense_values[0]
         wide_terms.append(tf.keras.layers.Dense(out_units, name="wide_dense")(dense))

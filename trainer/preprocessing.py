@@ -50,7 +50,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipeline.config import FeatureConfig, LabelConfig
-from trainer import features
+from trainer import features, text_features
 
 CONSTANT_PREFIX = "edge_constant__"
 _SECONDS_PER_HOUR = 3600
@@ -75,7 +75,10 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     cfg = features.config_from_custom_config(custom_config)
     outputs: Dict[str, tf.Tensor] = {}
     for feature in cfg.features:
-        outputs.update(transform_feature(feature, inputs[feature.name]))
+        if feature.kind in text_features.ROW_KINDS:  # kinds that read several columns
+            outputs.update(text_features.ROW_KINDS[feature.kind](feature, inputs, cfg.label))
+        else:
+            outputs.update(transform_feature(feature, inputs[feature.column]))
     if all(col in inputs for col in features.label_source_columns(cfg)):
         outputs[features.transformed_label_name(cfg)] = make_label(cfg.label, inputs)
     return outputs
@@ -304,6 +307,7 @@ KINDS: Dict[str, Union[FeatureKind, TransformOnly]] = {
                                _categorical_edge_analysis),
     "bucketized": FeatureKind(_bucketized_prepare, _bucketized_analyze, _bucketized_apply),
     "timestamp": FeatureKind(_timestamp_prepare, _no_analysis, _timestamp_apply),
+    **text_features.COLUMN_KINDS,
 }
 
 
@@ -317,7 +321,7 @@ def make_label(label: LabelConfig, inputs: Mapping[str, Any]) -> tf.Tensor:
         value, _ = densify(inputs[label.column], tf.constant(0, tf.int64))
         return tf.cast(value, tf.int64)
     value, _ = densify(inputs[label.column], "")
-    if label.positive_classes:
+    if label.is_binary_fold:
         keys, ids = list(label.positive_classes), [1] * len(label.positive_classes)
         default = 0
     else:

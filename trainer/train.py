@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipeline.config import PipelineConfig
-from trainer import data, features
+from trainer import data, feature_dropout, features
 from trainer.model import HyperParameters, build_model
 
 _EPOCHS = 10  # train_steps are split into this many epochs so early stopping can act
@@ -41,12 +41,18 @@ def build_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
 
 def datasets(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
              train_patterns: Iterable[str], eval_patterns: Iterable[str]):
-    """(train, eval) datasets of transformed features and labels."""
+    """(train, eval) datasets of transformed features and labels; training rows
+    get feature dropout when the config asks for it (trainer.feature_dropout)."""
     spec = tf_transform_output.transformed_feature_spec()
     label = features.transformed_label_name(cfg)
     seed, batch = cfg.trainer.seed, cfg.trainer.batch_size
-    return (data.make_dataset(train_patterns, spec, label, batch, seed),
-            data.make_dataset(eval_patterns, spec, label, batch, seed, shuffle=False))
+    train_ds = data.make_dataset(train_patterns, spec, label, batch, seed)
+    if cfg.trainer.feature_dropout_share:
+        inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
+        train_ds = feature_dropout.apply_dropout(
+            train_ds, feature_dropout.dropped_keys(cfg, inputs),
+            feature_dropout.missing_row(cfg, tf_transform_output), cfg.trainer.feature_dropout_share, seed)
+    return train_ds, data.make_dataset(eval_patterns, spec, label, batch, seed, shuffle=False)
 
 
 def train(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,

@@ -73,13 +73,13 @@ def _infra_validator_id(pipeline):
 def test_every_component_is_a_task(default):
     cfg, pipeline, job = default
     ids = [c.id for c in pipeline.components]
-    assert len(ids) == 13
+    assert len(ids) == 14
     for node_id in ids:
         assert _task_ids(job, node_id), f"{node_id} missing from {sorted(_tasks(job))}"
     assert set(_tasks(job)) == set().union(*(_task_ids(job, i) for i in ids))
     assert {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
             "Transform", "Tuner", "Trainer", "TrivialBaselines", "latest_blessed_model_resolver",
-            "Evaluator", _infra_validator_id(pipeline), "Pusher"} == set(ids)
+            "Evaluator", _infra_validator_id(pipeline), "Pusher", "ErrorAnalysis"} == set(ids)
     assert cfg.serving.infra_validation == "local"
     args = _executors(job)[_infra_validator_id(pipeline) + "_executor"]["container"]["args"]
     assert args[args.index("--executor_class_path") + 1] == "components.local_infra_validator.Executor"
@@ -118,7 +118,7 @@ def test_key_dependencies(default):
 def test_every_executor_runs_the_project_image(default):
     cfg, _, job = default
     containers = _containers(job)
-    assert len(containers) == 12  # every node except the resolver
+    assert len(containers) == 13  # every node except the resolver
     for name, container in containers.items():
         assert container["image"] == cfg.kubeflow.image, name
     assert cfg.kubeflow.image == "ghcr.io/example/tfx-pipeline:1.16.0"
@@ -285,3 +285,19 @@ def test_submit_calls_kfp_client(default, monkeypatch):
     with pytest.raises(SystemExit):
         submit.parse_args(["--spec", "x.json"])  # --host is required
     assert submit.main(["--spec", "/nonexistent.json", "--host", "h"]) == 2
+
+
+def test_liar_config_compiles_with_the_tsv_example_gen(tmp_path):
+    """The second dataset by config alone: custom ExampleGen executor and analyses compile too."""
+    from tests import liar_fixture
+
+    data = liar_fixture.write_fixture(str(tmp_path / "data"))
+    cfg = load_config(os.path.join(REPO_ROOT, "configs", "liar.yaml"), [
+        f"data.path={data}", "data.path_env=''", f"kubeflow.output_file={tmp_path}/liar.json",
+        f"kubeflow.pipeline_root={tmp_path}/root"])
+    with open(runner.compile_pipeline(cfg)) as f:
+        job = json.load(f)
+    tasks = _tasks(job)
+    assert {"TsvExampleGen", "TextBaselines", "ErrorAnalysis", "Transform", "Trainer"} <= set(tasks)
+    args = _executors(job)["TsvExampleGen_executor"]["container"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == "components.tsv_example_gen.TsvExecutor"

@@ -1,0 +1,99 @@
+"""ErrorAnalysis: the blessed candidate's errors, as the served model makes them.
+
+Custom because TFMA does not give us three things the report needs: macro-F1,
+the binary accuracy of a multi-class model (positive classes folded), and the
+model's quality when a request carries only some features (a browser page
+has a statement but no speaker). The model is called through its
+``serving_tf_example`` signature on ExampleGen's raw examples, i.e. exactly
+the served path; labels come from its own ``transform_features`` signature,
+so any label kind works. Per-slice and fairness figures stay with TFMA
+(slices in the eval config); this component adds the confusion matrix and
+the figures above, per non-train split, as JSON in ML Metadata.
+"""
+
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+from tfx import v1 as tfx
+from tfx.types.artifact import Artifact
+from tfx.utils import path_utils
+
+from components import classification_metrics as cm
+from components import raw_examples
+
+ANALYSIS_FILE = "analysis.json"
+_BATCH = 256
+
+
+class ModelAnalysis(Artifact):
+    """Error-analysis figures of a model (``analysis.json``)."""
+    # Imported by this path on Kubeflow V2 (see components/__init__.py).
+    TYPE_NAME = "components.ModelAnalysis"
+
+
+def _predict(signature, records: Sequence[bytes]) -> np.ndarray:
+    import tensorflow as tf
+
+    out = [signature(examples=tf.constant(records[i:i + _BATCH]))["outputs"].numpy()
+           for i in range(0, len(records), _BATCH)]
+    return np.concatenate(out) if out else np.zeros((0, 1))
+
+
+def _labels(signature, records: Sequence[bytes], label_key: str) -> np.ndarray:
+    import tensorflow as tf
+
+    out = [signature(examples=tf.constant(records[i:i + _BATCH]))[label_key].numpy().reshape(-1)
+           for i in range(0, len(records), _BATCH)]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros((0,), np.int64)
+
+
+def class_names(cfg) -> List[str]:
+    if cfg.label.kind == "classes" and not cfg.label.is_binary_fold:
+        return list(cfg.label.classes)
+    return [f"not {cfg.label.name}", cfg.label.name]
+
+
+def analyse(cfg, probabilities: np.ndarray, labels: np.ndarray) -> Dict[str, object]:
+    """Scores of one set of predictions, with the binary fold of a multi-class label."""
+    predictions = cm.predicted_classes(probabilities)
+    if cfg.num_classes > 2 and cfg.label.positive_classes:
+        positive = [list(cfg.label.classes).index(c) for c in cfg.label.positive_classes]
+        return cm.scores(labels, predictions, cfg.num_classes, cm.fold(labels, positive),
+                         (cm.positive_probability(probabilities, positive) > 0.5).astype(np.int64))
+    return cm.scores(labels, predictions, cfg.num_classes)
+
+
+@tfx.dsl.components.component
+def ErrorAnalysis(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    analysis: tfx.dsl.components.OutputArtifact[ModelAnalysis],
+    config_json: tfx.dsl.components.Parameter[str],
+) -> None:
+    """Writes analysis.json: {split: {all_features | <reduced>: figures}, class_names}."""
+    import tensorflow as tf
+
+    from pipeline.config import config_from_dict
+    from trainer import features
+
+    cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="ErrorAnalysis")
+    loaded = tf.saved_model.load(path_utils.serving_model_path(model.uri))
+    serve, transform = loaded.signatures["serving_tf_example"], loaded.signatures["transform_features"]
+    label_key = features.transformed_label_name(cfg)
+    reduced = [f.column for f in cfg.features if f.name in cfg.evaluation.reduced_features]
+    result: Dict[str, object] = {"class_names": class_names(cfg), "splits": {}}
+    for split in raw_examples.split_names(examples):
+        if split == "train":
+            continue
+        records = list(raw_examples.serialized(examples, split))
+        labels = _labels(transform, records, label_key)
+        figures = {"all_features": analyse(cfg, _predict(serve, records), labels)}
+        if reduced:
+            only = [raw_examples.keep_only(r, set(reduced)) for r in records]
+            figures["only_" + "+".join(cfg.evaluation.reduced_features)] = analyse(
+                cfg, _predict(serve, only), labels)
+        result["splits"][split] = figures
+    with open(os.path.join(analysis.uri, ANALYSIS_FILE), "w") as f:
+        json.dump(result, f, indent=2)

@@ -1,0 +1,99 @@
+"""The LIAR configs: variants by 'extends', the leaky features kept out of the honest
+model, TSV data options, and errors that name the file, key and expectation."""
+import os
+
+import pytest
+import yaml
+
+from pipeline.config import REPO_ROOT, ConfigError, config_from_dict, load_config, to_dict
+from tests import liar_fixture
+
+LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")
+COUNTS = {"barely_true_count", "false_count", "half_true_count", "mostly_true_count", "pants_fire_count"}
+
+
+def fixture_overrides(directory):
+    return [f"data.path={directory}", "data.path_env=''"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return liar_fixture.write_fixture(str(tmp_path_factory.mktemp("liar_data")))
+
+
+def test_honest_config_never_uses_the_credit_history(data_dir):
+    cfg = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
+    names = {f.name for f in cfg.features}
+    assert not names & COUNTS
+    assert cfg.num_classes == 6 and cfg.label.positive_classes == ("half-true", "mostly-true", "true")
+    assert config_from_dict(to_dict(cfg)) == cfg
+
+
+def test_variants_extend_the_base_config(data_dir):
+    binary = load_config(os.path.join(REPO_ROOT, "configs", "liar-binary.yaml"), fixture_overrides(data_dir))
+    assert binary.name == "liar-binary" and binary.num_classes == 2
+    assert binary.label.classes == load_config(LIAR_CONFIG, fixture_overrides(data_dir)).label.classes
+    leaky = load_config(os.path.join(REPO_ROOT, "configs", "liar-leaky.yaml"), fixture_overrides(data_dir))
+    assert COUNTS <= {f.name for f in leaky.features} and leaky.serving.model_name == "liar_leaky"
+    # the audit flag is an ordinary override too
+    assert COUNTS <= {f.name for f in load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["leaky=true"]).features}
+
+
+def test_data_directory_from_environment(data_dir, monkeypatch):
+    monkeypatch.setenv("LIAR_DIR", data_dir)
+    assert load_config(LIAR_CONFIG, ["data.path=/nonexistent"]).data_path == data_dir
+
+
+def _write(tmp_path, data_dir, mutate, name="bad.yaml"):
+    with open(LIAR_CONFIG) as f:
+        raw = yaml.safe_load(f)
+    raw["schema"] = os.path.join(REPO_ROOT, raw["schema"])
+    raw["data"].update(path=data_dir, path_env="")
+    mutate(raw)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _feature(raw, name):
+    return next(f for f in raw["features"] if f["name"] == name)
+
+
+@pytest.mark.parametrize("mutate, key, expected", [
+    (lambda r: r["data"].update(files={"train": "train.tsv"}), "data.files", "train and eval"),
+    (lambda r: r["data"]["files"].update(eval="absent.tsv"), "data.files.eval", "a file in"),
+    (lambda r: r["data"].update(columns=[]), "data.columns", "names and dtypes"),
+    (lambda r: r["data"]["columns"].append({"name": "id", "dtype": "string"}), "data.columns", "unique"),
+    (lambda r: r["data"]["columns"][2].update(dtype="int"), "features[0].dtype", "dtype of column 'statement'"),
+    (lambda r: r["data"].update(format="parquet"), "data.format", "expected one of"),
+    (lambda r: _feature(r, "statement").update(ngrams=[0]), "features[0].ngrams", "n-gram sizes"),
+    (lambda r: _feature(r, "statement").update(dtype="int"), "features[0].dtype", "string for a text"),
+    (lambda r: _feature(r, "speaker_record").update(fold_key="id"), "features[3].fold_key", "string feature"),
+    (lambda r: _feature(r, "speaker_record").update(folds=1), "features[3].folds", "at least 2"),
+    (lambda r: r["features"].append({"name": "label", "kind": "categorical", "dtype": "string"}),
+     "label.column", "label leakage"),
+    (lambda r: r["features"].append({"name": "nope", "kind": "categorical", "dtype": "string"}),
+     "features[13].name", "a column from data.columns"),
+    (lambda r: r["trainer"].update(feature_dropout_keep=["text"]), "trainer.feature_dropout_keep", "feature names"),
+    (lambda r: r["trainer"].update(feature_dropout_share=1.0), "trainer.feature_dropout_share", "[0, 1)"),
+    (lambda r: r["evaluation"].update(text_baseline_feature="party"), "evaluation.text_baseline_feature",
+     "text feature"),
+    (lambda r: r["evaluation"].update(slices=[["speaker_seen"]]), "evaluation.slices[0]", "slice keys"),
+    (lambda r: r["label"].update(positive_classes=["truthy"]), "label.positive_classes", "names from"),
+])
+def test_bad_liar_config_names_file_key_and_expectation(tmp_path, data_dir, mutate, key, expected):
+    path = _write(tmp_path, data_dir, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(path) and f"'{key}'" in message and expected in message
+
+
+def test_extends_cycle_and_missing_parent_are_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="'extends': a cycle"):
+        load_config(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("extends: none.yaml\n")
+    with pytest.raises(ConfigError, match=r"none.yaml: config file not found \(extended by"):
+        load_config(str(tmp_path / "c.yaml"))

@@ -1,0 +1,88 @@
+"""Model pieces for text-like inputs, feature dropout, and the shared classification figures."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import classification_metrics as cm
+from components.text_baselines import fit_and_score
+from tests import liar_fixture
+from trainer import feature_dropout
+from trainer.features import ModelInput
+from trainer.model import BagMean, HyperParameters, build_model
+
+HP = HyperParameters(learning_rate=0.01, hidden_units=16, num_layers=1, embedding_dim=4, dropout=0.0)
+INPUTS = [ModelInput("statement_xf", 20, "statement", length=5), ModelInput("party_xf", 3, "party"),
+          ModelInput("prior_xf", 0, "prior", width=6), ModelInput("prior_count_xf", 0, "prior")]
+
+
+def _batch(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 20, size=(n, 5))
+    ids[:4] = 0  # empty bags
+    return {"statement_xf": ids, "party_xf": rng.integers(0, 3, size=n),
+            "prior_xf": rng.dirichlet(np.ones(6), size=n).astype(np.float32),
+            "prior_count_xf": rng.random(n).astype(np.float32)}
+
+
+def test_bag_mean_ignores_padding_and_empty_bags_are_zero():
+    layer = BagMean(5, 2)
+    out = layer(tf.constant([[1, 2, 0], [0, 0, 0], [1, 1, 0]], tf.int64)).numpy()
+    table = layer.embedding.embeddings.numpy()
+    np.testing.assert_allclose(out[0], (table[1] + table[2]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(out[1], [0, 0])
+    np.testing.assert_allclose(out[2], table[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("num_classes, width", [(6, 6), (2, 1)])
+def test_multiclass_and_binary_models_train(num_classes, width):
+    model = build_model(INPUTS, HP, num_classes)
+    x = _batch()
+    y = np.arange(32) % num_classes
+    model.fit(x, y, epochs=2, verbose=0)
+    out = model.predict(x, verbose=0)
+    assert out.shape == (32, width) and np.isfinite(out).all()
+    if num_classes > 2:
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_feature_dropout_blanks_a_fixed_share_with_missing_values():
+    feats = {"statement_xf": tf.ones([1000, 5], tf.int64), "party_xf": tf.fill([1000], tf.constant(2, tf.int64)),
+             "prior_xf": tf.ones([1000, 6])}
+    missing = {"party_xf": tf.constant([7], tf.int64), "prior_xf": tf.fill([1, 6], 0.5)}
+    ds = tf.data.Dataset.from_tensors((feats, tf.zeros([1000], tf.int64)))
+
+    def run():
+        out = feature_dropout.apply_dropout(ds, ["party_xf", "prior_xf"], missing, 0.3, seed=42)
+        return next(iter(out))[0]
+
+    first, second = run(), run()
+    dropped = first["party_xf"].numpy() == 7
+    assert 0.25 < dropped.mean() < 0.35
+    np.testing.assert_array_equal(dropped, second["party_xf"].numpy() == 7)  # seeded
+    np.testing.assert_array_equal(first["prior_xf"].numpy()[dropped], 0.5)  # same rows, every key
+    np.testing.assert_array_equal(first["prior_xf"].numpy()[~dropped], 1.0)
+    np.testing.assert_array_equal(first["statement_xf"].numpy(), 1)  # kept
+
+
+def test_classification_scores_and_binary_fold():
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    probabilities = np.eye(6)[[0, 1, 1, 3, 5, 5]]
+    predictions = cm.predicted_classes(probabilities)
+    folded = (cm.positive_probability(probabilities, [3, 4, 5]) > 0.5).astype(int)
+    result = cm.scores(labels, predictions, 6, cm.fold(labels, [3, 4, 5]), folded)
+    assert result["accuracy"] == pytest.approx(4 / 6) and result["binary_accuracy"] == 1.0
+    assert result["confusion_matrix"][2][1] == 1
+    assert cm.predicted_classes(np.array([[0.2], [0.7]])).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="split eval: label 'maybe' is not one of"):
+        cm.class_ids([b"maybe"], liar_fixture.CLASSES, "split eval")
+
+
+def test_text_baselines_on_the_fixture():
+    train, test = liar_fixture.rows(300), liar_fixture.rows(100, offset=5000)
+    ids = lambda rows: cm.class_ids([r[1] for r in rows], liar_fixture.CLASSES, "x")  # noqa: E731
+    result = fit_and_score([r[2] for r in train], ids(train), [r[2] for r in test], ids(test),
+                           liar_fixture.CLASSES, [3, 4, 5], seed=0)
+    lr, majority = result["tfidf_logistic_regression"], result["majority_class"]
+    # the fixture's wording decides the binary label: TF-IDF finds it, the majority cannot
+    assert lr["binary_accuracy"] > 0.9 > majority["binary_accuracy"]
+    assert 0 <= lr["macro_f1"] <= 1 and majority["predicts"] in liar_fixture.CLASSES
