@@ -51,13 +51,20 @@ def _instances(rows: List[RawRow]):
 
 def train_and_export(cfg: PipelineConfig, root: str, train_rows: int = 2000, epochs: int = 3):
     """(model dir, Transform output, raw training rows, export seconds) under ``root``."""
+    raw = read_taxi_csv(cfg, 0, train_rows)
+    model_dir, tft_output, seconds = train_and_export_instances(cfg, root, _instances(raw), epochs)
+    return model_dir, tft_output, raw, seconds
+
+
+def train_and_export_instances(cfg: PipelineConfig, root: str, instances, epochs: int = 3):
+    """(model dir, Transform output, export seconds): tft_beam instance dicts (VarLen
+    lists per column) through Transform, a few Keras epochs, ``export_serving_model``."""
     spec = features.raw_feature_spec(cfg)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
-    raw = read_taxi_csv(cfg, 0, train_rows)
     transform_dir = os.path.join(root, "transform")
     with tft_beam.Context(temp_dir=os.path.join(root, "tmp"), force_tf_compat_v1=False):
-        (transformed, _), transform_fn = ((_instances(raw), metadata)
+        (transformed, _), transform_fn = ((instances, metadata)
                                           | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False))
         _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
     tft_output = tft.TFTransformOutput(transform_dir)
@@ -69,4 +76,4 @@ def train_and_export(cfg: PipelineConfig, root: str, train_rows: int = 2000, epo
     model_dir = os.path.join(root, "model")
     start = time.perf_counter()
     export_serving_model(model, tft_output, cfg, model_dir)
-    return model_dir, tft_output, raw, time.perf_counter() - start
+    return model_dir, tft_output, time.perf_counter() - start

@@ -18,6 +18,7 @@ ML Metadata) unchanged. They live under ``assets.extra/``, which TF Serving
 ignores:
 
     assets.extra/edge_saved_model/   the edge module as a SavedModel (conversion source)
+    assets.extra/edge_saved_model_tflite/  the same, traced with TFLite's string ops (TFLite source)
     assets.extra/model.tflite        TFLite, builtin ops only unless unavoidable
     assets.extra/tfjs/model.json     TF.js graph model (+ weight shards)
     assets.extra/edge_signature.json inputs in order, output, conversion facts
@@ -28,6 +29,7 @@ CLI, to convert again (e.g. a new converter version) a model already pushed:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -43,13 +45,16 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.config import PipelineConfig
-from trainer import features, preprocessing
+from trainer import features, preprocessing, text_features
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_KEY = "outputs"  # the same output key as serving_default (trainer.export)
 EDGE_DIR = "assets.extra"
 EDGE_SAVED_MODEL = "edge_saved_model"
+# The TFLite conversion source: the same module traced with TFLite's string ops
+# (word n-grams by StringJoin: TFLite has no StringNGrams, TF.js no StringJoin).
+EDGE_SAVED_MODEL_TFLITE = "edge_saved_model_tflite"
 TFLITE_FILE = "model.tflite"
 TFJS_DIR = "tfjs"
 SIGNATURE_FILE = "edge_signature.json"
@@ -106,6 +111,8 @@ def read_analyzer_constants(transform_savedmodel_dir: str) -> Dict[str, np.ndarr
             return tf.make_ndarray(node.attr["value"].tensor)
         if node.op == "Identity":
             return resolve(scope, node.input[0], depth + 1)
+        if node.op in _ELEMENTWISE:  # e.g. tft.count_per_key parses its int keys from strings
+            return _ELEMENTWISE[node.op](resolve(scope, node.input[0], depth + 1), node.attr)
         if scope is None and node.op == "Placeholder" and name in captures:
             return np.asarray(captures[name].numpy())
         raise ValueError(f"analyzer constant: cannot read a value through op {node.op} ({name!r})")
@@ -117,6 +124,14 @@ def read_analyzer_constants(transform_savedmodel_dir: str) -> Dict[str, np.ndarr
             if short.startswith(preprocessing.CONSTANT_PREFIX) and node.op == "Identity":
                 constants[short] = resolve(scope, node.input[0])
     return constants
+
+
+# Single-input ops an analyzer result may pass through before it is named.
+_ELEMENTWISE = {
+    "StringToNumber": lambda value, attr: tf.strings.to_number(
+        value, out_type=tf.dtypes.as_dtype(attr["out_type"].type)).numpy(),
+    "Cast": lambda value, attr: tf.cast(value, tf.dtypes.as_dtype(attr["DstT"].type)).numpy(),
+}
 
 
 def edge_analyses(cfg: PipelineConfig, tf_transform_output: Any) -> Dict[str, preprocessing.Analysis]:
@@ -152,15 +167,16 @@ def edge_transform(cfg: PipelineConfig, analyses: Mapping[str, preprocessing.Ana
     transformed: Dict[str, tf.Tensor] = {}
     for feature in cfg.features:
         kind = preprocessing.feature_kind(feature)
-        values = kind.prepare(feature, raw[feature.name])
+        values = kind.prepare(feature, raw[feature.column])
         present = tf.fill(tf.shape(values), True)
         transformed.update(kind.apply(feature, values, present, analyses[feature.name]))
     return transformed
 
 
-def build_edge_module(model: tf.keras.Model, cfg: PipelineConfig, tf_transform_output: Any) -> tf.Module:
+def build_edge_module(model: tf.keras.Model, cfg: PipelineConfig, tf_transform_output: Any,
+                      analyses: Optional[Mapping[str, preprocessing.Analysis]] = None) -> tf.Module:
     """A tf.Module whose ``serve`` maps raw features to ``{"outputs": probabilities}``."""
-    analyses = edge_analyses(cfg, tf_transform_output)
+    analyses = analyses if analyses is not None else edge_analyses(cfg, tf_transform_output)
     module = tf.Module()
     # Only the weights and tables are tracked, not the Keras model (see trainer.export).
     module.model_variables = list(model.variables)
@@ -206,12 +222,16 @@ def write_edge_exports(model: tf.keras.Model, tf_transform_output: Any, cfg: Pip
     """
     start = time.perf_counter()
     try:
-        module = build_edge_module(model, cfg, tf_transform_output)
-        saved_model_dir = os.path.join(edge_dir(model_dir), EDGE_SAVED_MODEL)
-        tf.saved_model.save(module, saved_model_dir,
-                            signatures={SIGNATURE_KEY: module.serve.get_concrete_function()})
+        analyses = edge_analyses(cfg, tf_transform_output)
+        for name, context in ((EDGE_SAVED_MODEL, contextlib.nullcontext),
+                              (EDGE_SAVED_MODEL_TFLITE, text_features.ngrams_by_join)):
+            with context():  # the graph is traced here, at get_concrete_function
+                module = build_edge_module(model, cfg, tf_transform_output, analyses)
+                tf.saved_model.save(module, os.path.join(edge_dir(model_dir), name),
+                                    signatures={SIGNATURE_KEY: module.serve.get_concrete_function()})
         source = {"dataset": cfg.name, "model_name": cfg.serving.model_name, "model_version": None}
-        return convert(model_dir, list(features.serving_feature_dtypes(cfg)), source, started=start)
+        return convert(model_dir, list(features.serving_feature_dtypes(cfg)), source, started=start,
+                       lowercase_inputs=ascii_lowercase_inputs(cfg))
     except Exception as err:
         raise RuntimeError(
             f"edge export (TFLite/TF.js) of dataset {cfg.name!r} failed: {err}\n"
@@ -219,8 +239,13 @@ def write_edge_exports(model: tf.keras.Model, tf_transform_output: Any, cfg: Pip
             "on the edge runtimes.") from err
 
 
+def ascii_lowercase_inputs(cfg: PipelineConfig) -> List[str]:
+    """Raw inputs the edge models expect ASCII lower-cased (TF.js has no StringLower)."""
+    return sorted({f.column for f in cfg.features if preprocessing.feature_kind(f).ascii_lowercase_input})
+
+
 def convert(model_dir: str, input_order: Sequence[str], source: Mapping[str, Any],
-            started: Optional[float] = None) -> EdgeExport:
+            started: Optional[float] = None, lowercase_inputs: Sequence[str] = ()) -> EdgeExport:
     """TFLite + TF.js + signature file from ``assets.extra/edge_saved_model``.
 
     The new files are written to a staging directory and moved into place, so
@@ -235,11 +260,14 @@ def convert(model_dir: str, input_order: Sequence[str], source: Mapping[str, Any
             "(re-run the Trainer to produce one)")
     staging = tempfile.mkdtemp(prefix=".edge-staging-", dir=out)
     try:
-        tflite_bytes, select_ops = to_tflite(source_dir)
+        tflite_source = os.path.join(out, EDGE_SAVED_MODEL_TFLITE)
+        if not os.path.isfile(os.path.join(tflite_source, "saved_model.pb")):
+            tflite_source = source_dir  # exported before the TFLite variant existed
+        tflite_bytes, select_ops = to_tflite(tflite_source)
         with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
             f.write(tflite_bytes)
         to_tfjs(source_dir, os.path.join(staging, TFJS_DIR))
-        signature = edge_signature(source_dir, select_ops, input_order, source)
+        signature = edge_signature(source_dir, select_ops, input_order, source, lowercase_inputs)
         with open(os.path.join(staging, SIGNATURE_FILE), "w") as f:
             json.dump(signature, f, indent=2, sort_keys=True)
         for name in (TFLITE_FILE, TFJS_DIR, SIGNATURE_FILE):
@@ -282,8 +310,11 @@ def to_tfjs(saved_model_dir: str, output_dir: str) -> None:
 
 
 def edge_signature(saved_model_dir: str, tflite_select_tf_ops: bool, input_order: Sequence[str],
-                   source: Mapping[str, Any]) -> Dict[str, Any]:
+                   source: Mapping[str, Any], lowercase_inputs: Sequence[str] = ()) -> Dict[str, Any]:
     """What a client needs to call the edge models: inputs in order, output, provenance.
+
+    ``ascii_lowercase`` on an input: the caller maps A-Z to a-z before feeding it
+    (what Transform does in the SavedModel; TF.js has no StringLower op).
 
     ``source`` names the model (dataset, model name, version when known: the
     Pusher assigns versions after the Trainer has written these files).
@@ -296,7 +327,8 @@ def edge_signature(saved_model_dir: str, tflite_select_tf_ops: bool, input_order
         raise ValueError(f"{saved_model_dir}: inputs {sorted(specs)} differ from the expected {sorted(input_order)}")
     output = fn.structured_outputs[OUTPUT_KEY]
     return {
-        "inputs": [{"name": name, "dtype": specs[name].dtype.name, "shape": [-1]} for name in input_order],
+        "inputs": [{"name": name, "dtype": specs[name].dtype.name, "shape": [-1],
+                    "ascii_lowercase": name in lowercase_inputs} for name in input_order],
         "output": {"name": OUTPUT_KEY, "dtype": output.dtype.name, "shape": [-1] + output.shape.as_list()[1:]},
         "tflite": {"path": TFLITE_FILE, "signature": SIGNATURE_KEY, "select_tf_ops": tflite_select_tf_ops},
         "tfjs": {"path": f"{TFJS_DIR}/model.json", "format": "graph-model",
@@ -336,7 +368,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         tf.saved_model.load(source_dir).signatures[SIGNATURE_KEY].structured_input_signature[1])
     version = os.path.basename(model_dir)
     source = {k: previous.get("source", {}).get(k) for k in ("dataset", "model_name")}
-    export = convert(model_dir, order, dict(source, model_version=version if version.isdigit() else None))
+    lowercase = [i["name"] for i in previous.get("inputs", []) if i.get("ascii_lowercase")]
+    export = convert(model_dir, order, dict(source, model_version=version if version.isdigit() else None),
+                     lowercase_inputs=lowercase)
     print(f"TFLite: {export.tflite_path} (SELECT_TF_OPS: {export.tflite_select_tf_ops})")
     print(f"TF.js:  {export.tfjs_model_json}")
     print(f"signature: {export.signature_path} ({export.seconds:.1f} s)")

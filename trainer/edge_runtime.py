@@ -37,9 +37,32 @@ def read_signature(model_dir: str) -> Dict[str, object]:
         return json.load(f)
 
 
-def columns(rows: Sequence[Row], signature: Mapping[str, object]) -> Dict[str, np.ndarray]:
-    """Columnar numpy inputs typed as the edge signature says."""
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """A-Z -> a-z only: what tf.strings.lower (no encoding) and extension/scorer.js do."""
+    return text.translate(_ASCII_LOWER)
+
+
+def edge_rows(rows: Sequence[Row], signature: Mapping[str, object]) -> List[Dict[str, object]]:
+    """Rows as an edge caller feeds them: inputs marked ``ascii_lowercase`` lower-cased."""
+    lower = {spec["name"] for spec in signature["inputs"] if spec.get("ascii_lowercase")}
+    return [{k: ascii_lower(v) if k in lower and isinstance(v, str) else v for k, v in row.items()}
+            for row in rows]
+
+
+def _per_row(outputs: np.ndarray, n: int) -> np.ndarray:
+    """[n] for one output per row (a sigmoid), else [n, classes]."""
+    outputs = outputs.reshape(n, -1)
+    return outputs[:, 0] if outputs.shape[1] == 1 else outputs
+
+
+def columns(rows: Sequence[Row], signature: Mapping[str, object], edge: bool = False) -> Dict[str, np.ndarray]:
+    """Columnar numpy inputs typed as the edge signature says (``edge``: as an edge
+    caller feeds them, see ``edge_rows``)."""
     out = {}
+    rows = edge_rows(rows, signature) if edge else rows
     for spec in signature["inputs"]:
         name, dtype = spec["name"], tf.as_dtype(spec["dtype"])
         values = [row[name] for row in rows]
@@ -54,8 +77,8 @@ def saved_model(model_dir: str, rows: Sequence[Row], single: bool = False) -> Pr
     signature = read_signature(model_dir)
 
     def call(batch):
-        return fn(**{k: tf.constant(v) for k, v in columns(batch, signature).items()})[
-            edge_export.OUTPUT_KEY].numpy().reshape(-1)
+        return _per_row(fn(**{k: tf.constant(v) for k, v in columns(batch, signature).items()})[
+            edge_export.OUTPUT_KEY].numpy(), len(batch))
 
     return _timed(call, rows, single)
 
@@ -67,7 +90,7 @@ def tflite(model_dir: str, rows: Sequence[Row], single: bool = False) -> Predict
     signature = read_signature(model_dir)
 
     def call(batch):
-        return runner(**columns(batch, signature))[edge_export.OUTPUT_KEY].reshape(-1)
+        return _per_row(runner(**columns(batch, signature, edge=True))[edge_export.OUTPUT_KEY], len(batch))
 
     return _timed(call, rows, single)
 
@@ -91,6 +114,7 @@ def tfjs(model_dir: str, rows: Sequence[Row], single: bool = False, node: str = 
          timeout: float = 600) -> Predictions:
     """The TF.js graph model in Node (``serving/edge/tfjs_predict.mjs``)."""
     tfjs_dir = os.path.join(edge_export.edge_dir(model_dir), edge_export.TFJS_DIR)
+    rows = edge_rows(rows, read_signature(model_dir))
     with tempfile.TemporaryDirectory() as tmp:
         rows_path, out_path = os.path.join(tmp, "rows.json"), os.path.join(tmp, "out.json")
         with open(rows_path, "w") as f:
@@ -102,5 +126,5 @@ def tfjs(model_dir: str, rows: Sequence[Row], single: bool = False, node: str = 
             raise RuntimeError(f"TF.js in Node failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
         with open(out_path) as f:
             result = json.load(f)
-    return Predictions(np.array(result["outputs"], dtype=np.float32).reshape(-1),
+    return Predictions(_per_row(np.array(result["outputs"], dtype=np.float32), len(rows)),
                        batch_ms=result.get("batch_ms"), per_row_ms=result.get("per_row_ms"))

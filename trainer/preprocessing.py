@@ -68,6 +68,11 @@ class FeatureKind:
     apply: Callable[[FeatureConfig, tf.Tensor, tf.Tensor, Analysis], Dict[str, tf.Tensor]]
     edge_analysis: Optional[Callable[[FeatureConfig, Mapping[str, np.ndarray], Any], Analysis]] = \
         lambda feature, constants, tf_transform_output: dict(constants)
+    # Transform only, before ``prepare``: the raw column -> one value per row, the
+    # normalisation an edge caller does itself (joining values, lower-casing).
+    column: Optional[Callable[[FeatureConfig, Any], tf.Tensor]] = None
+    # The edge input must arrive ASCII lower-cased (recorded in edge_signature.json).
+    ascii_lowercase_input: bool = False
 
 
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
@@ -101,6 +106,8 @@ def transform_feature(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
     kind = feature_kind(feature)
     if not isinstance(kind, FeatureKind):
         return kind(feature, x)
+    if kind.column is not None:
+        x = kind.column(feature, x)
     prepared = _map_values(x, lambda v: kind.prepare(feature, v))
     analysis = {key: tf.identity(value, name=constant_node_name(feature.name, key))
                 if isinstance(value, tf.Tensor) else value
@@ -223,7 +230,9 @@ class ConstantVocabulary(tf.Module):
     def __call__(self, values: tf.Tensor) -> tf.Tensor:
         # The reshape restates the shape the TFLite converter loses at the lookup
         # (an unknown rank there breaks single-row calls in the interpreter).
-        ids = tf.reshape(self.table.lookup(values), tf.shape(values))
+        # One extra key: TF.js's table lookup fails on zero keys (a batch without tokens).
+        flat = tf.concat([tf.reshape(values, [-1]), tf.constant([""])], axis=0)
+        ids = tf.reshape(self.table.lookup(flat)[:-1], tf.shape(values))
         oov = tf.constant(self.size, tf.int64)
         if self.num_oov_buckets > 1:
             oov = oov + tf.strings.to_hash_bucket_fast(values, self.num_oov_buckets)
@@ -236,6 +245,11 @@ def _categorical_edge_analysis(feature: FeatureConfig, constants: Mapping[str, n
         return {}
     tokens = tf_transform_output.vocabulary_by_name(features.vocabulary_name(feature.name))
     return {"lookup": ConstantVocabulary(tokens, feature.oov_buckets, name=f"vocab_{feature.name}")}
+
+
+def _row_kind_analyze(feature: FeatureConfig, column: Any) -> Analysis:
+    raise ValueError(f"feature {feature.name!r}: kind {feature.kind!r} reads several columns; "
+                     "preprocessing_fn runs it through text_features.ROW_KINDS")
 
 
 # --- bucketized: quantile buckets, missing gets its own id --------------------
@@ -307,7 +321,16 @@ KINDS: Dict[str, Union[FeatureKind, TransformOnly]] = {
                                _categorical_edge_analysis),
     "bucketized": FeatureKind(_bucketized_prepare, _bucketized_analyze, _bucketized_apply),
     "timestamp": FeatureKind(_timestamp_prepare, _no_analysis, _timestamp_apply),
-    **text_features.COLUMN_KINDS,
+    "text": FeatureKind(text_features.text_prepare, text_features.vocabulary_analyze,
+                        text_features.vocabulary_apply, _categorical_edge_analysis,
+                        column=text_features.text_column, ascii_lowercase_input=True),
+    "multi_categorical": FeatureKind(text_features.multi_prepare, text_features.vocabulary_analyze,
+                                     text_features.vocabulary_apply, _categorical_edge_analysis,
+                                     column=text_features.multi_column, ascii_lowercase_input=True),
+    # Transform runs text_features.label_prior (it reads several columns and the label);
+    # the edge runs prepare/apply on the source column with the full training counts.
+    "label_prior": FeatureKind(text_features.label_prior_prepare, _row_kind_analyze,
+                               text_features.label_prior_apply, text_features.label_prior_edge_analysis),
 }
 
 

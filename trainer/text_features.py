@@ -1,12 +1,21 @@
-"""Transform for text-like feature kinds: ``text``, ``multi_categorical``, ``label_prior``.
+"""Text-like feature kinds: ``text``, ``multi_categorical``, ``label_prior``.
 
-Each kind is two pieces, so an edge export can reuse the pure part:
-``analyze_*`` calls the tft analyzers (full passes over the training split)
-and returns their results; ``apply_*`` is plain TensorFlow over a batch and
-those results. String ops are the ones TF.js also has where there is a
-choice (StringSplit, StringNGrams, StringToHashBucketFast, hash tables built
-from constants); only normalisation (lower-casing, punctuation) needs ops a
-browser runs in JavaScript instead.
+Each kind follows ``trainer.preprocessing.FeatureKind`` (see that module's
+docstring) so that Transform and the edge exports (TFLite, TF.js) share the
+math. The edge runtimes lack several string ops (measured for TF.js 4.17:
+no StringLower, StringStrip, ReduceJoin, AsString, StringLength,
+UnsortedSegmentSum) and the TF.js converter lower-cases every regex pattern it
+loads, so:
+
+* Lower-casing is ASCII (``tf.strings.lower``'s default), done by Transform's
+  ``column`` step and, at the edge, by the caller (the extension's scorer.js
+  does the same ASCII mapping). Unicode lower-casing would differ from it only
+  on non-ASCII capitals, which normalisation then drops anyway, except for
+  the few that lower-case to ASCII (the Kelvin sign K -> k): ASCII on both
+  sides is exact.
+* Patterns are lower-case only; stripping is a regex replacement.
+* Tokens are laid out in a dense [batch, max_tokens] grid with StringSplit,
+  StringNGrams, Cumsum and ScatterNd; no ragged ops, no segment sums.
 
 Every kind treats a missing value and an empty string alike, so a request
 that sends ``""`` for the speaker is scored exactly like a training row whose
@@ -14,8 +23,11 @@ speaker was blanked (see trainer.feature_dropout).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Tuple
+import contextlib
+import contextvars
+from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -24,6 +36,20 @@ from trainer import features
 
 _KEY_SEPARATOR = "\x1f"  # joins (value, fold, class) cell keys; never in normalised text
 _HASH_BUCKETS = 2 ** 62  # fold-key hashes: collisions are negligible at any data size
+_SPACE = r"[\t\n\v\f\r ]"  # what tf.strings.strip strips (ASCII whitespace)
+# n-grams: StringNGrams (TF.js has it, TFLite has not even as a select op) or StringJoin
+# of shifted words (a TFLite select op; not in TF.js). Same tokens, same order.
+_NGRAMS_BY_JOIN = contextvars.ContextVar("ngrams_by_join", default=False)
+
+
+@contextlib.contextmanager
+def ngrams_by_join() -> Iterator[None]:
+    """Graphs traced inside build word n-grams with StringJoin (the TFLite edge graph)."""
+    token = _NGRAMS_BY_JOIN.set(True)
+    try:
+        yield
+    finally:
+        _NGRAMS_BY_JOIN.reset(token)
 
 
 # --------------------------------------------------------------------------
@@ -40,49 +66,107 @@ def first_value(x: Any) -> tf.Tensor:
 
 
 def all_values(x: Any, separator: str) -> tf.Tensor:
-    """[batch] strings: every value of each row joined by ``separator``."""
+    """[batch] strings: every value of each row joined by ``separator`` (Transform only:
+    ReduceJoin; edge callers send one joined string per row)."""
     if isinstance(x, tf.SparseTensor):
         ragged = tf.RaggedTensor.from_sparse(x)
         return tf.strings.reduce_join(ragged, axis=1, separator=separator)
     return tf.reshape(x, [-1])
 
 
-def normalize(text: tf.Tensor) -> tf.Tensor:
-    """Lower case; apostrophes dropped (don't -> dont); every other run of characters
-    outside [a-z0-9$%] becomes one space ($ and % carry meaning in claims)."""
-    text = tf.strings.lower(text, encoding="utf-8")
+def ascii_lower(text: tf.Tensor) -> tf.Tensor:
+    """ASCII lower-casing (tf.strings.lower without encoding), what edge callers do first."""
+    return tf.strings.lower(text)
+
+
+def strip(text: tf.Tensor) -> tf.Tensor:
+    """tf.strings.strip as a regex (StringStrip has no TF.js kernel)."""
+    return tf.strings.regex_replace(text, f"^{_SPACE}+|{_SPACE}+$", "")
+
+
+def normalize_lowered(text: tf.Tensor) -> tf.Tensor:
+    """Lower-cased text -> words separated by spaces: apostrophes dropped (don't ->
+    dont); every other run of characters outside [a-z0-9$%] becomes one space ($ and %
+    carry meaning in claims). Runs at the edge too: lower-case patterns only."""
     text = tf.strings.regex_replace(text, "['’]", "")
-    text = tf.strings.regex_replace(text, "[^a-z0-9$%]+", " ")
-    return tf.strings.strip(text)
+    return tf.strings.regex_replace(text, "[^a-z0-9$%]+", " ")
 
 
-def split_tokens(text: tf.Tensor, separator: str = " ") -> tf.RaggedTensor:
-    """[batch, None] tokens; empty tokens dropped (StringSplit, as TF.js has it)."""
-    sparse = tf.compat.v1.string_split(text, delimiter=separator, skip_empty=True)
-    rows = tf.shape(text, out_type=tf.int64)[0]
-    sparse = tf.SparseTensor(sparse.indices, sparse.values, tf.stack([rows, sparse.dense_shape[1]]))
-    return tf.RaggedTensor.from_sparse(sparse)
+def normalize(text: tf.Tensor) -> tf.Tensor:
+    """Raw text -> its words separated by single spaces (Transform's full normalisation)."""
+    return strip(normalize_lowered(ascii_lower(text)))
 
 
-def text_tokens(feature: FeatureConfig, x: Any) -> tf.RaggedTensor:
-    """Normalised word n-grams of sizes ``feature.ngrams``, per row."""
-    words = split_tokens(normalize(first_value(x)))
-    grams = [words if n == 1 else tf.strings.ngrams(words, n, separator=" ") for n in feature.ngrams]
-    return grams[0] if len(grams) == 1 else tf.concat(grams, axis=1)
+def tokens(text: tf.Tensor, separator: str = " ",
+           ngrams: Sequence[int] = (1,)) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Tokens of each row and their word n-grams, flat: (tokens, row, position).
+
+    A row's unigrams come first, then its n-grams by size, positions counting
+    on; empty tokens are dropped. Graph-only ops the edge runtimes have:
+    StringSplit (v1), StringNGrams, Cumsum, and per-row counts as a
+    membership matrix summed over tokens (no segment sums).
+    """
+    text = tf.reshape(text, [-1])
+    split = tf.compat.v1.string_split(text, delimiter=separator, skip_empty=True)
+    words, row = split.values, split.indices[:, 0]
+    batch = tf.shape(text, out_type=tf.int64)[0]
+    counts = _per_row_counts(row, batch)
+    splits = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(counts)], axis=0)
+    out_tokens, out_rows, out_positions = [], [], []
+    offset = tf.zeros_like(counts)  # tokens already placed in each row
+    for n in ngrams:
+        if n > 1 and _NGRAMS_BY_JOIN.get():
+            grams, gram_row, position = _ngrams_by_join(words, row, splits, offset, n)
+        else:
+            if n == 1:
+                grams, gram_splits = words, splits
+            else:
+                grams, gram_splits = tf.raw_ops.StringNGrams(
+                    data=words, data_splits=splits, separator=" ", ngram_widths=[n], left_pad="",
+                    right_pad="", pad_width=0, preserve_short_sequences=False)
+            index = tf.range(tf.shape(grams, out_type=tf.int64)[0])
+            # row of each gram: how many row ends lie at or before it
+            gram_row = tf.reduce_sum(tf.cast(index[:, None] >= gram_splits[None, 1:], tf.int64), axis=1)
+            position = index - tf.gather(gram_splits, gram_row) + tf.gather(offset, gram_row)
+        out_tokens.append(grams)
+        out_rows.append(gram_row)
+        out_positions.append(position)
+        offset = offset + tf.maximum(counts - (n - 1), 0)
+    return tf.concat(out_tokens, 0), tf.concat(out_rows, 0), tf.concat(out_positions, 0)
 
 
-def multi_values(feature: FeatureConfig, x: Any) -> tf.RaggedTensor:
-    """Each row's values, also split inside a value ("a,b"), stripped, lower-cased."""
-    joined = all_values(x, feature.separator)
-    values = split_tokens(tf.strings.lower(joined, encoding="utf-8"), feature.separator)
-    values = tf.strings.strip(values)
-    return tf.ragged.boolean_mask(values, tf.strings.length(values) > 0)
+def _ngrams_by_join(words: tf.Tensor, row: tf.Tensor, splits: tf.Tensor, offset: tf.Tensor,
+                    n: int) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """StringNGrams' output as a StringJoin of shifted words: the n-gram starting at
+    word j exists when word j + n - 1 is in the same row; the others get a position
+    past any max_tokens (``padded_ids`` drops them)."""
+    total = tf.shape(words, out_type=tf.int64)[0]
+    starts = tf.maximum(total - (n - 1), 0)
+    grams = tf.strings.join([words[i:i + starts] for i in range(n)], separator=" ")
+    first, last = row[:starts], row[n - 1:n - 1 + starts]
+    position = tf.range(starts) - tf.gather(splits, first) + tf.gather(offset, first)
+    return grams, first, tf.where(first == last, position, tf.fill(tf.shape(position), tf.int64.max))
 
 
-def padded_ids(ids: tf.RaggedTensor, length: int) -> tf.Tensor:
-    """[batch, length] int64: ids shifted by one, 0 = padding, longer rows truncated."""
-    dense = (ids[:, :length] + 1).to_tensor(default_value=0, shape=[None, length])
-    return tf.ensure_shape(tf.cast(dense, tf.int64), [None, length])
+def _per_row_counts(row: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+    membership = tf.cast(tf.equal(row[:, None], tf.range(batch)[None, :]), tf.int64)
+    return tf.reduce_sum(membership, axis=0)
+
+
+def padded_ids(ids: tf.Tensor, row: tf.Tensor, position: tf.Tensor, batch: tf.Tensor,
+               length: int) -> tf.Tensor:
+    """[batch, length] int64: ids shifted by one, 0 = padding, positions >= length dropped.
+
+    Dropped tokens scatter a 0 onto their row's first cell (ScatterNd adds), so
+    no boolean mask (a Where) is needed.
+    """
+    ids = tf.cast(ids, tf.int64)
+    keep = position < length
+    cells = tf.stack([row, tf.where(keep, position, tf.zeros_like(position))], axis=1)
+    values = tf.where(keep, ids + 1, tf.zeros_like(ids))
+    shape = tf.stack([tf.cast(batch, tf.int64), tf.constant(length, tf.int64)])
+    # a reshape, not tf.ensure_shape: TF.js 4.17 mis-reads EnsureShape's shape attribute
+    return tf.reshape(tf.scatter_nd(cells, values, shape), [-1, length])
 
 
 def fold_key_hash(x: Any) -> tf.Tensor:
@@ -131,30 +215,58 @@ def lookup(keys: tf.Tensor, values: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
 # text and multi_categorical: vocabulary ids, padded
 # --------------------------------------------------------------------------
 
-def analyze_vocabulary(feature: FeatureConfig, tokens: tf.RaggedTensor) -> tf.Tensor:
-    """The capped vocabulary (top_k tokens seen frequency_threshold times): its file path."""
-    return tft.vocabulary(tokens.flat_values, top_k=feature.top_k,
-                          frequency_threshold=feature.frequency_threshold,
-                          vocab_filename=features.vocabulary_name(feature.name))
+def text_column(feature: FeatureConfig, x: Any) -> tf.Tensor:
+    """Transform only: a row's first value, ASCII lower-cased (the edge caller's job)."""
+    return ascii_lower(first_value(x))
 
 
-def apply_vocabulary(feature: FeatureConfig, tokens: tf.RaggedTensor, vocabulary: tf.Tensor) -> tf.Tensor:
-    ids = tft.apply_vocabulary(tokens.flat_values, vocabulary, num_oov_buckets=feature.oov_buckets)
-    return padded_ids(tokens.with_flat_values(ids), feature.max_tokens)
+def multi_column(feature: FeatureConfig, x: Any) -> tf.Tensor:
+    """Transform only: a row's values joined by the separator, ASCII lower-cased."""
+    return ascii_lower(all_values(x, feature.separator))
 
 
-def text(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
-    """Statement-like text -> [batch, max_tokens] ids of its words and n-grams."""
-    tokens = text_tokens(feature, x)
-    vocabulary = analyze_vocabulary(feature, tokens)
-    return {features.transformed_name(feature.name): apply_vocabulary(feature, tokens, vocabulary)}
+def text_prepare(feature: FeatureConfig, text: tf.Tensor) -> tf.Tensor:
+    return normalize_lowered(text)
 
 
-def multi_categorical(feature: FeatureConfig, x: Any) -> Dict[str, tf.Tensor]:
-    """Several values per row (subjects) -> [batch, max_tokens] ids."""
-    values = multi_values(feature, x)
-    vocabulary = analyze_vocabulary(feature, values)
-    return {features.transformed_name(feature.name): apply_vocabulary(feature, values, vocabulary)}
+def multi_prepare(feature: FeatureConfig, text: tf.Tensor) -> tf.Tensor:
+    """Blanks around the separators and at the ends removed (each value stripped)."""
+    separator = _regex_literal(feature.separator)
+    text = tf.strings.regex_replace(text, f"{_SPACE}*{separator}{_SPACE}*", feature.separator)
+    return strip(text)
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` as an RE2 and JavaScript regex literal; refuses upper-case letters (the
+    TF.js converter lower-cases patterns, so they would not match there)."""
+    if text != text.lower():
+        raise ValueError(f"separator {text!r}: expected no upper-case letters "
+                         "(TF.js lower-cases regex patterns)")
+    return "".join(c if c.isalnum() else "\\" + c if c in "\\^$.|?*+()[]{}-/" else c for c in text)
+
+
+def _feature_tokens(feature: FeatureConfig, prepared: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    if feature.kind == "text":
+        return tokens(prepared, " ", feature.ngrams)
+    return tokens(prepared, feature.separator)
+
+
+def vocabulary_analyze(feature: FeatureConfig, column: Any) -> Dict[str, Any]:
+    """The capped vocabulary (top_k tokens seen frequency_threshold times) and its
+    file-backed lookup (the edge rebuilds it from constants: categorical's edge_analysis)."""
+    flat, _, _ = _feature_tokens(feature, first_value(column))
+    vocabulary = tft.vocabulary(flat, top_k=feature.top_k, frequency_threshold=feature.frequency_threshold,
+                                vocab_filename=features.vocabulary_name(feature.name))
+    return {"lookup": lambda v: tft.apply_vocabulary(v, vocabulary, num_oov_buckets=feature.oov_buckets)}
+
+
+def vocabulary_apply(feature: FeatureConfig, prepared: tf.Tensor, present: tf.Tensor,
+                     analysis: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
+    """[batch, max_tokens] ids of the tokens (missing = "" = no tokens = all padding)."""
+    flat, row, position = _feature_tokens(feature, prepared)
+    ids = analysis["lookup"](flat)
+    batch = tf.shape(prepared, out_type=tf.int64)[0]
+    return {features.transformed_name(feature.name): padded_ids(ids, row, position, batch, feature.max_tokens)}
 
 
 # --------------------------------------------------------------------------
@@ -183,7 +295,7 @@ def analyze_label_prior(feature: FeatureConfig, value: tf.Tensor, key_hash: tf.T
     return {"keys": keys, "counts": counts}
 
 
-def apply_label_prior(feature: FeatureConfig, classes: Tuple[str, ...], value: tf.Tensor,
+def apply_label_prior(feature: FeatureConfig, classes: Any, value: tf.Tensor,
                       key_hash: tf.Tensor, analyzed: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Smoothed label distribution and log history size of each row's value.
 
@@ -194,37 +306,93 @@ def apply_label_prior(feature: FeatureConfig, classes: Tuple[str, ...], value: t
     (validation, test, serving) gets the counts of the whole training split.
     """
     table = sorted_table(analyzed["keys"], analyzed["counts"])
-    rows, folds, k = tf.shape(value)[0], feature.folds, len(classes)
+    classes = tf.reshape(tf.constant(list(classes)) if isinstance(classes, (list, tuple)) else classes, [-1])
+    rows, folds, k = tf.shape(value)[0], feature.folds, tf.shape(classes)[0]
     grid = [rows, folds, k]
     cells = cell_key(tf.broadcast_to(value[:, None, None], grid),
                      tf.broadcast_to(tf.range(folds, dtype=tf.int64)[None, :, None], grid),
-                     tf.broadcast_to(tf.constant(list(classes))[None, None, :], grid))
+                     tf.broadcast_to(classes[None, None, :], grid))
     per_fold = tf.cast(find(table, cells), tf.float32)  # [rows, folds, classes]
     fold = key_hash % folds
     in_train = tf.cast(find(table, row_key(key_hash)) > 0, tf.float32)  # [rows]
     own_fold = tf.gather(per_fold, fold, batch_dims=1)  # [rows, classes]
     present = tf.cast(tf.strings.length(value) > 0, tf.float32)
     counts = (tf.reduce_sum(per_fold, axis=1) - in_train[:, None] * own_fold) * present[:, None]
-    prior = tf.cast(find(table, class_key(tf.constant(list(classes)))), tf.float32)
-    prior = prior / tf.maximum(tf.reduce_sum(prior), 1.0)
+    prior = tf.cast(find(table, class_key(classes)), tf.float32)
+    return prior_outputs(feature, counts, prior / tf.maximum(tf.reduce_sum(prior), 1.0))
+
+
+def prior_outputs(feature: FeatureConfig, counts: tf.Tensor, prior: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Per-row class counts [rows, k] and the class prior [k] -> the model inputs
+    (Transform and the edge share this math; only where the counts come from differs)."""
+    k = prior.shape[0]  # static: the classes are a constant
     n = tf.reduce_sum(counts, axis=1)
     smoothed = (counts + feature.smoothing * prior[None, :]) / (n + feature.smoothing)[:, None]
     return {
-        features.transformed_name(feature.name): tf.ensure_shape(smoothed, [None, k]),
+        features.transformed_name(feature.name): tf.reshape(smoothed, [-1, k]),
         features.transformed_name(f"{feature.name}_count"): tf.math.log1p(n),
         features.transformed_name(f"{feature.name}_seen"): tf.cast(n > 0, tf.int64),
     }
 
 
+def values_vocabulary_name(feature: FeatureConfig) -> str:
+    """Every value of the prior's column seen in training (the edge's count table rows)."""
+    return features.vocabulary_name(f"{feature.name}_values")
+
+
 def label_prior(feature: FeatureConfig, inputs: Mapping[str, Any], label: LabelConfig) -> Dict[str, tf.Tensor]:
     """The label record of ``feature.column``'s value (e.g. a speaker's past ratings)."""
-    value = tf.strings.strip(first_value(inputs[feature.column]))
+    from trainer.preprocessing import constant_node_name  # it imports this module
+
+    value = label_prior_prepare(feature, first_value(inputs[feature.column]))
     key_hash = fold_key_hash(inputs[feature.fold_key])
     label_value = first_value(inputs[label.column]) if label.column in inputs else tf.fill(tf.shape(value), "")
-    analyzed = analyze_label_prior(feature, value, key_hash, label_value)
-    return apply_label_prior(feature, label.classes, value, key_hash, analyzed)
+    analyzed = dict(analyze_label_prior(feature, value, key_hash, label_value),
+                    classes=tf.constant(list(label.classes)))
+    # named so the edge export reads them back (trainer.edge_export.read_analyzer_constants)
+    analyzed = {key: tf.identity(tensor, name=constant_node_name(feature.name, key))
+                for key, tensor in analyzed.items()}
+    tft.vocabulary(value, vocab_filename=values_vocabulary_name(feature))
+    return apply_label_prior(feature, analyzed["classes"], value, key_hash, analyzed)
 
 
-# Kinds that read one raw column, and kinds that read several (plus the label).
-COLUMN_KINDS = {"text": text, "multi_categorical": multi_categorical}
+def label_prior_prepare(feature: FeatureConfig, value: tf.Tensor) -> tf.Tensor:
+    return strip(value)
+
+
+def label_prior_edge_analysis(feature: FeatureConfig, constants: Mapping[str, np.ndarray],
+                              tf_transform_output: Any) -> Dict[str, Any]:
+    """A serving row is never a training row: the full training counts of every value
+    seen in training, as a constant [values + 1, k] matrix (last row: unseen, zeros)
+    behind a constant vocabulary, and the class prior."""
+    from trainer.preprocessing import ConstantVocabulary  # it imports this module
+
+    if not {"keys", "counts", "classes"} <= set(constants):
+        raise ValueError(f"feature {feature.name!r}: the Transform graph holds no label-prior counts "
+                         "(a model transformed before edge support; re-run Transform)")
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in constants["classes"].tolist()]
+    values = list(tf_transform_output.vocabulary_by_name(values_vocabulary_name(feature)))
+    table = dict(zip(constants["keys"].tolist(), constants["counts"].tolist()))
+    k, folds = len(classes), feature.folds
+    grid = [len(values), folds, k]
+    cells = cell_key(tf.broadcast_to(tf.constant(values, tf.string)[:, None, None], grid),
+                     tf.broadcast_to(tf.range(folds, dtype=tf.int64)[None, :, None], grid),
+                     tf.broadcast_to(tf.constant(list(classes))[None, None, :], grid)).numpy()
+    counts = np.vectorize(lambda key: table.get(int(key), 0), otypes=[np.int64])(cells).sum(axis=1)
+    counts = np.concatenate([counts, np.zeros([1, k], np.int64)]).astype(np.float32)
+    counts[[i for i, v in enumerate(values) if v == b""]] = 0.0  # missing: no record (Transform's mask)
+    prior = np.array([table.get(int(key), 0) for key in
+                      class_key(tf.constant(list(classes))).numpy()], np.float32)
+    return {"lookup": ConstantVocabulary(values, 1, name=f"vocab_{feature.name}_values"),
+            "counts": counts, "prior": prior / max(prior.sum(), 1.0)}
+
+
+def label_prior_apply(feature: FeatureConfig, value: tf.Tensor, present: tf.Tensor,
+                      analysis: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
+    """Edge: the full training counts of the value (a gather), then ``prior_outputs``."""
+    counts = tf.gather(tf.constant(analysis["counts"]), analysis["lookup"](value))
+    return prior_outputs(feature, counts, tf.constant(analysis["prior"]))
+
+
+# Kinds that read several columns (plus the label) in Transform.
 ROW_KINDS = {"label_prior": label_prior}

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from pipeline.config import load_config, taxi_data_dir
+from pipeline.__main__ import main
+from pipeline.config import REPO_ROOT, load_config, taxi_data_dir
 from tests.conftest import TAXI_CONFIG
 
 SAMPLE_ROWS = 400
@@ -41,3 +42,46 @@ def sample_root(tmp_path_factory):
 
 def config_for(root, data_dir, *extra):
     return load_config(TAXI_CONFIG, small_overrides(root, data_dir) + list(extra))
+
+
+# --- LIAR: a few hundred rows of the research-only data, read from the shared copy ---
+LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")
+LIAR_SHARED = os.environ.get("LIAR_DIR") or os.path.join(REPO_ROOT, "..", "shared", "datasets", "liar")
+TRAIN_ROWS, EVAL_ROWS = 400, 150
+
+
+def liar_file(name: str) -> str:
+    """A file of the shared LIAR copy; skips the test when the data is absent."""
+    path = os.path.join(LIAR_SHARED, name)
+    if not os.path.isfile(path):
+        pytest.skip(f"LIAR data not found at {LIAR_SHARED} (set LIAR_DIR to the directory holding "
+                    "train.tsv and valid.tsv)")
+    return path
+
+
+def _liar_sample(directory):
+    os.makedirs(directory, exist_ok=True)
+    for name, rows in (("train.tsv", TRAIN_ROWS), ("valid.tsv", EVAL_ROWS)):
+        with open(liar_file(name), encoding="utf-8") as src, \
+                open(os.path.join(directory, name), "w", encoding="utf-8") as dst:
+            dst.writelines(line for _, line in zip(range(rows), src))
+    return directory
+
+
+def _liar_overrides(root, data_dir):
+    return [f"data.path={data_dir}", "data.path_env=''", f"run_dir={root}/runs",
+            f"serving.push_dir={root}/serving", "trainer.train_steps=60", "trainer.eval_steps=3",
+            "tuner.max_trials=1", "tuner.trial_steps=10", "evaluation.min_accuracy=0.0",
+            "serving.canary_requests=3"]
+
+
+@pytest.fixture(scope="session")
+def liar_run(tmp_path_factory):
+    """(config, exit code) of one sampled LIAR pipeline run, shared by the LIAR e2e tests."""
+    root = str(tmp_path_factory.mktemp("liar"))
+    data_dir = _liar_sample(os.path.join(root, "data"))
+    args = ["run", "--config", LIAR_CONFIG]
+    for override in _liar_overrides(root, data_dir):
+        args += ["--set", override]
+    code = main(args)
+    return load_config(LIAR_CONFIG, _liar_overrides(root, data_dir)), code

@@ -10,48 +10,13 @@ import urllib.request
 
 import pytest
 
-from pipeline.__main__ import main
-from pipeline.config import REPO_ROOT
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
 from serving.model_server import launch
+# The sampled run (conftest.py::liar_run) is shared with tests/e2e/test_liar_edge.py.
+from tests.e2e.conftest import EVAL_ROWS
 
 pytestmark = pytest.mark.e2e
-
-LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")
-SHARED = os.environ.get("LIAR_DIR") or os.path.join(REPO_ROOT, "..", "shared", "datasets", "liar")
-TRAIN_ROWS, EVAL_ROWS = 400, 150
-
-
-def _sample(directory):
-    if not all(os.path.isfile(os.path.join(SHARED, f)) for f in ("train.tsv", "valid.tsv")):
-        pytest.skip(f"LIAR data not found at {SHARED} (set LIAR_DIR to the directory holding "
-                    "train.tsv and valid.tsv)")
-    os.makedirs(directory, exist_ok=True)
-    for name, rows in (("train.tsv", TRAIN_ROWS), ("valid.tsv", EVAL_ROWS)):
-        with open(os.path.join(SHARED, name), encoding="utf-8") as src, \
-                open(os.path.join(directory, name), "w", encoding="utf-8") as dst:
-            dst.writelines(line for _, line in zip(range(rows), src))
-    return directory
-
-
-def _overrides(root, data_dir):
-    return [f"data.path={data_dir}", "data.path_env=''", f"run_dir={root}/runs",
-            f"serving.push_dir={root}/serving", "trainer.train_steps=60", "trainer.eval_steps=3",
-            "tuner.max_trials=1", "tuner.trial_steps=10", "evaluation.min_accuracy=0.0",
-            "serving.canary_requests=3"]
-
-
-@pytest.fixture(scope="module")
-def liar_run(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("liar"))
-    data_dir = _sample(os.path.join(root, "data"))
-    args = ["run", "--config", LIAR_CONFIG]
-    for override in _overrides(root, data_dir):
-        args += ["--set", override]
-    code = main(args)
-    from pipeline.config import load_config
-    return load_config(LIAR_CONFIG, _overrides(root, data_dir)), code
 
 
 def test_liar_dag_runs_with_baselines_and_error_analysis(liar_run):

@@ -29,20 +29,40 @@ def test_normalize_lowercases_and_strips_punctuation():
     assert [s.decode() for s in out.numpy()] == ["says we cut taxes by 5% dont we", ""]
 
 
+def _token_rows(feature, column, kind_column, prepare):
+    """Each row's tokens in position order, via the kind's column and prepare steps."""
+    prepared = prepare(feature, kind_column(feature, column))
+    flat, row, position = text_features._feature_tokens(feature, prepared)
+    out = [[] for _ in range(int(tf.shape(prepared)[0]))]
+    for token, r, p in sorted(zip(flat.numpy(), row.numpy(), position.numpy()), key=lambda t: (t[1], t[2])):
+        assert p == len(out[r]), "positions are dense from 0"
+        out[r].append(token.decode())
+    return out
+
+
 def test_tokens_with_bigrams_and_missing_text():
     x = tf.SparseTensor([[0, 0], [2, 0]], tf.constant(["Tax cuts work.", "Jobs!"]), [3, 1])
-    assert _strings(text_features.text_tokens(TEXT, x)) == [
+    assert _token_rows(TEXT, x, text_features.text_column, text_features.text_prepare) == [
         ["tax", "cuts", "work", "tax cuts", "cuts work"], [], ["jobs"]]
 
 
 def test_multi_values_split_inside_values_and_drop_blanks():
     x = tf.SparseTensor([[0, 0], [0, 1], [1, 0]], tf.constant(["Economy, jobs", "taxes", " ,"]), [3, 2])
-    assert _strings(text_features.multi_values(MULTI, x)) == [["economy", "jobs", "taxes"], [], []]
+    assert _token_rows(MULTI, x, text_features.multi_column, text_features.multi_prepare) == [
+        ["economy", "jobs", "taxes"], [], []]
+
+
+def test_lowercasing_is_ascii_only_as_at_the_edge():
+    """Transform lower-cases A-Z only: what scorer.js does before the TF.js model."""
+    out = text_features.ascii_lower(tf.constant(["ÉCOLE Kelvin \u212a İ"]))
+    assert out.numpy()[0].decode() == "École kelvin \u212a İ"
 
 
 def test_padded_ids_shift_by_one_and_truncate():
-    ids = tf.ragged.constant([[0, 4, 2, 9], [], [1]], dtype=tf.int64)
-    out = text_features.padded_ids(ids, 3).numpy()
+    ids = tf.constant([0, 4, 2, 9, 1], tf.int64)
+    row = tf.constant([0, 0, 0, 0, 2], tf.int64)
+    position = tf.constant([0, 1, 2, 3, 0], tf.int64)
+    out = text_features.padded_ids(ids, row, position, tf.constant(3, tf.int64), 3).numpy()
     assert out.tolist() == [[1, 5, 3], [0, 0, 0], [2, 0, 0]]
 
 
