@@ -75,14 +75,27 @@ def signature_inputs(model_dir: str) -> List[Dict[str, str]]:
     return [{"name": name, "dtype": spec.dtype.name} for name, spec in sorted(specs.items())]
 
 
+def text_is_lowercased(model_dir: str, text_input: str) -> bool:
+    """Whether the edge model expects the text input ASCII lower-cased (edge_signature.json)."""
+    path = os.path.join(model_dir, "assets.extra", "edge_signature.json")
+    if not os.path.isfile(path):
+        raise ExtensionBuildError(f"{path}: missing (the Trainer's edge export writes it)")
+    with open(path, encoding="utf-8") as f:
+        inputs = {i["name"]: i for i in json.load(f)["inputs"]}
+    if text_input not in inputs:
+        raise ExtensionBuildError(f"{path}: no input {text_input!r} (inputs: {sorted(inputs)})")
+    return bool(inputs[text_input].get("ascii_lowercase", False))
+
+
 def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optional[str] = None) -> Dict[str, Any]:
     """What scorer.js needs to feed the model: inputs, the text input, classes."""
     return {
         "model": cfg.serving.model_name,
         "model_version": os.path.basename(os.path.normpath(model_dir)),
         "text_feature": text_feature(cfg, text_override),
-        # The edge model takes lower-cased text: TF.js has no StringLower op.
-        "ascii_lowercase": True,
+        # The edge model takes lower-cased text (TF.js has no StringLower op): the
+        # Trainer's edge signature says which inputs (trainer.edge_export).
+        "ascii_lowercase": text_is_lowercased(model_dir, text_feature(cfg, text_override)),
         "inputs": signature_inputs(model_dir),
         "classes": class_names(cfg),
     }

@@ -33,6 +33,17 @@ of three functions so that Transform and the edge exports (TFLite, TF.js;
   plain tensor (a vocabulary lookup) builds it here. ``edge_analysis=None``
   means the kind cannot be exported to the edge (the export fails naming it).
 
+Two optional fields serve kinds whose raw column needs work the edge runtimes
+cannot do (``trainer/text_features.py``): ``column(feature, raw_column)``
+runs in Transform only, before ``prepare``, and turns the raw column into one
+value per row the way an edge caller must (joining a row's values, ASCII
+lower-casing: TF.js has no ReduceJoin or StringLower); such a kind sets
+``ascii_lowercase_input`` and the edge signature marks its input so callers
+lower-case A-Z first (``extension/scorer.js`` does). ``label_prior`` reads
+several columns and the label in Transform (``text_features.ROW_KINDS``); its
+``FeatureKind`` is the edge half: a serving row is never a training row, so it
+gets the full training counts, from a constant table.
+
 A new kind (another module) registers a ``FeatureKind`` in ``KINDS`` and
 declares its model inputs in ``trainer.features``. A kind may also register a
 plain function ``(feature, column) -> transformed tensors``: Transform runs
@@ -230,9 +241,7 @@ class ConstantVocabulary(tf.Module):
     def __call__(self, values: tf.Tensor) -> tf.Tensor:
         # The reshape restates the shape the TFLite converter loses at the lookup
         # (an unknown rank there breaks single-row calls in the interpreter).
-        # One extra key: TF.js's table lookup fails on zero keys (a batch without tokens).
-        flat = tf.concat([tf.reshape(values, [-1]), tf.constant([""])], axis=0)
-        ids = tf.reshape(self.table.lookup(flat)[:-1], tf.shape(values))
+        ids = tf.reshape(self.table.lookup(values), tf.shape(values))
         oov = tf.constant(self.size, tf.int64)
         if self.num_oov_buckets > 1:
             oov = oov + tf.strings.to_hash_bucket_fast(values, self.num_oov_buckets)

@@ -231,7 +231,10 @@ def text_prepare(feature: FeatureConfig, text: tf.Tensor) -> tf.Tensor:
 
 def multi_prepare(feature: FeatureConfig, text: tf.Tensor) -> tf.Tensor:
     """Blanks around the separators and at the ends removed (each value stripped)."""
-    separator = _regex_literal(feature.separator)
+    try:
+        separator = _regex_literal(feature.separator)
+    except ValueError as err:
+        raise ValueError(f"feature {feature.name!r}: {err}") from None
     text = tf.strings.regex_replace(text, f"{_SPACE}*{separator}{_SPACE}*", feature.separator)
     return strip(text)
 
@@ -264,7 +267,8 @@ def vocabulary_apply(feature: FeatureConfig, prepared: tf.Tensor, present: tf.Te
                      analysis: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
     """[batch, max_tokens] ids of the tokens (missing = "" = no tokens = all padding)."""
     flat, row, position = _feature_tokens(feature, prepared)
-    ids = analysis["lookup"](flat)
+    # One extra key: TF.js's table lookup fails on zero keys (a batch without tokens).
+    ids = analysis["lookup"](tf.concat([flat, tf.constant([""])], axis=0))[:-1]
     batch = tf.shape(prepared, out_type=tf.int64)[0]
     return {features.transformed_name(feature.name): padded_ids(ids, row, position, batch, feature.max_tokens)}
 

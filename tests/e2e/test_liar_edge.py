@@ -63,8 +63,9 @@ def test_extension_scores_equal_the_saved_model(pushed, tmp_path, record_propert
     cfg, model_dir = pushed
     statements = _pick_statements(_validation_lines(cfg))
     extension = browser_extension.build(cfg, str(tmp_path / "extension"))
-    assert json.load(open(os.path.join(extension, "model", "extension_config.json")))["model_version"] == \
-        os.path.basename(model_dir)
+    with open(os.path.join(extension, "model", "extension_config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["model_version"] == os.path.basename(model_dir) and config["ascii_lowercase"] is True
 
     result = drive_extension(extension, statements, tmp_path)
     expected = edge_runtime.saved_model(model_dir, [_blank_row(cfg, s) for s in statements]).outputs

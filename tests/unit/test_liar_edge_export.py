@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from components.tsv_example_gen import parse_line
-from pipeline.config import load_config
+from pipeline.config import FeatureConfig, load_config
 from tests import liar_fixture
 from tests.edge_model import train_and_export_instances
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
@@ -136,6 +136,7 @@ def test_signature_marks_the_lowercased_inputs_and_the_ops(trained):
     assert patterns, "the text normalisation runs in the graph"
 
 
-def test_upper_case_separator_fails_naming_it():
-    with pytest.raises(ValueError, match="separator 'X'"):
-        text_features._regex_literal("X")
+def test_upper_case_separator_fails_naming_the_feature():
+    feature = FeatureConfig(name="tags", kind="multi_categorical", dtype="string", separator="X")
+    with pytest.raises(ValueError, match="feature 'tags': separator 'X'"):
+        text_features.multi_prepare(feature, tf.constant(["aXb"]))
