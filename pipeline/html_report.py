@@ -111,6 +111,7 @@ def per_slice_section(cfg: PipelineConfig, rows) -> str:
         top = [(v, m) for v, m in top if accuracy in m]
         if not top:
             continue
+        parts.append(f"<h3>{html.escape(column)}</h3>")
         parts.append(_bars([v for v, _ in top], {accuracy: [m[accuracy] for _, m in top]},
                            f"{column}: top {len(top)} values by examples",
                            [int(m.get("example_count", 0)) for _, m in top]))
