@@ -36,7 +36,7 @@ def build_data_validation(statistics, schema):
 def build_transform(cfg: PipelineConfig, examples, validated_schema) -> tfx.components.Transform:
     return tfx.components.Transform(
         examples=examples, schema=validated_schema,
-        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.custom_config(),
+        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.transform_custom_config(),
         # StatisticsGen already profiles the raw data; Transform's own pre/post
         # statistics would double the Beam work for figures nobody reads here.
         disable_statistics=True)

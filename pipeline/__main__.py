@@ -2,6 +2,7 @@
 
 Examples:
   python -m pipeline run --config configs/taxi.yaml
+  python -m pipeline report --config configs/liar.yaml   # summary + report.html of the last run
   python -m pipeline run --config configs/taxi.yaml --set trainer.train_steps=200 --no-tune
   python -m pipeline schema-candidate --config configs/taxi.yaml
 """
@@ -29,6 +30,8 @@ def main(argv=None) -> int:
     add_config_arguments(sub.add_parser("run", help="run the whole DAG locally on Beam"))
     add_config_arguments(sub.add_parser("schema-candidate", help="infer a schema with SchemaGen for review"),
                          tune_flag=False)
+    add_config_arguments(sub.add_parser("report", help="summary and HTML report of the last run"),
+                         tune_flag=False)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -39,7 +42,24 @@ def main(argv=None) -> int:
         from pipeline.schema_candidate import write_schema_candidate
         print(f"schema candidate written to {write_schema_candidate(cfg)}; review it against {cfg.schema_path}")
         return 0
+    if args.command == "report":
+        _report(cfg)
+        return 0
     return _run(cfg, tune=args.tune)
+
+
+def _report(cfg) -> None:
+    """Prints the summary of the newest run and writes ``runs/<name>/report.html``."""
+    from pipeline import report
+    from pipeline.html_report import write_report
+    from pipeline.local_runner import local_paths
+    from pipeline.results import collect
+
+    paths = local_paths(cfg)
+    result = collect(paths.metadata, cfg.pipeline_name)
+    summary = report.summary_text(cfg, result)
+    print(summary)
+    print(f"Report: {write_report(cfg, result, os.path.join(paths.root, 'report.html'), summary)}")
 
 
 def _run(cfg, tune) -> int:
@@ -59,13 +79,7 @@ def _run(cfg, tune) -> int:
         print("Nothing was pushed; the previously pushed model is still served.", file=sys.stderr)
         return 1
     print(f"  {'total':<34} {'':<8} {time.time() - start:7.1f}s\n")
-    from pipeline.html_report import write_report
-    from pipeline.results import collect
-
-    result = collect(paths.metadata, cfg.pipeline_name)
-    summary = report.summary_text(cfg, result)
-    print(summary)
-    print(f"Report: {write_report(cfg, result, os.path.join(paths.root, 'report.html'), summary)}")
+    _report(cfg)
     return 0
 
 

@@ -319,6 +319,16 @@ class PipelineConfig:
         """The JSON-safe slice of the config that Transform/Tuner/Trainer code needs."""
         return {"pipeline_config": to_dict(self)}
 
+    def transform_custom_config(self) -> Dict[str, Any]:
+        """The config as Transform sees it: only what its graph depends on (data,
+        label, features). Training, evaluation and serving settings are reset, so
+        changing them keeps Transform's cached execution (minutes on real data)."""
+        essential = dataclasses.replace(
+            self, tuner=TunerConfig(), trainer=TrainerConfig(), evaluation=EvaluationConfig(),
+            serving=ServingConfig(), beam=BeamConfig(), kubeflow=KubeflowConfig(), run_dir="runs",
+            source_file="")
+        return {"pipeline_config": to_dict(essential)}
+
 
 def taxi_data_dir() -> str:
     """The directory of the Chicago taxi CSV that ships inside the tfx package."""

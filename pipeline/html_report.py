@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
@@ -110,6 +111,7 @@ def per_slice_section(cfg: PipelineConfig, rows) -> str:
         top = [(v, m) for v, m in top if accuracy in m]
         if not top:
             continue
+        parts.append(f"<h3>{html.escape(column)}</h3>")
         parts.append(_bars([v for v, _ in top], {accuracy: [m[accuracy] for _, m in top]},
                            f"{column}: top {len(top)} values by examples",
                            [int(m.get("example_count", 0)) for _, m in top]))
@@ -146,10 +148,10 @@ def fairness_section(cfg: PipelineConfig, rows, names: List[str]) -> str:
 def _class_title(sub_key: str, names: List[str]) -> str:
     if not sub_key:
         return f"positive = {names[-1]}" if names else "binary"
-    for part in sub_key.split(","):
-        if part.startswith("classId:"):
-            k = int(part.split(":")[1])
-            return f"class {names[k] if k < len(names) else k} vs rest (top-1)"
+    match = re.search(r"classId:(\d+)", sub_key)  # e.g. "classId:3 topK:1"
+    if match:
+        k = int(match.group(1))
+        return f"class {names[k] if k < len(names) else k} vs rest (top-1)"
     return sub_key
 
 

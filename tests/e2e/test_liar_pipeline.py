@@ -36,7 +36,11 @@ def test_liar_dag_runs_with_baselines_and_error_analysis(liar_run):
     assert "sparse_categorical_accuracy" in result.metrics
     report = os.path.join(local_paths(cfg).root, "report.html")
     text = open(report, encoding="utf-8").read()
-    assert text.count("data:image/png;base64") >= 3 and "party" in text
+    # two confusion matrices (all features, statement only) and one chart per slice feature
+    assert text.count("data:image/png;base64") >= 6
+    for heading in ("Per-slice sparse_categorical_accuracy", "<h3>party</h3>", "<h3>subjects</h3>",
+                    "<h3>speaker_record_seen_xf</h3>"):
+        assert heading in text
 
 
 def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):

@@ -97,3 +97,14 @@ def test_extends_cycle_and_missing_parent_are_named(tmp_path):
     (tmp_path / "c.yaml").write_text("extends: none.yaml\n")
     with pytest.raises(ConfigError, match=r"none.yaml: config file not found \(extended by"):
         load_config(str(tmp_path / "c.yaml"))
+
+
+def test_transform_config_ignores_training_and_evaluation_settings(data_dir):
+    base = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
+    tweaked = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + [
+        "trainer.learning_rate=0.01", "evaluation.min_accuracy=0.5", "tuner.max_trials=5"])
+    assert base.transform_custom_config() == tweaked.transform_custom_config()
+    assert base.custom_config() != tweaked.custom_config()
+    changed = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["leaky=true"])
+    assert changed.transform_custom_config() != base.transform_custom_config()
+    assert config_from_dict(base.transform_custom_config()["pipeline_config"]).features == base.features
