@@ -27,10 +27,10 @@ import urllib.parse
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
-from serving import models_config
 from serving.errors import (BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge,
-                            ServingError, Unauthorized)
+                            ServingError, Unauthorized, Unavailable)
 from serving.metrics import Metrics
+from serving.routing import LabelRouter, Route, resolve_label
 from serving.validation import SchemaValidator
 
 logger = logging.getLogger(__name__)
@@ -61,13 +61,6 @@ class Response:
     headers: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class Route:
-    """Which version answers (primary) and which also answers silently (shadow)."""
-    primary: int
-    shadow: Optional[int] = None
-
-
 class Router(Protocol):
     def route(self, model: str, request_id: str, version: Optional[int],
               label: Optional[str]) -> Route: ...
@@ -80,41 +73,11 @@ class Backend(Protocol):
     def versions(self, name: str) -> List[int]: ...
     def available_versions(self, name: str) -> List[int]: ...
     def labels(self, name: str) -> Dict[str, int]: ...
+    def reload(self) -> None: ...
     def status(self, name: str, version: Optional[int]) -> Dict[str, Any]: ...
     def metadata(self, name: str, version: int) -> Dict[str, Any]: ...
     def infer(self, name: str, version: int, verb: str, body: Mapping[str, Any],
               kinds: Mapping[str, str]) -> Dict[str, Any]: ...
-
-
-def resolve_label(backend: Backend, model: str, label: str) -> int:
-    """A label's version, with TF Serving's error for an unknown label."""
-    labels = backend.labels(model)
-    if label not in labels:
-        raise BadRequest(f"Unrecognized servable version label: {label}")
-    return labels[label]
-
-
-class LabelRouter:
-    """Routing without a rollout: explicit version or label, else the stable
-    label, else the latest served version (TF Serving's default)."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-
-    def route(self, model: str, request_id: str, version: Optional[int],
-              label: Optional[str]) -> Route:
-        del request_id
-        if version is not None:
-            return Route(version)
-        if label is not None:
-            return Route(resolve_label(self._backend, model, label))
-        labels = self._backend.labels(model)
-        if models_config.STABLE in labels:
-            return Route(labels[models_config.STABLE])
-        versions = self._backend.versions(model)
-        if not versions:
-            raise NotFound(f"Servable not found for request: Latest({model})")
-        return Route(max(versions))
 
 
 class RequestLogger(Protocol):
@@ -418,9 +381,42 @@ class Gateway:
 
     def _rollout_action(self, name: str, controller: Any, action: str,
                         params: Mapping[str, Any]) -> Dict[str, Any]:
-        raise ServingError("rollouts are not available in this gateway", status=501)
+        """Applies one rollout change, then reloads the backend so the versions
+        it now routes to are loaded before the answer (no request can be
+        routed to a version that is not loaded yet)."""
+        from serving import rollout
 
-    @staticmethod
-    def _state(controller: Any) -> Dict[str, Any]:
-        state = controller.state()
-        return dataclasses.asdict(state) if dataclasses.is_dataclass(state) else dict(state)
+        unknown = sorted(set(params) - {"version", "percent"})
+        if unknown:
+            raise BadRequest(f"unexpected field(s) {unknown}; expected 'version' and/or 'percent'")
+        version = params.get("version")
+        try:
+            if action == "canary":
+                if "percent" not in params:
+                    raise BadRequest("canary: missing 'percent' (a number in [0, 100])")
+                state = controller.canary(version, params["percent"])
+            elif action == "shadow":
+                state = controller.shadow(version)
+            elif action == "promote":
+                state = controller.promote(version)
+            elif action == "rollback":
+                state = controller.rollback()
+            else:
+                state = controller.clear()
+        except rollout.NoVersionsError as err:
+            raise Unavailable(str(err)) from None
+        except rollout.RolloutError as err:
+            raise BadRequest(str(err)) from None
+        self.backend.reload()
+        logger.info("Rollout of %s: %s %s -> %s", name, action, dict(params), state.to_dict())
+        return state.to_dict()
+
+    def _state(self, controller: Any) -> Dict[str, Any]:
+        from serving import rollout
+
+        try:
+            return controller.state().to_dict()
+        except rollout.NoVersionsError as err:
+            raise Unavailable(str(err)) from None
+        except rollout.RolloutError as err:
+            raise BadRequest(str(err)) from None

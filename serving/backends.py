@@ -239,6 +239,9 @@ class ProxyBackend:
     def close(self) -> None:
         pass
 
+    def reload(self) -> None:
+        """Nothing to load here: TF Serving polls models.config itself."""
+
     def _call(self, path: str, body: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self._url + path, data=data,

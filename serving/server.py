@@ -18,10 +18,10 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from pipeline.config import BatchingConfig
-from serving import openapi
+from serving import openapi, routing
 from serving.app import Gateway, Limits, Response, json_response
 from serving.backends import InProcessBackend, ProxyBackend
 from serving.batching import Demand
@@ -68,11 +68,12 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._respond("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
-        self._respond("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._respond("DELETE")
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (PUT, DELETE, TRACE, ...) gets a JSON 405/404 from
+        the gateway instead of http.server's HTML 501."""
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return lambda: self._respond(name[3:])
+        raise AttributeError(name)
 
     def _respond(self, method: str) -> None:
         gateway: Gateway = self.server.gateway
@@ -102,7 +103,8 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(response.body)
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         logger.debug("%s - %s", self.address_string(), format % args)
@@ -144,8 +146,37 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
 
 
 def _rollout_parts(settings: GatewaySettings, backend: Any) -> Tuple[Any, Any, Any]:
-    """Rollout controller factory, router and request log (None: not wired)."""
-    return None, None, None
+    """Rollout controllers (one per model, created on first use), router, request log.
+
+    Rollouts need a models.config path (where labels live); without one the
+    gateway routes like TF Serving (labels from nothing, latest version).
+    """
+    request_log = _request_log(settings)
+    if not settings.models_config:
+        return None, None, request_log
+    from serving.rollout import RolloutController
+
+    controllers: Dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def controller_for(model: str) -> Any:
+        with lock:
+            if model not in controllers:
+                base = settings.model_base_path if model == settings.model_name else None
+                controllers[model] = RolloutController(
+                    settings.models_config, routing.state_path_for(settings.models_config, model),
+                    model, available_versions=lambda: backend.available_versions(model),
+                    base_path=base)
+            return controllers[model]
+
+    return controller_for, routing.RolloutRouter(backend, controller_for), request_log
+
+
+def _request_log(settings: GatewaySettings) -> Any:
+    """The request log (None when disabled)."""
+    if not settings.request_log_dir:
+        return None
+    return None
 
 
 def _stop_on_signals(server: GatewayHTTPServer) -> None:

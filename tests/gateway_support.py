@@ -76,3 +76,21 @@ def push_version(base_path: str, version: int, source: str) -> str:
     final = os.path.join(base_path, str(version))
     os.rename(staging, final)
     return final
+
+
+ADMIN_TOKEN_ENV = "SERVING_ADMIN_TOKEN"  # configs/taxi.yaml's serving.admin_token_env default
+ADMIN_TOKEN = "test-admin-token"
+
+
+def gateway_args(config: str, root: str, *extra: str) -> list:
+    """``python -m serving start`` arguments for a gateway over ``root/serving``."""
+    overrides = [f"serving.push_dir={root}/serving", f"serving.request_log_dir={root}/request_log",
+                 "serving.max_batch_rows=50", "serving.max_request_bytes=20000"]
+    args = ["--config", config, "--poll_seconds", "0.2"]
+    for override in overrides:
+        args += ["--set", override]
+    return args + list(extra)
+
+
+def gateway_env() -> dict:
+    return dict(os.environ, **{ADMIN_TOKEN_ENV: ADMIN_TOKEN})
