@@ -140,7 +140,7 @@ class Gateway:
                  admin_token: Optional[str] = None, admin_token_env: str = "SERVING_ADMIN_TOKEN",
                  router: Optional[Router] = None, rollouts: Optional[Callable[[str], Any]] = None,
                  request_log: Optional[RequestLogger] = None,
-                 openapi: Optional[Dict[str, Any]] = None) -> None:
+                 openapi: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
         self.backend = backend
         self.validator = validator
         self.limits = limits
@@ -198,7 +198,7 @@ class Gateway:
             return Response(200, self.metrics.render().encode("utf-8"), PROMETHEUS)
         if path == "/openapi.json" and self._openapi is not None:
             self._only(method, "GET")
-            return json_response(200, self._openapi)
+            return json_response(200, self._openapi())
         match = _MODEL_PATH.match(path)
         if match:
             return self._model_request(method, match, body, request_id, observed)

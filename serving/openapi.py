@@ -31,17 +31,25 @@ def _param(name: str, schema: Dict[str, Any], description: str) -> Dict[str, Any
             "description": description}
 
 
-MODEL = _param("model", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"},
-               "model name (models.config)")
+_MODEL_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 VERSION = _param("version", {"type": "integer", "minimum": 1, "maximum": 999999999999999999},
                  "model version (a directory under the model base path)")
 LABEL = _param("label", {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,63}$"},
                "version label from models.config, e.g. stable or canary")
 
 
-def build(title: str = "TF Serving-compatible REST gateway", version: str = "1.0",
-          feature_properties: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The OpenAPI document; ``feature_properties`` (from the schema) describes instances."""
+def build(models: Optional[List[str]] = None, title: str = "TF Serving-compatible REST gateway",
+          version: str = "1.0", feature_properties: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The OpenAPI document.
+
+    ``models`` (the served model names, when known) become the ``model``
+    parameter's enum, so generated clients and fuzzers address real models;
+    ``feature_properties`` (from the schema) describes instances.
+    """
+    model_schema: Dict[str, Any] = {"type": "string", "pattern": _MODEL_PATTERN}
+    if models:
+        model_schema = {"type": "string", "enum": sorted(models)}
+    MODEL = _param("model", model_schema, "model name (models.config)")  # noqa: N806
     instance = {"type": "object", "description": "raw features by name (one value per feature)",
                 "additionalProperties": True}
     if feature_properties:

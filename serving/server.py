@@ -136,8 +136,10 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
                                    settings.poll_interval_s)
     backend.start()
     validator = SchemaValidator.from_file(settings.schema_path) if settings.schema_path else None
-    document = openapi.build(feature_properties=openapi.feature_properties(validator.kinds)
-                             if validator else None)
+    properties = openapi.feature_properties(validator.kinds) if validator else None
+
+    def document() -> Dict[str, Any]:
+        return openapi.build(backend.model_names(), feature_properties=properties)
     token = os.environ.get(settings.admin_token_env) or None
     rollouts, router, request_log = _rollout_parts(settings, backend)
     return Gateway(backend, validator, settings.limits, admin_token=token,
