@@ -96,6 +96,7 @@ _SPAN_DIR = re.compile(r"^span-(\d+)$")
 _DTYPES = ("int", "float", "string")
 _MODES = ("drop", "hash")
 _MAX_BATCH = 256  # queue items encoded and written per os.write
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class RequestLogError(ValueError):
@@ -513,11 +514,11 @@ def _typed(value: Any, dtype: str, name: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _RowError(f"feature {name!r}: expected a {dtype}, got {value!r}")
     if dtype == "int":
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if float(value).is_integer():
-            return int(value)
-        raise _RowError(f"feature {name!r}: expected an int, got {value!r}")
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+            raise _RowError(f"feature {name!r}: expected an int, got {value!r}")
+        if not _INT64_MIN <= int(value) <= _INT64_MAX:
+            raise _RowError(f"feature {name!r}: {value!r} does not fit in an int64")
+        return int(value)
     return float(value)
 
 

@@ -278,3 +278,25 @@ def test_example_gen_span_pattern_resolves_the_newest_span(tmp_path):
     assert span == int((T0 + 125) // 60) and version is None
     assert splits[0].pattern == f"span-{span}/primary-*.tfrecord"
     assert len(glob.glob(os.path.join(str(tmp_path), splits[0].pattern))) == 1
+
+
+def test_values_round_trip_exactly(tmp_path):
+    """Extremes of each type, TF Serving binary strings, unicode names and every output shape."""
+    dtypes = {"i": "int", "f": "float", "s": "string", "ü-name": "string"}
+    row = {"i": [-1, 0, 2**63 - 1, -(2**63), 300], "f": [1.5, -0.0, 1e39, float("inf")],
+           "s": ["", "x" * 300, {"b64": "AAE="}], "ü-name": "é"}
+    with RequestLog(str(tmp_path), dtypes, window_seconds=WINDOW) as log:
+        log.log(request_id="r" * 200, model="m", version=2**40, role="primary", features=[row],
+                outputs=[{"scores": [0.5, 2.0], "labels": ["a", "b"], "nested": [[1, 2], [3]], "odd": [1, "x"]}],
+                latency_ms=0.25, timestamp=T0)
+    (example,) = read_window(str(tmp_path), SPAN0)
+    assert value_of(example, "i") == [-1, 0, 2**63 - 1, -(2**63), 300]
+    assert value_of(example, "f") == [1.5, -0.0, float("inf"), float("inf")]
+    assert value_of(example, "s") == [b"", b"x" * 300, b"\x00\x01"]
+    assert value_of(example, "ü-name") == ["é".encode()]
+    assert value_of(example, REQUEST_ID) == [b"r" * 200] and value_of(example, VERSION) == [2**40]
+    assert value_of(example, OUTPUT + "_scores") == [0.5, 2.0]
+    assert value_of(example, OUTPUT + "_labels") == [b"a", b"b"]
+    assert value_of(example, OUTPUT + "_nested") == [1, 2, 3]
+    assert value_of(example, OUTPUT + "_odd") == [b'[1, "x"]']
+    assert value_of(example, LATENCY_MS) == [0.25]
