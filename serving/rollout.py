@@ -55,12 +55,13 @@ import os
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from serving import models_config
 from serving.models_config import CANARY, STABLE, ModelEntry, ModelsConfigError
 
 _STATE_FORMAT = 1
+MAX_HISTORY = 50  # previous stable versions remembered for rollback
 
 
 class RolloutError(ValueError):
@@ -249,8 +250,8 @@ class RolloutController:
             if chosen == stable:
                 raise RolloutError("version", f"version {chosen} is already stable; expected another version")
             entry = entry.with_label(STABLE, chosen).with_label(CANARY, None)
-            return entry, dataclasses.replace(state, history=state.history + (stable,), shadow=None,
-                                              canary_percent=0.0)
+            history = (state.history + (stable,))[-MAX_HISTORY:]
+            return entry, dataclasses.replace(state, history=history, shadow=None, canary_percent=0.0)
         return self._change(change)
 
     def rollback(self) -> RolloutState:
@@ -444,6 +445,20 @@ class RolloutController:
 
 
 # ------------------------------------------------------------------ helpers
+
+def versions_on_disk(base_path: str) -> List[int]:
+    """The versions TF Serving would see under ``base_path``: its numeric subdirectories.
+
+    For ``available_versions`` where no backend is at hand (the CLI):
+    ``RolloutController(..., available_versions=lambda: versions_on_disk(base))``.
+    Hidden staging directories of an in-progress push are not numeric, so
+    they are not versions yet.
+    """
+    if not os.path.isdir(base_path):
+        return []
+    return sorted(int(name) for name in os.listdir(base_path)
+                  if name.isdigit() and os.path.isdir(os.path.join(base_path, name)))
+
 
 def _with_served_versions(entry: ModelEntry, state: _Json, available: Sequence[int]) -> ModelEntry:
     """The entry with exactly the versions TF Serving must load for this rollout.

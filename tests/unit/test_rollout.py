@@ -343,3 +343,25 @@ def test_concurrent_changes_from_threads_are_serialized(tmp_path, disk):
     history = a.state().history
     assert len(history) + len(errors) == 40
     assert all(e.startswith("version: version") and "already stable" in e for e in errors)
+
+
+def test_versions_on_disk_lists_numeric_directories_only(tmp_path):
+    from serving.rollout import versions_on_disk
+
+    assert versions_on_disk(str(tmp_path / "missing")) == []
+    for name in ("1700000000", "3", ".staging-1700000001", "tmp"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "42").write_text("a file, not a version")
+    assert versions_on_disk(str(tmp_path)) == [3, 1700000000]
+    controller = RolloutController(str(tmp_path / "models.config"), str(tmp_path / "r.json"), "taxi",
+                                   lambda: versions_on_disk(str(tmp_path)), base_path=str(tmp_path))
+    assert controller.route("r").primary == 1700000000
+
+
+def test_history_is_bounded(tmp_path, disk):
+    from serving.rollout import MAX_HISTORY
+
+    controller = make(tmp_path, disk)
+    for i in range(MAX_HISTORY + 10):
+        controller.promote(1 + i % 3)
+    assert len(controller.state().history) == MAX_HISTORY
