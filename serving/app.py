@@ -132,6 +132,20 @@ def _outputs_of(answer: Mapping[str, Any]) -> List[Any]:
     return outputs if isinstance(outputs, list) else [outputs]
 
 
+def render_log_stats(stats: Mapping[str, int]) -> str:
+    """The request log's counters as Prometheus series (dropped rows are an alert)."""
+    lines = ["# HELP gateway_request_log_rows_total Rows given to the request log, by outcome.",
+             "# TYPE gateway_request_log_rows_total counter"]
+    for key in ("logged_rows", "written_rows", "dropped_rows", "failed_rows"):
+        if key in stats:
+            lines.append(f'gateway_request_log_rows_total{{outcome="{key[:-5]}"}} {stats[key]}')
+    if "queued_rows" in stats:
+        lines += ["# HELP gateway_request_log_queued_rows Rows waiting to be written.",
+                  "# TYPE gateway_request_log_queued_rows gauge",
+                  f"gateway_request_log_queued_rows {stats['queued_rows']}"]
+    return "\n".join(lines) + "\n"
+
+
 class Gateway:
     """Answers one HTTP request at a time (thread-safe)."""
 
@@ -195,7 +209,10 @@ class Gateway:
             return self._health()
         if path == "/metrics":
             self._only(method, "GET")
-            return Response(200, self.metrics.render().encode("utf-8"), PROMETHEUS)
+            text = self.metrics.render()
+            if self.request_log is not None and hasattr(self.request_log, "stats"):
+                text += render_log_stats(self.request_log.stats())
+            return Response(200, text.encode("utf-8"), PROMETHEUS)
         if path == "/openapi.json" and self._openapi is not None:
             self._only(method, "GET")
             return json_response(200, self._openapi())

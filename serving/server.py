@@ -61,6 +61,9 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "TFServingGateway/1.0"
+    # Headers and body are two writes: without TCP_NODELAY, Nagle's algorithm
+    # and the client's delayed ACK add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self._respond("GET")
@@ -175,10 +178,19 @@ def _rollout_parts(settings: GatewaySettings, backend: Any) -> Tuple[Any, Any, A
 
 
 def _request_log(settings: GatewaySettings) -> Any:
-    """The request log (None when disabled)."""
+    """The request log (None when disabled or when no feature types are known)."""
     if not settings.request_log_dir:
         return None
-    return None
+    if not settings.feature_dtypes:
+        logger.warning("Request log disabled: feature types come from the dataset config (--config)")
+        return None
+    from serving.request_log import RequestLog
+
+    log = RequestLog(settings.request_log_dir, dict(settings.feature_dtypes),
+                     sensitive=dict(settings.sensitive_features),
+                     window_seconds=settings.request_log_window_seconds)
+    logger.info("Logging requests to %s (%d s windows)", log.directory, log.window_seconds)
+    return log
 
 
 def _stop_on_signals(server: GatewayHTTPServer) -> None:
