@@ -190,9 +190,18 @@ class Gateway:
             response = json_response(500, {"error": f"Internal error: {err}"})
         response.headers.update(extra)
         if "verb" in observed:
-            self.metrics.observe(observed.get("model", ""), observed.get("version", ""),
-                                 observed["verb"], response.status, time.perf_counter() - started)
+            model, version = observed.get("model", ""), observed.get("version", "")
+            if response.status >= 400 and version and not self._is_loaded(model, version):
+                version = ""  # keep the series bounded: no label per made-up version
+            self.metrics.observe(model, version, observed["verb"], response.status,
+                                 time.perf_counter() - started)
         return response
+
+    def _is_loaded(self, model: str, version: str) -> bool:
+        try:
+            return int(version) in self.backend.versions(model)
+        except Exception:  # pylint: disable=broad-except
+            return False
 
     def check_content_length(self, length: int) -> None:
         """413 before the body is read (the HTTP layer calls this)."""

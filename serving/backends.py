@@ -221,9 +221,12 @@ class ProxyBackend:
     """Forwards to a real TF Serving REST endpoint, e.g. http://tf-serving:8501."""
 
     def __init__(self, url: str, models_config_path: Optional[str] = None,
-                 timeout_s: float = 30.0) -> None:
+                 default_models: Tuple[str, ...] = (), timeout_s: float = 30.0) -> None:
+        """``default_models``: the model names served when there is no models.config
+        (TF Serving started with ``--model_name``)."""
         self._url = url.rstrip("/")
         self._config_path = models_config_path
+        self._defaults = tuple(default_models)
         self._timeout_s = timeout_s
         self.demand = Demand()
 
@@ -267,7 +270,7 @@ class ProxyBackend:
     def model_names(self) -> List[str]:
         if self._config_path and os.path.exists(self._config_path):
             return sorted(models_config.read(self._config_path))
-        return []
+        return sorted(self._defaults)
 
     def versions(self, name: str) -> List[int]:
         status = self._call(f"/v1/models/{name}")

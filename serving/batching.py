@@ -94,18 +94,28 @@ class BatchQueue:
         """Runs ``inputs`` (``rows`` rows each) in some batch; returns its rows of the outputs."""
         task = _Task(inputs, rows)
         with self._cond:
+            counted = False
             if self._closed:
                 # A retired version still answers requests that picked it before the swap.
-                closed = True
+                inline = True
+            elif not self._queue and self._demand.count - self._running_tasks <= 1:
+                # Alone in the gateway: nothing to batch with, skip the thread hand-off.
+                inline = counted = True
+                self._running_tasks += 1
             else:
-                closed = False
+                inline = False
                 if self._queued_rows + rows > self._capacity_rows and self._queue:
                     raise Unavailable(QUEUE_FULL)
                 self._queue.append(task)
                 self._queued_rows += rows
                 self._cond.notify_all()
-        if closed:
-            return self._run(inputs)
+        if inline:
+            try:
+                return self._run(inputs)
+            finally:
+                if counted:
+                    with self._cond:
+                        self._running_tasks -= 1
         task.done.wait()
         if task.error is not None:
             raise task.error

@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from pipeline.config import BatchingConfig
 from serving import codec
 from serving.batching import BatchQueue, Demand
-from serving.errors import BadRequest, ServingError
+from serving.errors import BadRequest
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,3 @@ class ServedModel:
                 queue.close()
             self._queues.clear()
 
-
-def check_error(err: Exception) -> ServingError:
-    """Any exception as a ServingError (500 unless it already is one)."""
-    return err if isinstance(err, ServingError) else ServingError(f"internal error: {err}")

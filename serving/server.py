@@ -132,7 +132,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     if settings.backend == "proxy":
         if not settings.proxy_url:
             raise ValueError("--backend proxy needs --proxy_url (TF Serving's REST address)")
-        backend: Any = ProxyBackend(settings.proxy_url, settings.models_config)
+        backend: Any = ProxyBackend(settings.proxy_url, settings.models_config, (settings.model_name,))
     else:
         backend = InProcessBackend({settings.model_name: settings.model_base_path},
                                    settings.models_config, settings.batching, demand,

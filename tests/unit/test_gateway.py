@@ -25,8 +25,12 @@ MODEL = "taxi"
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory, tiny_models):
-    root = str(tmp_path_factory.mktemp("gateway"))
+def root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("gateway"))
+
+
+@pytest.fixture(scope="module")
+def gateway(root, tiny_models):
     base = os.path.join(root, "serving", MODEL)
     for version in (1, 2):
         push_version(base, version, tiny_models[version])
@@ -272,6 +276,39 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_openapi_fuzzing_finds_no_server_error(case):
     case.call_and_validate(checks=[schemathesis.checks.not_a_server_error,
                                    schemathesis.checks.response_schema_conformance])
+
+
+# ------------------------------------------------------------------ proxy backend
+
+@pytest.fixture(scope="module")
+def proxy(gateway, root):
+    """A second gateway forwarding to the first (which speaks TF Serving's API,
+    as real TF Serving would), reading the same models.config."""
+    args = gateway_args(TAXI_CONFIG, root, "--no_request_log", "--backend", "proxy",
+                        "--proxy_url", gateway.base_url)
+    with launch(args, env=gateway_env()) as server:
+        with Client(server.base_url) as c:
+            yield c
+
+
+def test_proxy_forwards_status_metadata_and_inference(proxy, client):
+    for path in ("/v1/models/taxi", "/v1/models/taxi/labels/canary", "/v1/models/taxi/versions/2/metadata"):
+        assert proxy.request("GET", path)[:2] == client.request("GET", path)[:2]
+    status, body, headers = proxy.request("POST", "/v1/models/taxi:predict", {"instances": [INSTANCE]})
+    assert (status, headers["X-Model-Version"]) == (200, "1")
+    assert body["predictions"] == [[pytest.approx(p(1), rel=1e-5)]]
+    status, body, _ = proxy.request("POST", "/v1/models/taxi/labels/canary:classify",
+                                    {"examples": [INSTANCE]})
+    assert status == 200 and body["results"][0][1][1] == pytest.approx(p(2), rel=1e-5)
+
+
+def test_proxy_validates_before_forwarding_and_relays_errors(proxy):
+    status, answer, _ = proxy.request("POST", "/v1/models/taxi:predict",
+                                      {"instances": [dict(INSTANCE, payment_type="Bitcoin")]})
+    assert status == 400 and "payment_type" in answer["error"]
+    status, answer, _ = proxy.request("POST", "/v1/models/taxi/versions/7:predict",
+                                      {"instances": [INSTANCE]})
+    assert status == 404 and "Specific(taxi, 7)" in answer["error"]
 
 
 def test_sigterm_stops_the_gateway_cleanly(gateway):
