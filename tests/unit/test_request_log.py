@@ -344,3 +344,24 @@ def test_concurrent_loggers_write_every_row_once(tmp_path):
     keys = [(value_of(e, REQUEST_ID)[0], value_of(e, ROW)[0]) for e in read_window(str(tmp_path), SPAN0)]
     assert len(keys) == len(set(keys)) == 8 * 200 * 2
     assert log.stats()["dropped_rows"] == 0
+
+
+class ExplodingRow(dict):
+    def get(self, key, default=None):
+        raise RuntimeError("a bug in a row object")
+
+
+def test_write_errors_are_counted_and_the_writer_keeps_going(tmp_path):
+    (tmp_path / f"span-{SPAN0 + 1}").write_text("a file where the span directory should be")
+    with RequestLog(str(tmp_path), DTYPES, window_seconds=WINDOW) as log:
+        log.log(request_id="bug", model="m", version=1, role="primary", features=[ExplodingRow(fare=1.0)],
+                outputs=[0], latency_ms=1, timestamp=T0)
+        log.log(request_id="disk", model="m", version=1, role="primary", features=[{"fare": 1.0}] * 2,
+                outputs=[0, 0], latency_ms=1, timestamp=T0 + WINDOW)
+        assert log.flush()
+        log.log(request_id="ok", model="m", version=1, role="primary", features=[{"fare": 2.0}],
+                outputs=[0], latency_ms=1, timestamp=T0)
+        assert log.flush()
+        stats = log.stats()
+    assert (stats["written_rows"], stats["failed_rows"], stats["queued_rows"]) == (1, 3, 0)
+    assert [value_of(e, REQUEST_ID) for e in read_window(str(tmp_path), SPAN0)] == [[b"ok"]]
