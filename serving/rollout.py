@@ -35,7 +35,7 @@ How the gateway uses it::
     # per request, before choosing a backend version:
     try:
         route = controller.route(request_id, explicit_version, explicit_label)
-    except UnknownLabelError:      # -> 404 like TF Serving's unknown label
+    except UnknownLabelError:      # -> 400, as TF Serving ("Unrecognized servable version label")
     except UnknownVersionError:    # -> 404 (version not on disk)
     except NoVersionsError:        # -> 503 (nothing pushed yet)
     answer = predict(route.primary, ...)            # returned to the client
@@ -80,7 +80,7 @@ class RolloutError(ValueError):
 
 
 class UnknownLabelError(RolloutError):
-    """An explicit label that models.config does not define (gateway: 404)."""
+    """An explicit label that models.config does not define (gateway: 400, as TF Serving)."""
 
 
 class UnknownVersionError(RolloutError):
