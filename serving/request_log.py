@@ -281,15 +281,29 @@ class RequestLog:
             batch: List[_Entry] = []
             for item in items:
                 if isinstance(item, _Control):
-                    self._write(batch)
+                    self._write_safely(batch)
                     batch = []
-                    self._sync(close=item.close)
+                    try:
+                        self._sync(close=item.close)
+                    except OSError as error:
+                        logger.error("request log: cannot sync files in %s: %s", self.directory, error)
                     item.done.set()
                     if item.close:
                         return
                 else:
                     batch.append(item)
+            self._write_safely(batch)
+
+    def _write_safely(self, batch: Sequence[_Entry]) -> None:
+        """``_write``, but an unexpected error loses this batch (counted), never the writer thread."""
+        try:
             self._write(batch)
+        except Exception:  # pylint: disable=broad-except
+            logger.exception("request log: %d requests not logged", len(batch))
+            rows = sum(len(entry.features) for entry in batch)
+            with self._lock:
+                self._queued_rows -= rows
+                self._counters["failed_rows"] += rows
 
     def _write(self, batch: Sequence[_Entry]) -> None:
         if not batch:
@@ -302,7 +316,7 @@ class RequestLog:
             for index, (row, output) in enumerate(zip(entry.features, entry.outputs)):
                 try:
                     example = self._example(entry, index, row, output)
-                except (_RowError, ValueError, TypeError, OverflowError) as error:
+                except Exception as error:  # pylint: disable=broad-except  # one bad row loses only itself
                     failed += 1
                     logger.warning("request log: row %d of request %s not logged: %s",
                                    index, entry.request_id, error)

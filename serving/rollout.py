@@ -13,6 +13,13 @@ here works on two files and nothing else:
   percentage, the shadow version, the history of previous stable versions (for
   rollback) and the last stable version seen (to notice external edits).
 
+Served versions: a rollout change (and the bootstrap) pins the model's
+version policy in models.config to ``specific`` {stable, canary, shadow,
+previous stable}, because TF Serving answers a label only when its version is
+loaded. Merely routing writes nothing, except the one-time bootstrap (no
+``stable`` label yet: the newest version on disk becomes stable) and the
+history record of a stable label changed by hand.
+
 Every change is validated first (versions must be on disk, percent in
 [0, 100]; ``RolloutError`` names the field and what was expected), then
 written atomically (temp file + rename) under an inter-process file lock.
@@ -28,7 +35,7 @@ How the gateway uses it::
     # per request, before choosing a backend version:
     try:
         route = controller.route(request_id, explicit_version, explicit_label)
-    except UnknownLabelError:      # -> 404 like TF Serving's unknown label
+    except UnknownLabelError:      # -> 400, as TF Serving ("Unrecognized servable version label")
     except UnknownVersionError:    # -> 404 (version not on disk)
     except NoVersionsError:        # -> 503 (nothing pushed yet)
     answer = predict(route.primary, ...)            # returned to the client
@@ -73,7 +80,7 @@ class RolloutError(ValueError):
 
 
 class UnknownLabelError(RolloutError):
-    """An explicit label that models.config does not define (gateway: 404)."""
+    """An explicit label that models.config does not define (gateway: 400, as TF Serving)."""
 
 
 class UnknownVersionError(RolloutError):
@@ -368,7 +375,14 @@ class RolloutController:
                     "to create the entry")
             entries[self._model] = ModelEntry(name=self._model, base_path=self._base_path)
         self._entries = entries
-        self._json = _read_json(self._state_path, self._model) if signature[1] is not None else _Json()
+        if signature[1] is not None:
+            self._json = _read_json(self._state_path, self._model)
+        else:
+            # No state file yet (e.g. a hand-written models.config): remember the
+            # stable label in memory only, so merely routing never writes a file,
+            # yet a later hand edit of the label is still noticed (and recorded).
+            seen = self._json.stable_seen
+            self._json = _Json(stable_seen=seen if seen is not None else entries[self._model].labels.get(STABLE))
         self._signature = signature
 
     def _ensure_stable(self) -> None:
@@ -396,7 +410,8 @@ class RolloutController:
         if stable is not None and stable == state.stable_seen:
             return
         available = available if available is not None else self._versions_on_disk()
-        if stable is None:
+        bootstrap = stable is None
+        if bootstrap:
             if not available:
                 raise NoVersionsError(
                     "version", f"model '{self._model}' has no version on disk yet; expected at "
@@ -407,18 +422,22 @@ class RolloutController:
             history = state.history
             if not history or history[-1] != state.stable_seen:
                 history = history + (state.stable_seen,)
-            state = dataclasses.replace(state, history=tuple(v for v in history if v != stable),
+            state = dataclasses.replace(state, history=history[-MAX_HISTORY:],
                                         shadow=None if state.shadow == stable else state.shadow)
-        self._commit(entry, dataclasses.replace(state, stable_seen=stable), available)
+        # Only a bootstrap pins the served versions (TF Serving must keep the
+        # labelled version loaded); noticing an external edit writes no models.config.
+        self._commit(entry, dataclasses.replace(state, stable_seen=stable), available, pin_versions=bootstrap)
 
-    def _commit(self, entry: ModelEntry, state: _Json, available: Tuple[int, ...]) -> None:
+    def _commit(self, entry: ModelEntry, state: _Json, available: Tuple[int, ...],
+                pin_versions: bool = True) -> None:
         """Writes models.config first (the atomic label switch), then the JSON state.
 
         models.config is written whole by ``models_config.write`` (temp +
         rename), so TF Serving and other readers see the old labels or the new
         ones, never a file without ``stable``.
         """
-        entry = _with_served_versions(entry, state, available)
+        if pin_versions:
+            entry = _with_served_versions(entry, state, available)
         if entry != self._entries.get(self._model) or not os.path.exists(self._config_path):
             entries = dict(self._entries)
             entries[self._model] = entry

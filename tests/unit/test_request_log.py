@@ -6,6 +6,8 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -300,3 +302,66 @@ def test_values_round_trip_exactly(tmp_path):
     assert value_of(example, OUTPUT + "_nested") == [1, 2, 3]
     assert value_of(example, OUTPUT + "_odd") == [b'[1, "x"]']
     assert value_of(example, LATENCY_MS) == [0.25]
+
+
+def test_logging_never_waits_for_a_slow_disk(tmp_path, monkeypatch):
+    """A stalled writer (slow disk, injected) fills the queue: log() drops and counts, it never blocks."""
+    real_write = request_log._write_all
+
+    def slow_write(fd, data):
+        time.sleep(0.3)
+        real_write(fd, data)
+
+    monkeypatch.setattr(request_log, "_write_all", slow_write)
+    with RequestLog(str(tmp_path), DTYPES, window_seconds=WINDOW, queue_rows=10) as log:
+        slowest = 0.0
+        accepted = 0
+        for i in range(60):
+            start = time.perf_counter()
+            accepted += log.log(request_id=f"r{i}", model="m", version=1, role="primary", features=[{"fare": 1.0}],
+                                outputs=[0], latency_ms=1, timestamp=T0)
+            slowest = max(slowest, time.perf_counter() - start)
+        assert slowest < 0.25, slowest  # blocking would wait for a 0.3 s write
+        assert log.flush()
+        stats = log.stats()
+    assert stats["dropped_rows"] == 60 - accepted > 0
+    assert stats["written_rows"] == accepted == len(read_window(str(tmp_path), SPAN0))
+
+
+def test_concurrent_loggers_write_every_row_once(tmp_path):
+    with RequestLog(str(tmp_path), DTYPES, window_seconds=WINDOW) as log:
+        def worker(n):
+            for i in range(200):
+                log.log(request_id=f"t{n}-{i}", model="m", version=1, role="primary",
+                        features=[{"fare": float(i)}, {"fare": float(-i)}], outputs=[0, 1], latency_ms=1,
+                        timestamp=T0)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    keys = [(value_of(e, REQUEST_ID)[0], value_of(e, ROW)[0]) for e in read_window(str(tmp_path), SPAN0)]
+    assert len(keys) == len(set(keys)) == 8 * 200 * 2
+    assert log.stats()["dropped_rows"] == 0
+
+
+class ExplodingRow(dict):
+    def get(self, key, default=None):
+        raise RuntimeError("a bug in a row object")
+
+
+def test_write_errors_are_counted_and_the_writer_keeps_going(tmp_path):
+    (tmp_path / f"span-{SPAN0 + 1}").write_text("a file where the span directory should be")
+    with RequestLog(str(tmp_path), DTYPES, window_seconds=WINDOW) as log:
+        log.log(request_id="bug", model="m", version=1, role="primary", features=[ExplodingRow(fare=1.0)],
+                outputs=[0], latency_ms=1, timestamp=T0)
+        log.log(request_id="disk", model="m", version=1, role="primary", features=[{"fare": 1.0}] * 2,
+                outputs=[0, 0], latency_ms=1, timestamp=T0 + WINDOW)
+        assert log.flush()
+        log.log(request_id="ok", model="m", version=1, role="primary", features=[{"fare": 2.0}],
+                outputs=[0], latency_ms=1, timestamp=T0)
+        assert log.flush()
+        stats = log.stats()
+    assert (stats["written_rows"], stats["failed_rows"], stats["queued_rows"]) == (1, 3, 0)
+    assert [value_of(e, REQUEST_ID) for e in read_window(str(tmp_path), SPAN0)] == [[b"ok"]]

@@ -46,6 +46,8 @@ def test_bootstrap_makes_the_newest_version_stable_and_writes_models_config(tmp_
     route = controller.route("r1")
     assert route == Route(primary=3, shadow=None, reason="stable")
     assert labels(tmp_path) == {STABLE: 3}
+    # Pinned, so that real TF Serving keeps the stable version loaded when a newer one is pushed.
+    assert models_config.read(str(tmp_path / "models.config"))["taxi"].versions == (3,)
     assert controller.state().stable == 3 and controller.state().history == ()
 
 
@@ -365,3 +367,21 @@ def test_history_is_bounded(tmp_path, disk):
     for i in range(MAX_HISTORY + 10):
         controller.promote(1 + i % 3)
     assert len(controller.state().history) == MAX_HISTORY
+
+
+def test_routing_with_a_hand_written_models_config_writes_nothing(tmp_path, disk):
+    """A gateway only reading the rollout never rewrites models.config (TF Serving's file) or creates state."""
+    path = tmp_path / "models.config"
+    models_config.write(str(path), [ModelEntry("taxi", str(tmp_path / "taxi"), labels={STABLE: 2})])
+    before = os.stat(path)
+    controller = make(tmp_path, disk)
+    assert [controller.route(rid).primary for rid in REQUEST_IDS[:50]] == [2] * 50
+    assert controller.state().stable == 2
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (tmp_path / "rollout.json").exists()
+    # A hand edit is still noticed and recorded, so rollback works.
+    models_config.write(str(path), [ModelEntry("taxi", str(tmp_path / "taxi"), labels={STABLE: 3})])
+    assert controller.route("r").primary == 3
+    assert controller.state().history == (2,)
+    assert controller.rollback().stable == 2
