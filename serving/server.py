@@ -31,6 +31,10 @@ from serving.validation import SchemaValidator
 logger = logging.getLogger(__name__)
 
 LISTENING_PREFIX = "LISTENING"
+# Python hands the GIL between threads every 5 ms by default: a request thread
+# waiting behind the request-log writer or a batch worker would lose up to 5 ms
+# per hand-off. 0.5 ms measured 40 -> 15 ms p50 for a 64-row request with the log on.
+GIL_SWITCH_INTERVAL_S = 0.0005
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -206,6 +210,7 @@ def _stop_on_signals(server: GatewayHTTPServer) -> None:
 
 def serve(settings: GatewaySettings) -> int:
     """Loads the models, prints LISTENING <port>, serves until a signal."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         gateway = build_gateway(settings)
     except Exception as err:  # pylint: disable=broad-except
