@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 import urllib.parse
 import uuid
@@ -40,6 +41,7 @@ PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_ID_HEADER = "X-Request-Id"
 VERSION_HEADER = "X-Model-Version"
 ROLLOUT_ACTIONS = ("canary", "shadow", "promote", "rollback", "clear")
+MAX_PENDING_SHADOWS = 256
 
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
@@ -166,6 +168,10 @@ class Gateway:
         self.request_log = request_log
         self._openapi = openapi
         self._shadow_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="shadow")
+        # Shadow work never blocks or piles up behind primary traffic: beyond
+        # this many pending shadow calls, a shadow answer is skipped (and logged).
+        self._shadow_slots = threading.BoundedSemaphore(MAX_PENDING_SHADOWS)
+        self._kinds_cache = validator.kinds if validator else {}
 
     def close(self) -> None:
         self._shadow_pool.shutdown(wait=True)
@@ -292,11 +298,15 @@ class Gateway:
             latency_ms = (time.perf_counter() - started) * 1000.0
         self._log(request_id, name, route.primary, "primary", verb, parsed, answer, latency_ms)
         if route.shadow is not None and route.shadow != route.primary:
-            self._shadow_pool.submit(self._run_shadow, request_id, name, route.shadow, verb, parsed)
+            if self._shadow_slots.acquire(blocking=False):
+                self._shadow_pool.submit(self._run_shadow, request_id, name, route.shadow, verb, parsed)
+            else:
+                logger.warning("Shadow version %d skipped for request %s: %d shadow calls pending",
+                               route.shadow, request_id, MAX_PENDING_SHADOWS)
         return json_response(200, answer, {VERSION_HEADER: str(route.primary)})
 
     def _kinds(self) -> Dict[str, str]:
-        return self.validator.kinds if self.validator else {}
+        return self._kinds_cache
 
     @staticmethod
     def _version(raw: Optional[str]) -> Optional[int]:
@@ -353,6 +363,13 @@ class Gateway:
 
     def _run_shadow(self, request_id: str, name: str, version: int, verb: str,
                     body: Mapping[str, Any]) -> None:
+        try:
+            self._shadow_answer(request_id, name, version, verb, body)
+        finally:
+            self._shadow_slots.release()
+
+    def _shadow_answer(self, request_id: str, name: str, version: int, verb: str,
+                       body: Mapping[str, Any]) -> None:
         try:
             started = time.perf_counter()
             answer = self.backend.infer(name, version, verb, body, self._kinds())
