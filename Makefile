@@ -17,7 +17,7 @@ PYTHON310 := $(shell for c in $$(command -v python3.10) \
 	$$(ls -d $(PYENV_ROOT_DIR)/versions/3.10.*/bin/python 2>/dev/null | sort -rV); do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: setup lock run test extension test-unit test-e2e kubeflow k8s schema-candidate bench clean
+.PHONY: setup lock run serve test extension test-unit test-e2e kubeflow k8s schema-candidate bench bench-serving clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
 
@@ -48,6 +48,10 @@ lock:
 run: setup
 	$(PY) -m pipeline run --config $(CONFIG)
 
+# The TF Serving-compatible gateway over the pushed models (<serving.push_dir>/<model>), port serving.rest_port.
+serve: setup
+	$(PY) -m serving start --config $(CONFIG)
+
 test: setup
 	$(PY) -m pytest
 
@@ -74,6 +78,9 @@ bench: setup
 # The browser extension with the newest pushed LIAR model (load build/extension unpacked).
 extension: setup
 	$(PY) -m serving.browser_extension --config $(or $(EXTENSION_CONFIG),configs/liar.yaml) --out build/extension
+
+bench-serving: setup
+	$(PY) bench/serving_bench.py --config $(CONFIG)
 
 clean:
 	rm -rf runs build *.egg-info

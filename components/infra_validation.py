@@ -2,8 +2,8 @@
 
 ``serving.infra_validation`` in the config chooses. ``docker`` and
 ``kubernetes`` use TFX's own InfraValidator with a TF Serving ServingSpec (the
-image matching the TF we train with); ``local`` starts our REST model server
-on a free port (components.local_infra_validator). All three write the same
+image matching the TF we train with); ``local`` starts the serving gateway
+(``python -m serving start``) on a free port (components.local_infra_validator). All three write the same
 InfraBlessing artifact that Pusher reads.
 """
 from __future__ import annotations
@@ -67,7 +67,8 @@ def _validator(cfg: PipelineConfig, model, examples):
             model=model, examples=examples, model_name=cfg.serving.model_name,
             feature_keys_json=json.dumps(features.serving_feature_dtypes(cfg)),
             num_requests=cfg.serving.canary_requests,
-            latency_budget_ms=cfg.serving.latency_budget_ms)
+            latency_budget_ms=cfg.serving.latency_budget_ms,
+            schema_path=cfg.schema)
     return TfxInfraValidator(
         model=model, examples=examples, serving_spec=serving_spec(cfg),
         validation_spec=tfx.proto.ValidationSpec(max_loading_time_seconds=120, num_tries=3),

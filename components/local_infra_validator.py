@@ -2,10 +2,12 @@
 
 Why a custom component: TFX's InfraValidator starts TF Serving through
 Docker or Kubernetes, and this machine has neither (nor a TF Serving
-binary). This component starts our own REST model server
-(``python -m serving.model_server``, TF Serving's REST API) on a free port,
-waits until the model is AVAILABLE, sends canary predict requests built from
-the eval split, and checks status, shape, value range and p95 latency.
+binary). This component starts the serving gateway itself (``python -m
+serving start``, TF Serving's REST API, the same code that serves in
+production-like local use) on a free port, with request validation against
+the curated schema, waits until the model is AVAILABLE, sends canary predict
+requests built from the eval split, and checks status, shape, value range and
+p95 latency. What is validated is what is served.
 
 It writes exactly what TFX's InfraValidator writes (an empty
 ``INFRA_BLESSED`` / ``INFRA_NOT_BLESSED`` file and the int custom property
@@ -26,6 +28,7 @@ import logging
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 import urllib.error
@@ -47,7 +50,8 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
-from serving import model_server
+from pipeline.config import resolve_path
+from serving import server as gateway
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ MODEL_NAME_KEY = "model_name"
 FEATURE_KEYS_JSON_KEY = "feature_keys_json"
 NUM_REQUESTS_KEY = "num_requests"
 LATENCY_BUDGET_MS_KEY = "latency_budget_ms"
+SCHEMA_PATH_KEY = "schema_path"
 
 # The InfraBlessing contract, as written by tfx/components/infra_validator.
 BLESSED_KEY = "blessed"
@@ -341,23 +346,40 @@ def summarize(failures: Sequence[str], limit: int = 3) -> str:
     return head[:_MAX_REASON_CHARS]
 
 
+@contextlib.contextmanager
+def model_base_path(model_dir: str) -> Iterator[str]:
+    """A temporary TF Serving model base path holding ``model_dir`` as version 1.
+
+    The Trainer's SavedModel is not in the versioned layout the gateway
+    serves; a symlink puts it there without copying.
+    """
+    with tempfile.TemporaryDirectory(prefix="infra-validation-") as base:
+        os.symlink(os.path.abspath(model_dir), os.path.join(base, SERVED_VERSION))
+        yield base
+
+
 def validate_serving(model_dir: str, model_name: str,
                      requests: Sequence[Dict[str, Any]],
-                     latency_budget_ms: float) -> List[str]:
-    """Starts the model server, runs the canary, returns failure reasons.
+                     latency_budget_ms: float,
+                     schema_path: str = "") -> List[str]:
+    """Starts the serving gateway, runs the canary, returns failure reasons.
 
-    Server start-up problems are failures (not exceptions): a model that
-    cannot be served must not be blessed. The server is always stopped.
+    Requests are validated against ``schema_path`` (the curated schema's
+    SERVING environment) when given, as in serving. Start-up problems are
+    failures (not exceptions): a model that cannot be served must not be
+    blessed. The gateway is always stopped.
     """
+    extra = ["--schema", schema_path] if schema_path else []
     try:
-        with model_server.launch(model_dir, model_name, SERVED_VERSION,
-                                 STARTUP_TIMEOUT_S) as server:
+        with model_base_path(model_dir) as base, gateway.launch_model(
+                base, model_name, "--no_request_log", *extra,
+                startup_timeout_s=STARTUP_TIMEOUT_S) as server:
             url = server.model_url(model_name)
             wait_until_available(url, AVAILABLE_TIMEOUT_S)
             responses = send_canary_requests(f"{url}:predict", requests,
                                              latency_budget_ms)
-    except (model_server.ServerStartError, TimeoutError) as err:
-        return [f"model server not ready: {err}"]
+    except (gateway.ServerStartError, TimeoutError) as err:
+        return [f"serving gateway not ready: {err}"]
     latencies = [r.latency_ms for r in responses]
     logger.info("Canary: %d requests, p50 %.1f ms, p95 %.1f ms",
                 len(responses), percentile(latencies, 50),
@@ -450,8 +472,10 @@ class Executor(base_executor.BaseExecutor):
             model.uri, path_utils.is_old_model_artifact(model))
 
         with _sigterm_raises():
+            schema = str(exec_properties.get(SCHEMA_PATH_KEY) or "")
             failures = validate_serving(model_dir, model_name, requests,
-                                        budget_ms)
+                                        budget_ms,
+                                        resolve_path(schema) if schema else "")
         if failures:
             mark_not_blessed(blessing, failures)
         else:
@@ -466,6 +490,7 @@ class LocalInfraValidatorSpec(types.ComponentSpec):
         FEATURE_KEYS_JSON_KEY: ExecutionParameter(type=str),
         NUM_REQUESTS_KEY: ExecutionParameter(type=int),
         LATENCY_BUDGET_MS_KEY: ExecutionParameter(type=float),
+        SCHEMA_PATH_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -492,10 +517,13 @@ class LocalInfraValidator(base_component.BaseComponent):
     def __init__(self, model: types.BaseChannel, examples: types.BaseChannel,
                  model_name: str, feature_keys_json: str,
                  num_requests: int = 20,
-                 latency_budget_ms: float = 500.0) -> None:
+                 latency_budget_ms: float = 500.0,
+                 schema_path: str = "") -> None:
         """``feature_keys_json``: JSON object mapping each raw serving feature
         to "float", "int" or "string"; checked here so a typo fails when the
-        pipeline is built, not after training."""
+        pipeline is built, not after training. ``schema_path`` (the config's
+        ``schema``, repo-relative): requests are validated against it, as the
+        gateway does in serving."""
         parse_feature_keys(feature_keys_json)
         spec = LocalInfraValidatorSpec(**{
             MODEL_KEY: model,
@@ -505,5 +533,6 @@ class LocalInfraValidator(base_component.BaseComponent):
             FEATURE_KEYS_JSON_KEY: feature_keys_json,
             NUM_REQUESTS_KEY: int(num_requests),
             LATENCY_BUDGET_MS_KEY: float(latency_budget_ms),
+            SCHEMA_PATH_KEY: schema_path,
         })
         super().__init__(spec=spec)

@@ -349,8 +349,12 @@ def resolve_path(path: str) -> str:
 # Loading and validation
 # --------------------------------------------------------------------------
 
-def load_config(path: str, overrides: Sequence[str] = ()) -> PipelineConfig:
+def load_config(path: str, overrides: Sequence[str] = (), require_data: bool = True) -> PipelineConfig:
     """Reads, overrides (``a.b=value``) and validates a dataset config file.
+
+    ``require_data=False`` is for callers that never read the training data
+    (the serving gateway, manifests, the extension bundler): a serving host
+    has the model repository, not the dataset.
 
     A file may start from another one (``extends: liar.yaml``, relative to its
     own directory): mappings are merged key by key, anything else is replaced,
@@ -361,7 +365,7 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> PipelineConfig:
         _apply_override(raw, override, path)
     raw["source_file"] = os.path.abspath(path)
     config = _build(PipelineConfig, raw, path, "")
-    _check_semantics(config, path)
+    _check_semantics(config, path, require_data)
     return _without_inactive_features(config)
 
 
@@ -495,7 +499,7 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
     raise TypeError(f"unsupported config type {hint} for {key}")
 
 
-def _check_semantics(cfg: PipelineConfig, path: str) -> None:
+def _check_semantics(cfg: PipelineConfig, path: str, require_data: bool = True) -> None:
     """Cross-field rules that types alone cannot express."""
     def fail(key: str, expected: str, got: Any) -> None:
         raise ConfigError(f"{path}: key '{key}': expected {expected}, got {got!r}")
@@ -520,7 +524,7 @@ def _check_semantics(cfg: PipelineConfig, path: str) -> None:
     if unknown_pos:
         fail("label.positive_classes", f"names from label.classes {list(cfg.label.classes)}",
              sorted(unknown_pos))
-    _check_data(cfg, path, fail)
+    _check_data(cfg, fail, require_data)
     for key in ("train_steps", "eval_steps", "batch_size", "hidden_units", "num_layers",
                 "embedding_dim"):
         if getattr(cfg.trainer, key) < 1:
@@ -680,10 +684,10 @@ def _check_feature(cfg: PipelineConfig, f: FeatureConfig, key: str, names, fail)
             fail(f"{key}.smoothing", "a positive number", f.smoothing)
 
 
-def _check_data(cfg: PipelineConfig, path: str, fail) -> None:
+def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
     data = cfg.data
     exists = data.path == TAXI_DEFAULT or "://" in data.path or os.path.isdir(cfg.data_path)
-    if not exists:
+    if require_data and not exists:
         env = f" or ${data.path_env}" if data.path_env else ""
         fail("data.path", f"an existing directory of {data.format.upper()} files{env} "
              f"(resolved to {cfg.data_path})", data.path)
@@ -701,7 +705,7 @@ def _check_data(cfg: PipelineConfig, path: str, fail) -> None:
         fail("data.files", "file names for the splits train and eval (and optionally test)",
              dict(data.files))
     for split, name in data.files.items():
-        if "://" not in cfg.data_path and not os.path.isfile(os.path.join(cfg.data_path, name)):
+        if require_data and "://" not in cfg.data_path and not os.path.isfile(os.path.join(cfg.data_path, name)):
             fail(f"data.files.{split}", f"a file in {cfg.data_path}", name)
     columns = [c.name for c in data.columns]
     if not columns:

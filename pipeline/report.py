@@ -34,8 +34,8 @@ def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     if result.pushed:
         lines += [f"Pushed to {result.pushed_to}",
                   "Serve it (TF Serving REST API on :8501):",
-                  f"  python -m serving.model_server --model_dir {result.pushed_to} "
-                  f"--model_name {cfg.serving.model_name} --port 8501",
+                  f"  python -m serving start --config {_config_arg(cfg)}   "
+                  "(or: make serve)",
                   f"  docker run -p 8501:8501 -v {os.path.dirname(result.pushed_to)}:/models/"
                   f"{cfg.serving.model_name} -e MODEL_NAME={cfg.serving.model_name} "
                   f"{cfg.serving.tf_serving_image}:{cfg.serving.tf_serving_tag}"]
@@ -60,3 +60,11 @@ def error_analysis_lines(result: RunResult) -> list:
         lines.append(f"                {split:<6} {name:<38} {cell(f, 'accuracy'):>8} "
                      f"{cell(f, 'macro_f1'):>8} {cell(f, 'binary_accuracy'):>8}")
     return lines
+
+
+def _config_arg(cfg: PipelineConfig) -> str:
+    """The config file as the user would type it (relative when possible)."""
+    if not cfg.source_file:
+        return f"configs/{cfg.name}.yaml"
+    relative = os.path.relpath(cfg.source_file)
+    return cfg.source_file if relative.startswith("..") else relative

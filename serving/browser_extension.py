@@ -140,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--text_feature", help="the raw feature carrying the statement")
     args = parser.parse_args(argv)
     try:
-        out = build(load_config(args.config), args.out, args.model_dir, args.text_feature)
+        out = build(load_config(args.config, require_data=False), args.out, args.model_dir, args.text_feature)
     except ExtensionBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

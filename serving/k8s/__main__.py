@@ -74,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--canary", type=int, help="also serve this version under the 'canary' label")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides, require_data=False)
         rendered = render.render(cfg, stable=args.stable, canary=args.canary)
         for manifests in rendered.values():
             validate.check_all(manifests)

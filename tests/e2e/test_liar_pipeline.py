@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
-from serving.model_server import launch
+from serving.server import launch
 # The sampled run (conftest.py::liar_run) is shared with tests/e2e/test_liar_edge.py.
 from tests.e2e.conftest import EVAL_ROWS
 
@@ -53,7 +53,10 @@ def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):
     instances = [dict(blank, statement="Says the unemployment rate doubled in one year."),
                  dict(blank, statement="The state budget grew by 3 percent.", party="democrat",
                       speaker="barack-obama", subjects="economy,jobs")]
-    with launch(result.pushed_to, cfg.serving.model_name, version) as server:
+    # The gateway as the README starts it: the config's model path, schema and limits.
+    args = ["--config", cfg.source_file, "--set", f"serving.push_dir={cfg.serving.push_dir}",
+            "--no_request_log"]
+    with launch(args) as server:
         request = urllib.request.Request(server.model_url(cfg.serving.model_name) + ":predict",
                                          data=json.dumps({"instances": instances}).encode(),
                                          headers={"Content-Type": "application/json"})

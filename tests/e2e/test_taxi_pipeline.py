@@ -8,7 +8,7 @@ import pytest
 from pipeline.__main__ import main
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
-from serving.model_server import launch
+from serving.server import launch
 from tests.conftest import TAXI_CONFIG
 from tests.e2e.conftest import config_for, small_overrides, write_sample
 
@@ -54,7 +54,7 @@ def test_every_component_runs_and_model_is_pushed(first_run, capsys):
         assert os.path.isfile(os.path.join(result.pushed_to, "assets.extra", edge_file)), edge_file
 
 
-def test_pushed_model_answers_a_rest_request(first_run):
+def test_pushed_model_answers_a_rest_request(first_run, sample_root):
     cfg, _ = first_run
     version = _versions(cfg)[-1]
     instance = {"fare": 12.45, "trip_miles": 2.1, "trip_seconds": 600, "payment_type": "Credit Card",
@@ -63,12 +63,15 @@ def test_pushed_model_answers_a_rest_request(first_run):
                 "pickup_community_area": 8, "dropoff_community_area": 32,
                 "pickup_latitude": 41.9, "pickup_longitude": -87.63,
                 "dropoff_latitude": 41.88, "dropoff_longitude": -87.62}
-    with launch(os.path.join(cfg.push_dir, version), cfg.serving.model_name, version) as server:
+    # The gateway as `make serve` starts it: model base path, schema and limits from the config.
+    overrides = [arg for o in small_overrides(*sample_root) for arg in ("--set", o)]
+    with launch(["--config", TAXI_CONFIG, *overrides, "--no_request_log"]) as server:
         body = json.dumps({"instances": [instance, dict(instance, payment_type="Cash")]}).encode()
         request = urllib.request.Request(server.model_url(cfg.serving.model_name) + ":predict", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             predictions = json.load(response)["predictions"]
+        assert response.headers["X-Model-Version"] == version
     assert len(predictions) == 2
     assert all(0.0 <= p[0] <= 1.0 for p in predictions)
 

@@ -44,6 +44,16 @@ def test_data_directory_from_environment(data_dir, monkeypatch):
     assert load_config(LIAR_CONFIG, ["data.path=/nonexistent"]).data_path == data_dir
 
 
+def test_serving_hosts_load_the_config_without_the_dataset(monkeypatch):
+    """The gateway and the manifests need the schema and serving keys, not the training data."""
+    monkeypatch.delenv("LIAR_DIR", raising=False)
+    missing = ["data.path=/nonexistent", "data.path_env=''"]
+    with pytest.raises(ConfigError, match="data.path.*existing directory of TSV files"):
+        load_config(LIAR_CONFIG, missing)
+    cfg = load_config(LIAR_CONFIG, missing, require_data=False)
+    assert cfg.serving.model_name == "liar" and cfg.data_path == "/nonexistent"
+
+
 def _write(tmp_path, data_dir, mutate, name="bad.yaml"):
     with open(LIAR_CONFIG) as f:
         raw = yaml.safe_load(f)

@@ -132,7 +132,7 @@ def test_component_wires_spec_keys_and_rejects_bad_features():
     assert component.outputs["blessing"].type == standard_artifacts.InfraBlessing
     assert component.exec_properties == {
         "model_name": "taxi", "feature_keys_json": json.dumps(FEATURES),
-        "num_requests": 5, "latency_budget_ms": 250.0}
+        "num_requests": 5, "latency_budget_ms": 250.0, "schema_path": ""}
     with pytest.raises(ValueError, match="unknown dtype"):
         liv.LocalInfraValidator(model=model, examples=examples,
                                 model_name="taxi",
@@ -189,24 +189,37 @@ def make_artifacts(root, module: tf.Module) -> Dict[str, List[types.Artifact]]:
     return {"model": [model], "examples": [examples], "blessing": [blessing]}
 
 
-def run_do(artifacts: Dict[str, List[types.Artifact]]) -> types.Artifact:
+def run_do(artifacts: Dict[str, List[types.Artifact]], schema_path: str = "") -> types.Artifact:
     liv.Executor().Do(
         {"model": artifacts["model"], "examples": artifacts["examples"]},
         {"blessing": artifacts["blessing"]},
         {"model_name": "taxi", "feature_keys_json": json.dumps(FEATURES),
-         "num_requests": 6, "latency_budget_ms": 2000.0})
+         "num_requests": 6, "latency_budget_ms": 2000.0, "schema_path": schema_path})
     return artifacts["blessing"][0]
+
+
+# The gateway validates canary requests against the schema, as in serving:
+# "Card" is outside this schema's payment_type domain.
+STRICT_SCHEMA = """
+feature { name: "fare" type: FLOAT float_domain { min: 0 max: 100 } presence { min_fraction: 1 } }
+feature { name: "payment_type" type: BYTES domain: "payment_type" presence { min_fraction: 1 } }
+feature { name: "trip_seconds" type: INT presence { min_fraction: 0 } }
+string_domain { name: "payment_type" value: "Cash" value: "Credit Card" }
+"""
 
 
 @pytest.fixture(scope="module")
 def blessings(tmp_path_factory) -> Dict[str, types.Artifact]:
     """Runs Do() for both models at once: each spends ~10 s starting TF in
     its model server, and the two start-ups overlap."""
-    models = {"good": GoodModel(), "broken": BrokenModel()}
+    models = {"good": GoodModel(), "broken": BrokenModel(), "strict": GoodModel()}
     artifacts = {name: make_artifacts(tmp_path_factory.mktemp(name), module)
                  for name, module in models.items()}
+    schema = tmp_path_factory.mktemp("schema") / "schema.pbtxt"
+    schema.write_text(STRICT_SCHEMA)
+    schemas = {"strict": str(schema)}
     with concurrent.futures.ThreadPoolExecutor(len(models)) as pool:
-        futures = {name: pool.submit(run_do, artifacts[name])
+        futures = {name: pool.submit(run_do, artifacts[name], schemas.get(name, ""))
                    for name in models}
     return {name: future.result() for name, future in futures.items()}
 
@@ -227,3 +240,10 @@ def test_do_does_not_bless_nan_or_out_of_range_outputs(blessings):
     reason = blessing.get_string_custom_property("reason")
     assert "request 0: prediction 5.0 is outside [0, 1]" in reason
     assert "request 1: prediction nan is not finite" in reason
+
+
+def test_do_validates_canary_requests_against_the_schema(blessings):
+    blessing = blessings["strict"]
+    assert blessing.get_int_custom_property("blessed") == 0
+    reason = blessing.get_string_custom_property("reason")
+    assert "request 0: HTTP 400" in reason and "payment_type" in reason and "'Card'" in reason

@@ -1,0 +1,11 @@
+"""``python -m serving start|predict|rollout`` (see serving/cli.py)."""
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from serving.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

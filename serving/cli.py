@@ -1,0 +1,239 @@
+"""Command line: ``python -m serving start|predict|rollout``.
+
+Examples:
+  python -m serving start --config configs/taxi.yaml                 # in-process, :8501
+  python -m serving start --config configs/taxi.yaml --backend proxy --proxy_url http://tf-serving:8501
+  python -m serving predict --config configs/taxi.yaml --json request.json
+  python -m serving predict --config configs/taxi.yaml --csv rows.csv --label canary
+  SERVING_ADMIN_TOKEN=... python -m serving rollout --config configs/taxi.yaml canary 10
+  SERVING_ADMIN_TOKEN=... python -m serving rollout --config configs/taxi.yaml promote | rollback | shadow 7
+
+``start`` takes the model base path (``<serving.push_dir>/<model_name>``), the
+schema, batching, limits and request log from the dataset config; flags
+override single values (``--model_base_path``/``--model_name`` work without a
+config, like TF Serving's own flags).
+"""
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from pipeline.config import ConfigError, PipelineConfig, load_config, resolve_path
+
+DEFAULT_PORT = 8501
+
+
+def models_config_path(cfg: PipelineConfig) -> str:
+    """``<serving.push_dir>/models.config``: beside the model base paths, as in TF Serving's
+    usual ``/models/models.config`` layout."""
+    return os.path.join(resolve_path(cfg.serving.push_dir), "models.config")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="dataset config, e.g. configs/taxi.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. serving.push_dir=/tmp/serving")
+
+
+def _load(args: argparse.Namespace) -> Optional[PipelineConfig]:
+    return load_config(args.config, args.overrides, require_data=False) if args.config else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    start = sub.add_parser("start", help="serve the model repository over TF Serving's REST API")
+    _add_common(start)
+    start.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept remote clients")
+    start.add_argument("--port", type=int, help="default: serving.rest_port (8501); 0 = any free port")
+    start.add_argument("--backend", choices=("inprocess", "proxy"), default="inprocess")
+    start.add_argument("--proxy_url", default="", help="TF Serving REST URL for --backend proxy")
+    start.add_argument("--model_name", help="default: serving.model_name")
+    start.add_argument("--model_base_path", help="default: <serving.push_dir>/<model_name>")
+    start.add_argument("--models_config", help="TF Serving models.config (labels, served versions); "
+                                               "default: <serving.push_dir>/models.config")
+    start.add_argument("--schema", help="schema.pbtxt to validate requests against (default: the "
+                                        "config's schema)")
+    start.add_argument("--poll_seconds", type=float, default=1.0,
+                       help="how often to look for new versions and models.config changes")
+    start.add_argument("--no_batching", action="store_true", help="disable server-side batching")
+    start.add_argument("--request_log_dir", help="default: serving.request_log_dir")
+    start.add_argument("--no_request_log", action="store_true", help="do not log requests")
+
+    predict = sub.add_parser("predict", help="send rows to a running gateway, print the answer")
+    _add_common(predict)
+    predict.add_argument("--url", help="gateway URL (default http://127.0.0.1:<serving.rest_port>)")
+    predict.add_argument("--model", help="default: serving.model_name")
+    target = predict.add_mutually_exclusive_group()
+    target.add_argument("--version", type=int)
+    target.add_argument("--label")
+    predict.add_argument("--verb", choices=("predict", "classify", "regress"), default="predict")
+    predict.add_argument("--signature_name")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--json", help="a request body, or a JSON list of rows")
+    source.add_argument("--csv", help="CSV with a header of feature names; one row per instance")
+
+    rollout = sub.add_parser("rollout", help="canary, shadow, promote (blue-green), rollback")
+    _add_common(rollout)
+    rollout.add_argument("--url", help="gateway URL (default http://127.0.0.1:<serving.rest_port>)")
+    rollout.add_argument("--model", help="default: serving.model_name")
+    rollout.add_argument("--token_env", help="env variable holding the admin token "
+                                             "(default: serving.admin_token_env)")
+    rollout.add_argument("action", choices=("canary", "shadow", "promote", "rollback", "clear",
+                                            "status"))
+    rollout.add_argument("value", nargs="?", type=float,
+                         help="canary: percent of traffic; shadow: version")
+    rollout.add_argument("--version", type=int, help="canary: the version (default: newest)")
+    return parser
+
+
+def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
+    from pipeline.config import BatchingConfig
+    from serving.app import Limits
+    from serving.server import GatewaySettings, serve
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name = args.model_name or (cfg.serving.model_name if cfg else None)
+    base = args.model_base_path or (cfg.push_dir if cfg else None)
+    if not name or (not base and args.backend == "inprocess"):
+        print("error: give --config, or --model_name and --model_base_path", file=sys.stderr)
+        return 2
+    serving = cfg.serving if cfg else None
+    batching = serving.batching if serving else BatchingConfig()
+    if args.no_batching:
+        batching = BatchingConfig(enabled=False)
+    log_dir = None
+    if not args.no_request_log and (args.request_log_dir or serving):
+        log_dir = args.request_log_dir or resolve_path(serving.request_log_dir)
+    features = tuple((f.name, f.dtype) for f in cfg.features) if cfg else ()
+    settings = GatewaySettings(
+        model_name=name, model_base_path=os.path.abspath(base) if base else "",
+        models_config=args.models_config or (models_config_path(cfg) if cfg else None),
+        schema_path=args.schema or (cfg.schema_path if cfg else None),
+        backend=args.backend, proxy_url=args.proxy_url, host=args.host,
+        port=args.port if args.port is not None else (serving.rest_port if serving else DEFAULT_PORT),
+        batching=batching,
+        limits=Limits(serving.max_request_bytes, serving.max_batch_rows) if serving else Limits(),
+        poll_interval_s=args.poll_seconds,
+        admin_token_env=serving.admin_token_env if serving else "SERVING_ADMIN_TOKEN",
+        request_log_dir=log_dir,
+        request_log_window_seconds=serving.request_log_window_seconds if serving else 3600,
+        feature_dtypes=features,
+        sensitive_features=tuple(sorted(serving.sensitive_features.items())) if serving else ())
+    return serve(settings)
+
+
+def _url(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> str:
+    if args.url:
+        return args.url
+    return f"http://127.0.0.1:{cfg.serving.rest_port if cfg else DEFAULT_PORT}"
+
+
+def _model(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> str:
+    if args.model:
+        return args.model
+    if cfg is None:
+        raise ConfigError("give --model or --config")
+    return cfg.serving.model_name
+
+
+def _typed(value: str, dtype: Optional[str], column: str, path: str) -> Any:
+    if dtype == "string":
+        return value
+    try:
+        if dtype == "int":
+            return int(float(value))
+        if dtype == "float":
+            return float(value)
+        number = float(value)
+        return int(number) if number.is_integer() and "." not in value else number
+    except ValueError:
+        if dtype:
+            raise ValueError(f"{path}: column '{column}' is declared {dtype} in the config but "
+                             f"holds {value!r}") from None
+        return value
+
+
+def read_rows(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> List[Dict[str, Any]]:
+    """CSV rows as instances: empty cells omitted, types from the config's feature dtypes."""
+    dtypes = {f.name: f.dtype for f in cfg.features} if cfg else {}
+    with open(args.csv, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = [{k: _typed(v, dtypes.get(k), k, args.csv) for k, v in row.items() if v not in ("", None)}
+                for row in reader]
+    if not rows:
+        raise ValueError(f"{args.csv}: no rows under the header")
+    return rows
+
+
+def _predict(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
+    from serving.client import Client
+
+    if args.json:
+        with open(args.json, encoding="utf-8") as f:
+            body = json.load(f)
+        if isinstance(body, list):
+            body = {"examples" if args.verb != "predict" else "instances": body}
+    else:
+        rows = read_rows(args, cfg)
+        body = {"examples" if args.verb != "predict" else "instances": rows}
+    if args.signature_name:
+        body["signature_name"] = args.signature_name
+    path = f"/v1/models/{_model(args, cfg)}"
+    if args.version:
+        path += f"/versions/{args.version}"
+    elif args.label:
+        path += f"/labels/{args.label}"
+    with Client(_url(args, cfg)) as client:
+        status, answer, _ = client.request("POST", f"{path}:{args.verb}", body)
+    print(json.dumps(answer, indent=1))
+    return 0 if status == 200 else 1
+
+
+def _rollout(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
+    from serving.client import Client
+
+    token_env = args.token_env or (cfg.serving.admin_token_env if cfg else "SERVING_ADMIN_TOKEN")
+    token = os.environ.get(token_env)
+    if not token:
+        print(f"error: set ${token_env} to the gateway's admin token", file=sys.stderr)
+        return 2
+    path = f"/v1/admin/models/{_model(args, cfg)}/rollout"
+    body: Dict[str, Any] = {}
+    if args.action == "canary":
+        if args.value is None:
+            print("error: rollout canary needs a percent, e.g. 'rollout canary 10'", file=sys.stderr)
+            return 2
+        body["percent"] = args.value
+        if args.version:
+            body["version"] = args.version
+    elif args.action == "shadow" and (args.value is not None or args.version):
+        body["version"] = int(args.version or args.value)
+    headers = {"Authorization": f"Bearer {token}"}
+    with Client(_url(args, cfg)) as client:
+        if args.action == "status":
+            status, answer, _ = client.request("GET", path, headers=headers)
+        else:
+            status, answer, _ = client.request("POST", f"{path}:{args.action}", body, headers=headers)
+    print(json.dumps(answer, indent=1))
+    return 0 if status == 200 else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = _load(args)
+        if args.command == "start":
+            return _start(args, cfg)
+        if args.command == "predict":
+            return _predict(args, cfg)
+        return _rollout(args, cfg)
+    except (ConfigError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,224 @@
+"""JSON <-> tensors, following TF Serving's REST encoding rules.
+
+Pure functions (no model, no HTTP): row (``instances``) and columnar
+(``inputs``) bodies to numpy arrays of a signature's dtypes, outputs back to
+JSON (float32 printed by their shortest repr, bytes as UTF-8 or
+``{"b64": ...}``), and the JSON examples of ``:classify``/``:regress`` to
+serialized ``tf.Example`` protos.
+"""
+import base64
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from serving.errors import BadRequest, ServingError
+
+
+def decode_b64(value: Any) -> Any:
+    """Replaces TF Serving's {"b64": "..."} binary wrappers by bytes."""
+    if isinstance(value, dict):
+        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise ValueError(f"unexpected object {value!r}; only {{'b64': '<base64>'}} "
+                             "is allowed as a value")
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"invalid base64 in {value!r}") from err
+    if isinstance(value, list):
+        return [decode_b64(v) for v in value]
+    return value
+
+
+def to_array(name: str, values: Any, spec: tf.TensorSpec) -> np.ndarray:
+    """JSON values of input ``name`` as a numpy array of the spec's dtype and shape.
+
+    A value whose shape differs from the signature only by unit dimensions
+    (a scalar per row for a ``[None, 1]`` input) is reshaped, which is what
+    clients of Keras models usually send.
+    """
+    dtype = spec.dtype
+    try:
+        if dtype == tf.string:
+            array = np.asarray(decode_b64(values), dtype=object)
+            for item in array.ravel():
+                if not isinstance(item, (str, bytes)):
+                    raise ValueError(f"{item!r} is not a string")
+        else:
+            array = np.asarray(values)
+            if array.dtype.kind not in "biuf":
+                raise ValueError(f"values of type {array.dtype} are not numbers")
+            if dtype.is_integer and array.dtype.kind == "f":
+                if not np.all(np.mod(array, 1) == 0):
+                    raise ValueError("non-integral value for an integer input")
+            array = array.astype(dtype.as_numpy_dtype)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise BadRequest(f"input '{name}': cannot convert to {dtype.name}: {err}") from err
+    expected = spec.shape
+    if not expected.is_compatible_with(array.shape):
+        inner = expected[1:]
+        if (array.ndim >= 1 and expected.rank is not None and inner.is_fully_defined()
+                and array.size == array.shape[0] * inner.num_elements()):
+            array = array.reshape([array.shape[0]] + inner.as_list())
+        else:
+            raise BadRequest(f"input '{name}' has shape {list(array.shape)}, the signature "
+                             f"expects {expected.as_list() if expected.rank is not None else '?'}")
+    return array
+
+
+def check_keys(given: Mapping[str, Any], expected: Sequence[str], where: str) -> None:
+    """Missing and unexpected input names are errors naming each key."""
+    missing = [name for name in expected if name not in given]
+    if missing:
+        raise BadRequest(f"{where}: missing input(s) {missing}; the signature expects "
+                         f"{list(expected)}")
+    unexpected = sorted(set(given) - set(expected))
+    if unexpected:
+        raise BadRequest(f"{where}: unexpected input(s) {unexpected}; the signature expects "
+                         f"{list(expected)}")
+
+
+def rows_to_columns(instances: Sequence[Any], input_names: Sequence[str]) -> Dict[str, List[Any]]:
+    """Row-format instances as one list of values per input name.
+
+    With a single-input signature an instance may be the bare value, as in
+    TF Serving.
+    """
+    if not instances:
+        raise BadRequest("'instances' must be a non-empty list")
+    names = list(input_names)
+    columns: Dict[str, List[Any]] = {name: [] for name in names}
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict) or (len(names) == 1 and set(instance) == {"b64"}):
+            if len(names) != 1:
+                raise BadRequest(f"instance {index} must be an object with keys {names}")
+            instance = {names[0]: instance}
+        check_keys(instance, names, where=f"instance {index}")
+        for name in names:
+            columns[name].append(instance[name])
+    return columns
+
+
+def to_json_value(array: np.ndarray) -> Any:
+    """An output array as JSON-ready Python values (TF Serving's rendering)."""
+    array = np.asarray(array)
+    if array.dtype.kind in "OSU":
+        return _map_nested(array.tolist(), _string_to_json)
+    if array.dtype in (np.float16, np.float32):
+        shortest = [float(str(v)) for v in array.ravel()]
+        return np.array(shortest, dtype=np.float64).reshape(array.shape).tolist()
+    return array.tolist()
+
+
+def _string_to_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _map_nested(value: Any, fn) -> Any:
+    if isinstance(value, list):
+        return [_map_nested(v, fn) for v in value]
+    return fn(value)
+
+
+def format_row_outputs(outputs: Mapping[str, np.ndarray], batch_size: int) -> List[Any]:
+    """Row-format "predictions": the bare per-row values for one output, else
+    one object per row keyed by output name (TF Serving's rule)."""
+    for name, array in outputs.items():
+        if np.ndim(array) == 0 or np.shape(array)[0] != batch_size:
+            raise ServingError(f"output '{name}' has shape {list(np.shape(array))}; row "
+                               f"format needs a batch dimension of {batch_size}")
+    converted = {name: to_json_value(array) for name, array in outputs.items()}
+    if len(converted) == 1:
+        return next(iter(converted.values()))
+    return [{name: values[row] for name, values in converted.items()}
+            for row in range(batch_size)]
+
+
+def format_columnar_outputs(outputs: Mapping[str, np.ndarray]) -> Any:
+    """Columnar "outputs": the bare value for one output, else a dict."""
+    converted = {name: to_json_value(array) for name, array in outputs.items()}
+    if len(converted) == 1:
+        return next(iter(converted.values()))
+    return converted
+
+
+# --------------------------------------------------------------------------
+# :classify / :regress examples
+# --------------------------------------------------------------------------
+
+def _feature_values(name: str, value: Any, kind: Optional[str]) -> tf.train.Feature:
+    """One JSON feature value (scalar or list) as a tf.train.Feature.
+
+    TF Serving picks the list type from the JSON type (integer -> int64,
+    number -> float, string -> bytes); ``kind`` ("int", "float", "bytes"), when
+    the schema knows the feature, wins so that ``12`` is a valid float fare.
+    """
+    values = value if isinstance(value, list) else [value]
+    try:
+        values = decode_b64(values)
+    except ValueError as err:
+        raise BadRequest(f"example feature '{name}': {err}") from err
+    feature = tf.train.Feature()
+    if not values:
+        return feature
+    if kind is None:
+        if all(isinstance(v, (str, bytes)) for v in values):
+            kind = "bytes"
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            kind = "int"
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            kind = "float"
+        else:
+            raise BadRequest(f"example feature '{name}': expected numbers or strings "
+                             f"(one type per feature), got {value!r}")
+    try:
+        if kind == "bytes":
+            if not all(isinstance(v, (str, bytes)) for v in values):
+                raise ValueError("expected strings")
+            feature.bytes_list.value.extend(
+                v.encode("utf-8") if isinstance(v, str) else v for v in values)
+        elif kind == "int":
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and float(v).is_integer() for v in values):
+                raise ValueError("expected integers")
+            feature.int64_list.value.extend(int(v) for v in values)
+        else:
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise ValueError("expected numbers")
+            feature.float_list.value.extend(float(v) for v in values)
+    except (ValueError, OverflowError) as err:
+        raise BadRequest(f"example feature '{name}': {err}, got {value!r}") from err
+    return feature
+
+
+def examples_to_protos(examples: Any, context: Any,
+                       kinds: Mapping[str, str]) -> List[bytes]:
+    """The ``examples`` (+ shared ``context``) of a classify/regress body,
+    serialized as tf.Example protos."""
+    if not isinstance(examples, list) or not examples:
+        raise BadRequest("'examples' must be a non-empty list of objects")
+    if context is not None and not isinstance(context, dict):
+        raise BadRequest("'context' must be an object of features")
+    serialized = []
+    for index, example in enumerate(examples):
+        if not isinstance(example, dict):
+            raise BadRequest(f"example {index} must be an object of features")
+        merged = dict(context or {})
+        merged.update(example)
+        proto = tf.train.Example()
+        for name, value in merged.items():
+            if value is None:
+                continue
+            proto.features.feature[name].CopyFrom(_feature_values(name, value, kinds.get(name)))
+        serialized.append(proto.SerializeToString())
+    return serialized
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,50 @@
+"""Request errors with the HTTP status TF Serving would answer.
+
+TF Serving's REST layer turns a gRPC status into ``{"error": "<message>"}``
+with a fixed mapping (INVALID_ARGUMENT/FAILED_PRECONDITION -> 400, NOT_FOUND ->
+404, UNAVAILABLE -> 503, UNAUTHENTICATED -> 401, ...). Every layer of the
+gateway raises one of these, so the HTTP adapter has one place that renders
+errors and clients written for TF Serving see the same codes and body shape.
+"""
+
+
+class ServingError(Exception):
+    """A request failed; carries the HTTP status sent back as {"error": ...}."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        if status:
+            self.status = status
+
+
+class BadRequest(ServingError):
+    """INVALID_ARGUMENT: the body or URL does not fit the API or the schema."""
+    status = 400
+
+
+class Unauthorized(ServingError):
+    """UNAUTHENTICATED: an admin call without the right bearer token."""
+    status = 401
+
+
+class NotFound(ServingError):
+    """NOT_FOUND: unknown model, version, label or URL."""
+    status = 404
+
+
+class MethodNotAllowed(ServingError):
+    """A known URL called with the wrong HTTP method."""
+    status = 405
+
+
+class PayloadTooLarge(ServingError):
+    """The body is over ``serving.max_request_bytes``."""
+    status = 413
+
+
+class Unavailable(ServingError):
+    """UNAVAILABLE: the batching queue is full or the backend is unreachable."""
+    status = 503

@@ -1,0 +1,203 @@
+"""Request validation against the curated schema's SERVING environment.
+
+Why here and not only in the model: a SavedModel fed a string where a float
+belongs fails with a TF stack trace, and a value outside the training domain
+(a negative fare, an unknown payment type) is silently scored. The schema
+(``tensorflow_metadata`` Schema, the same file the pipeline's data gate
+uses) already says what a valid serving row is: which features exist in
+SERVING, which are required (``presence.min_fraction: 1``), their types,
+value counts and domains. Each problem becomes a 400 naming the row, the
+feature and what was expected.
+"""
+import dataclasses
+import math
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from serving.errors import BadRequest
+
+SERVING = "SERVING"
+_TYPE_NAMES = {"int": "an INT (integer)", "float": "a FLOAT (number)", "bytes": "a BYTES (string)"}
+_KINDS = {schema_pb2.INT: "int", schema_pb2.FLOAT: "float", schema_pb2.BYTES: "bytes"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureRule:
+    """What one serving feature accepts."""
+    name: str
+    kind: str                       # "int", "float" or "bytes"
+    required: bool
+    min_values: int = 0
+    max_values: Optional[int] = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    allowed: Optional[FrozenSet[str]] = None
+
+    def expected(self) -> str:
+        text = _TYPE_NAMES[self.kind]
+        if self.minimum is not None or self.maximum is not None:
+            text += f" in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+        if self.allowed is not None:
+            text += f" from the domain {sorted(self.allowed)}"
+        return text
+
+
+def _fmt(value: Optional[float]) -> str:
+    if value is None:
+        return "-inf"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def in_environment(feature: Any, schema: Any, environment: str) -> bool:
+    """TFMD's rule: explicit in_environment wins, else default environments
+    minus not_in_environment."""
+    if feature.in_environment:
+        return environment in feature.in_environment
+    if environment in feature.not_in_environment:
+        return False
+    return environment in schema.default_environment or not schema.default_environment
+
+
+def _rule(feature: Any, string_domains: Mapping[str, Iterable[str]]) -> Optional[FeatureRule]:
+    kind = _KINDS.get(feature.type)
+    if kind is None:
+        return None  # STRUCT / TYPE_UNKNOWN: nothing to check at the REST level
+    required = (feature.HasField("presence") and feature.presence.min_fraction >= 1.0)
+    min_values, max_values = 0, None
+    if feature.HasField("value_count"):
+        min_values = feature.value_count.min
+        max_values = feature.value_count.max or None
+    minimum = maximum = None
+    allowed = None
+    domain = feature.WhichOneof("domain_info")
+    if domain == "int_domain":
+        d = feature.int_domain
+        minimum = float(d.min) if d.HasField("min") else None
+        maximum = float(d.max) if d.HasField("max") else None
+    elif domain == "float_domain":
+        d = feature.float_domain
+        minimum = float(d.min) if d.HasField("min") else None
+        maximum = float(d.max) if d.HasField("max") else None
+    elif domain == "domain" and feature.domain in string_domains:
+        allowed = frozenset(string_domains[feature.domain])
+    elif domain == "string_domain":
+        allowed = frozenset(feature.string_domain.value)
+    return FeatureRule(feature.name, kind, required, min_values, max_values, minimum, maximum, allowed)
+
+
+class SchemaValidator:
+    """Checks request features against one schema environment."""
+
+    def __init__(self, rules: Mapping[str, FeatureRule], excluded: Iterable[str], source: str) -> None:
+        self.rules = dict(rules)
+        self.excluded = frozenset(excluded)
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path: str, environment: str = SERVING) -> "SchemaValidator":
+        schema = schema_pb2.Schema()
+        with open(path, encoding="utf-8") as f:
+            text_format.Parse(f.read(), schema)
+        domains = {d.name: list(d.value) for d in schema.string_domain}
+        rules, excluded = {}, []
+        for feature in schema.feature:
+            if not in_environment(feature, schema, environment):
+                excluded.append(feature.name)
+                continue
+            rule = _rule(feature, domains)
+            if rule is not None:
+                rules[feature.name] = rule
+        return cls(rules, excluded, path)
+
+    @property
+    def kinds(self) -> Dict[str, str]:
+        """Feature -> "int"/"float"/"bytes": how classify examples are typed."""
+        return {name: rule.kind for name, rule in self.rules.items()}
+
+    # ------------------------------------------------------------ values
+
+    def check_value(self, name: str, value: Any, where: str) -> None:
+        """One feature value (a scalar or a list of at most value_count.max values)."""
+        rule = self.rules.get(name)
+        if rule is None:
+            if name in self.excluded:
+                raise BadRequest(f"{where}: feature '{name}' is not a {SERVING} feature in the "
+                                 f"schema {self.source} (it must not be sent at serving time)")
+            return
+        values = value if isinstance(value, list) else [value]
+        if value is None or (isinstance(value, list) and not value):
+            if rule.required:
+                raise BadRequest(f"{where}: feature '{name}' is required, expected {rule.expected()}, "
+                                 f"got {value!r}")
+            return
+        if rule.max_values is not None and len(values) > rule.max_values:
+            raise BadRequest(f"{where}: feature '{name}': expected at most {rule.max_values} "
+                             f"value(s), got {len(values)}")
+        for item in values:
+            self._check_scalar(rule, item, where)
+
+    def _check_scalar(self, rule: FeatureRule, item: Any, where: str) -> None:
+        def fail(problem: str = "") -> None:
+            raise BadRequest(f"{where}: feature '{rule.name}': expected {rule.expected()}, "
+                             f"got {item!r}{problem}")
+
+        if rule.kind == "bytes":
+            if isinstance(item, dict) and set(item) == {"b64"}:
+                return  # binary: only the type can be checked
+            if not isinstance(item, str):
+                fail()
+            if rule.allowed is not None and item not in rule.allowed:
+                fail(" (not in the domain)")
+            return
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            fail()
+        if rule.kind == "int" and not float(item).is_integer():
+            fail(" (not an integer)")
+        if isinstance(item, float) and not math.isfinite(item):
+            fail(" (not finite)")
+        if rule.minimum is not None and item < rule.minimum:
+            fail(" (below the minimum)")
+        if rule.maximum is not None and item > rule.maximum:
+            fail(" (above the maximum)")
+
+    # ------------------------------------------------------------ bodies
+
+    def check_row(self, row: Mapping[str, Any], where: str) -> None:
+        """One instance / example. Required features are enforced only when the
+        row speaks the schema's language (at least one known feature), so other
+        signatures (e.g. serialized examples) pass through."""
+        if any(name in self.rules for name in row):
+            missing = [name for name, rule in self.rules.items() if rule.required and name not in row]
+            if missing:
+                rule = self.rules[missing[0]]
+                raise BadRequest(f"{where}: missing required feature '{rule.name}' "
+                                 f"(expected {rule.expected()}); all missing: {missing}")
+        for name, value in row.items():
+            self.check_value(name, value, where)
+
+    def check_instances(self, instances: List[Any]) -> None:
+        for index, row in enumerate(instances):
+            if isinstance(row, dict):
+                self.check_row(row, f"instance {index}")
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Columnar ``inputs``: one list of per-row values per feature."""
+        if any(name in self.rules for name in inputs):
+            missing = [n for n, r in self.rules.items() if r.required and n not in inputs]
+            if missing:
+                rule = self.rules[missing[0]]
+                raise BadRequest(f"'inputs': missing required feature '{rule.name}' "
+                                 f"(expected {rule.expected()}); all missing: {missing}")
+        for name, column in inputs.items():
+            rows = column if isinstance(column, list) else [column]
+            for index, value in enumerate(rows):
+                self.check_value(name, value, f"'inputs' row {index}")
+
+    def check_examples(self, examples: List[Any], context: Optional[Mapping[str, Any]]) -> None:
+        for index, example in enumerate(examples):
+            if isinstance(example, dict):
+                merged = dict(context or {})
+                merged.update(example)
+                self.check_row(merged, f"example {index}")

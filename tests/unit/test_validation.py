@@ -1,0 +1,53 @@
+"""SchemaValidator on the curated taxi schema (no server): the SERVING
+environment, required features, types, value counts and domains."""
+import pytest
+
+from serving.errors import BadRequest
+from serving.validation import SchemaValidator
+from tests.gateway_support import INSTANCE
+
+
+@pytest.fixture(scope="module")
+def validator(taxi_config):
+    return SchemaValidator.from_file(taxi_config.schema_path)
+
+
+def test_rules_follow_the_schema(validator, taxi_config):
+    assert "tips" in validator.excluded and "tips" not in validator.rules   # label source
+    assert {f.name for f in taxi_config.features} <= set(validator.rules)
+    fare, payment = validator.rules["fare"], validator.rules["payment_type"]
+    assert (fare.kind, fare.required, fare.minimum, fare.maximum) == ("float", True, 0.0, 10000.0)
+    assert payment.allowed and "Cash" in payment.allowed
+    assert validator.rules["trip_seconds"].required is False
+    assert validator.kinds["trip_start_hour"] == "int"
+
+
+def test_a_valid_row_passes(validator):
+    validator.check_instances([INSTANCE, dict(INSTANCE, trip_seconds=None)])
+    validator.check_inputs({k: [v, v] for k, v in INSTANCE.items()})
+
+
+@pytest.mark.parametrize("row, message", [
+    ({k: v for k, v in INSTANCE.items() if k != "fare"}, "missing required feature 'fare'"),
+    (dict(INSTANCE, fare=None), "feature 'fare' is required"),
+    (dict(INSTANCE, fare=True), "feature 'fare': expected a FLOAT (number) in [0, 10000], got True"),
+    (dict(INSTANCE, fare=float("nan")), "not finite"),
+    (dict(INSTANCE, trip_start_day=0), "feature 'trip_start_day': expected an INT (integer) in [1, 7], got 0"),
+    (dict(INSTANCE, trip_start_day=2.5), "not an integer"),
+    (dict(INSTANCE, payment_type="Bitcoin"), "not in the domain"),
+    (dict(INSTANCE, payment_type=["Cash", "Cash"]), "at most 1 value(s)"),
+    (dict(INSTANCE, company=3), "feature 'company': expected a BYTES (string)"),
+    (dict(INSTANCE, tips=2.0), "feature 'tips' is not a SERVING feature"),
+])
+def test_each_problem_names_the_row_feature_and_expectation(validator, row, message):
+    with pytest.raises(BadRequest) as err:
+        validator.check_instances([INSTANCE, row])
+    assert err.value.message.startswith("instance 1: ")
+    assert message in err.value.message
+
+
+def test_examples_merge_the_context(validator):
+    context = {k: v for k, v in INSTANCE.items() if k != "fare"}
+    validator.check_examples([{"fare": 3.0}], context)
+    with pytest.raises(BadRequest, match="example 0: missing required feature 'fare'"):
+        validator.check_examples([{}], context)
