@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/serving_bench.py --config configs/taxi.yaml
 
 Model: the newest version under ``--model_base_path`` (default: the config's
 ``<serving.push_dir>/<model_name>``); when none is pushed there, the tiny
-taxi-shaped test model (tests/gateway_support.py) is built in a temp dir and
+taxi-shaped test model (testing/tiny_model.py) is built in a temp dir and
 the report says so. The gateway runs as ``make serve`` runs it (batching,
 schema validation and the request log on, into a temp dir).
 
@@ -131,13 +131,13 @@ def main() -> int:
     base = os.path.abspath(args.model_base_path or cfg.push_dir)
     model = "pushed model"
     if not scan_versions(base):
-        from tests.gateway_support import push_version, save_tiny_model
+        from testing.tiny_model import push_version, save_tiny_model
 
         base = os.path.join(work, "serving", cfg.serving.model_name)
         push_version(base, 1, save_tiny_model(os.path.join(work, "tiny"), cfg, 0.0))
         model = "tiny test model (nothing pushed under the config's push_dir)"
     version = scan_versions(base)[-1]
-    from tests.gateway_support import INSTANCE
+    from testing.tiny_model import INSTANCE
 
     print(f"model: {model}: {base}/{version}")
     results: Dict[str, Any] = {"model": model, "model_dir": f"{base}/{version}",

@@ -289,7 +289,7 @@ def test_submit_calls_kfp_client(default, monkeypatch):
 
 def test_liar_config_compiles_with_the_tsv_example_gen(tmp_path):
     """The second dataset by config alone: custom ExampleGen executor and analyses compile too."""
-    from tests import liar_fixture
+    from testing import liar_fixture
 
     data = liar_fixture.write_fixture(str(tmp_path / "data"))
     cfg = load_config(os.path.join(REPO_ROOT, "configs", "liar.yaml"), [

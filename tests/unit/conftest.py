@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from tests.gateway_support import bias_of, save_tiny_model
+from testing.tiny_model import bias_of, save_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Edge exports: TFLite and TF.js give the SavedModel's outputs on real taxi rows.
 
-One tiny model is trained in-process on taxi CSV rows (tests/edge_model.py:
+One tiny model is trained in-process on taxi CSV rows (testing/edge_model.py:
 Transform through tft_beam, a few Keras epochs) and exported once with
 ``export_serving_model``, which writes the edge files; every test shares it.
 """
@@ -14,7 +14,7 @@ import tensorflow as tf
 from tensorflow_transform import tf_utils
 
 from pipeline.config import FeatureConfig
-from tests.edge_model import read_taxi_csv, serving_rows, train_and_export
+from testing.edge_model import read_taxi_csv, serving_rows, train_and_export
 from trainer import edge_export, edge_runtime, features, preprocessing
 
 TRAIN_ROWS = 2000

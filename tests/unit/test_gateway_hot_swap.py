@@ -16,7 +16,7 @@ import pytest
 from serving.client import Client
 from serving.server import launch
 from tests.conftest import TAXI_CONFIG
-from tests.gateway_support import (INSTANCE, bias_of, gateway_args, gateway_env, probability,
+from testing.tiny_model import (INSTANCE, bias_of, gateway_args, gateway_env, probability,
                                    push_version)
 
 LOAD_SECONDS = 20.0

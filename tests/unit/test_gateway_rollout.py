@@ -18,7 +18,7 @@ from serving import models_config, request_log
 from serving.client import Client
 from serving.server import launch
 from tests.conftest import TAXI_CONFIG
-from tests.gateway_support import (ADMIN_TOKEN, INSTANCE, bias_of, gateway_args, gateway_env,
+from testing.tiny_model import (ADMIN_TOKEN, INSTANCE, bias_of, gateway_args, gateway_env,
                                    probability, push_version)
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pipeline.config import REPO_ROOT, ConfigError, config_from_dict, load_config, to_dict
-from tests import liar_fixture
+from testing import liar_fixture
 
 LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")
 COUNTS = {"barely_true_count", "false_count", "half_true_count", "mostly_true_count", "pants_fire_count"}

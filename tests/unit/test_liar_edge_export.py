@@ -1,7 +1,7 @@
 """LIAR's text kinds at the edge: TF.js and TFLite give the SavedModel's outputs.
 
 A tiny six-way model is trained in-process on the invented LIAR-format rows of
-tests/liar_fixture.py (Transform through tft_beam, a few Keras epochs) and
+testing/liar_fixture.py (Transform through tft_beam, a few Keras epochs) and
 exported with ``export_serving_model``, which writes the edge files. The
 rows that follow add the corners the edge graph must get exactly right:
 capitals, quotes and curly apostrophes, digits, $ and %, non-ASCII letters
@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from components.tsv_example_gen import parse_line
 from pipeline.config import FeatureConfig, load_config
-from tests import liar_fixture
-from tests.edge_model import train_and_export_instances
+from testing import liar_fixture
+from testing.edge_model import train_and_export_instances
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import edge_export, edge_runtime, features, text_features
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from components import classification_metrics as cm
 from components.text_baselines import fit_and_score
-from tests import liar_fixture
+from testing import liar_fixture
 from trainer import feature_dropout
 from trainer.features import ModelInput
 from trainer.model import BagMean, HyperParameters, build_model

@@ -10,7 +10,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components.tsv_example_gen import parse_line
 from pipeline.config import FeatureConfig, load_config
-from tests import liar_fixture
+from testing import liar_fixture
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import features, preprocessing, text_features
 

@@ -13,7 +13,7 @@ from tfx.utils import proto_utils
 from components.tsv_example_gen import (TsvFormatError, _TsvToExample, build_tsv_example_gen,
                                         columns_to_json, parse_line)
 from pipeline.config import ColumnConfig
-from tests import liar_fixture
+from testing import liar_fixture
 
 COLUMNS = [ColumnConfig("id", "string"), ColumnConfig("label", "string"), ColumnConfig("statement", "string"),
            ColumnConfig("subjects", "string", ","), ColumnConfig("speaker", "string"),

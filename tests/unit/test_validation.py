@@ -4,7 +4,7 @@ import pytest
 
 from serving.errors import BadRequest
 from serving.validation import SchemaValidator
-from tests.gateway_support import INSTANCE
+from testing.tiny_model import INSTANCE
 
 
 @pytest.fixture(scope="module")
