@@ -164,16 +164,20 @@ class SchemaValidator:
 
     # ------------------------------------------------------------ bodies
 
+    def _check_required(self, names: Mapping[str, Any], where: str) -> None:
+        """Required features are enforced only when the body speaks the schema's
+        language (at least one known feature), so other signatures pass through."""
+        if not any(name in self.rules for name in names):
+            return
+        missing = [name for name, rule in self.rules.items() if rule.required and name not in names]
+        if missing:
+            rule = self.rules[missing[0]]
+            raise BadRequest(f"{where}: missing required feature '{rule.name}' "
+                             f"(expected {rule.expected()}); all missing: {missing}")
+
     def check_row(self, row: Mapping[str, Any], where: str) -> None:
-        """One instance / example. Required features are enforced only when the
-        row speaks the schema's language (at least one known feature), so other
-        signatures (e.g. serialized examples) pass through."""
-        if any(name in self.rules for name in row):
-            missing = [name for name, rule in self.rules.items() if rule.required and name not in row]
-            if missing:
-                rule = self.rules[missing[0]]
-                raise BadRequest(f"{where}: missing required feature '{rule.name}' "
-                                 f"(expected {rule.expected()}); all missing: {missing}")
+        """One instance / example (row format)."""
+        self._check_required(row, where)
         for name, value in row.items():
             self.check_value(name, value, where)
 
@@ -184,12 +188,7 @@ class SchemaValidator:
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Columnar ``inputs``: one list of per-row values per feature."""
-        if any(name in self.rules for name in inputs):
-            missing = [n for n, r in self.rules.items() if r.required and n not in inputs]
-            if missing:
-                rule = self.rules[missing[0]]
-                raise BadRequest(f"'inputs': missing required feature '{rule.name}' "
-                                 f"(expected {rule.expected()}); all missing: {missing}")
+        self._check_required(inputs, "'inputs'")
         for name, column in inputs.items():
             rows = column if isinstance(column, list) else [column]
             for index, value in enumerate(rows):

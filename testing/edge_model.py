@@ -18,7 +18,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from pipeline.config import PipelineConfig, taxi_data_dir
-from trainer import features, preprocessing
+from trainer import edge_export, edge_runtime, features, preprocessing
 from trainer.export import export_serving_model
 from trainer.model import HyperParameters
 from trainer.train import build_for
@@ -77,3 +77,21 @@ def train_and_export_instances(cfg: PipelineConfig, root: str, instances, epochs
     start = time.perf_counter()
     export_serving_model(model, tft_output, cfg, model_dir)
     return model_dir, tft_output, time.perf_counter() - start
+
+
+def edge_and_transform_features(cfg: PipelineConfig, model_dir: str, tft_output, rows):
+    """(edge graph's transformed features, Transform graph's) for the same serving rows.
+
+    The edge side gets the rows as an edge caller sends them (``edge=True``: e.g.
+    ASCII lower-cased text); the Transform side gets them as one-value sparse
+    columns, the way ``transform_features_layer`` parses a tf.Example.
+    """
+    signature = edge_runtime.read_signature(model_dir)
+    raw = {k: tf.constant(v) for k, v in edge_runtime.columns(rows, signature).items()}
+    edge_raw = {k: tf.constant(v) for k, v in edge_runtime.columns(rows, signature, edge=True).items()}
+    n = len(rows)
+    index = tf.stack([tf.range(n, dtype=tf.int64), tf.zeros([n], tf.int64)], 1)
+    as_sparse = {k: tf.SparseTensor(index, v, [n, 1]) for k, v in raw.items()}
+    expected = tft_output.transform_features_layer()(as_sparse)
+    got = edge_export.edge_transform(cfg, edge_export.edge_analyses(cfg, tft_output), edge_raw)
+    return got, expected

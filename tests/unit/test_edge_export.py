@@ -14,7 +14,7 @@ import tensorflow as tf
 from tensorflow_transform import tf_utils
 
 from pipeline.config import FeatureConfig
-from testing.edge_model import read_taxi_csv, serving_rows, train_and_export
+from testing.edge_model import edge_and_transform_features, read_taxi_csv, serving_rows, train_and_export
 from trainer import edge_export, edge_runtime, features, preprocessing
 
 TRAIN_ROWS = 2000
@@ -97,14 +97,8 @@ def test_tflite_uses_builtin_ops_only(trained):
 
 def test_edge_transform_equals_transform_graph(trained, eval_rows):
     """Each transformed feature, edge constants vs the real Transform graph."""
-    cfg, _, tft_output, _, _ = trained
-    signature = edge_runtime.read_signature(trained[1])
-    raw = {k: tf.constant(v) for k, v in edge_runtime.columns(eval_rows, signature).items()}
-    n = len(eval_rows)
-    as_sparse = {k: tf.SparseTensor(tf.stack([tf.range(n, dtype=tf.int64), tf.zeros([n], tf.int64)], 1), v, [n, 1])
-                 for k, v in raw.items()}
-    expected = tft_output.transform_features_layer()(as_sparse)
-    got = edge_export.edge_transform(cfg, edge_export.edge_analyses(cfg, tft_output), raw)
+    cfg, model_dir, tft_output, _, _ = trained
+    got, expected = edge_and_transform_features(cfg, model_dir, tft_output, eval_rows)
     assert set(got) == set(expected) - {features.transformed_label_name(cfg)}
     for key, value in got.items():
         if value.dtype.is_integer:

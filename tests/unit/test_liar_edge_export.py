@@ -18,9 +18,9 @@ import tensorflow as tf
 from components.tsv_example_gen import parse_line
 from pipeline.config import FeatureConfig, load_config
 from testing import liar_fixture
-from testing.edge_model import train_and_export_instances
+from testing.edge_model import edge_and_transform_features, train_and_export_instances
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
-from trainer import edge_export, edge_runtime, features, text_features
+from trainer import edge_runtime, features, text_features
 
 TOLERANCE = 1e-4
 CORNERS = [
@@ -101,15 +101,8 @@ def test_single_row_calls_match_batched_calls(trained, rows):
 def test_edge_transform_equals_transform_graph(trained, rows):
     """Each transformed feature: the edge graph on lower-cased inputs vs the Transform graph."""
     cfg, model_dir, tft_output, _ = trained
-    signature = edge_runtime.read_signature(model_dir)
-    raw = {k: tf.constant(v) for k, v in edge_runtime.columns(rows, signature).items()}
-    edge_raw = {k: tf.constant(v) for k, v in edge_runtime.columns(rows, signature, edge=True).items()}
-    n = len(rows)
-    as_sparse = {k: tf.SparseTensor(tf.stack([tf.range(n, dtype=tf.int64), tf.zeros([n], tf.int64)], 1), v, [n, 1])
-                 for k, v in raw.items()}
     # statement/fold key of a serving row: never a training row here (see the rows fixture)
-    expected = tft_output.transform_features_layer()(as_sparse)
-    got = edge_export.edge_transform(cfg, edge_export.edge_analyses(cfg, tft_output), edge_raw)
+    got, expected = edge_and_transform_features(cfg, model_dir, tft_output, rows)
     assert set(got) == set(expected) - {features.transformed_label_name(cfg)}
     for key, value in got.items():
         if value.dtype.is_integer:
