@@ -42,17 +42,25 @@ def newest_version_dir(base_path: str) -> str:
 
 
 def text_feature(cfg: PipelineConfig, override: Optional[str] = None) -> str:
-    """The raw feature that carries the statement: the config's only text feature."""
+    """The raw feature that carries the statement.
+
+    A page gives the extension text and nothing else, so the feature is the
+    config's only text feature, or, when there are several (LIAR: statement,
+    job, context), the only one the model is trained to use alone
+    (``trainer.feature_dropout_keep``).
+    """
     names = [f.name for f in cfg.features]
     if override:
         if override not in names:
             raise ExtensionBuildError(f"--text_feature {override!r}: expected one of {names}")
         return override
     texts = [f.name for f in cfg.features if f.kind == "text"]
+    if len(texts) > 1:
+        texts = [name for name in texts if name in cfg.trainer.feature_dropout_keep] or texts
     if len(texts) != 1:
         raise ExtensionBuildError(
-            f"config '{cfg.name}': expected exactly one feature of kind 'text' for the extension, "
-            f"found {texts}; pass --text_feature")
+            f"config '{cfg.name}': expected exactly one feature of kind 'text', or one of them in "
+            f"trainer.feature_dropout_keep, for the extension; found {texts}; pass --text_feature")
     return texts[0]
 
 

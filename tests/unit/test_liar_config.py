@@ -118,3 +118,15 @@ def test_transform_config_ignores_training_and_evaluation_settings(data_dir):
     changed = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["leaky=true"])
     assert changed.transform_custom_config() != base.transform_custom_config()
     assert config_from_dict(base.transform_custom_config()["pipeline_config"]).features == base.features
+
+
+def test_the_extension_reads_the_statement_the_model_is_trained_to_use_alone(data_dir):
+    """LIAR has three text features; pages carry only the statement (feature_dropout_keep)."""
+    from serving.browser_extension import ExtensionBuildError, text_feature
+
+    cfg = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
+    assert text_feature(cfg) == "statement"
+    assert text_feature(cfg, "context") == "context"
+    ambiguous = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["trainer.feature_dropout_keep=[]"])
+    with pytest.raises(ExtensionBuildError, match=r"found \['statement', 'job', 'context'\]"):
+        text_feature(ambiguous)
