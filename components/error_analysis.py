@@ -13,7 +13,7 @@ the figures above, per non-train split, as JSON in ML Metadata.
 
 import json
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 from tfx import v1 as tfx
@@ -49,12 +49,6 @@ def _labels(signature, records: Sequence[bytes], label_key: str) -> np.ndarray:
     return np.concatenate(out).astype(np.int64) if out else np.zeros((0,), np.int64)
 
 
-def class_names(cfg) -> List[str]:
-    if cfg.label.kind == "classes" and not cfg.label.is_binary_fold:
-        return list(cfg.label.classes)
-    return [f"not {cfg.label.name}", cfg.label.name]
-
-
 def analyse(cfg, probabilities: np.ndarray, labels: np.ndarray) -> Dict[str, object]:
     """Scores of one set of predictions, with the binary fold of a multi-class label."""
     predictions = cm.predicted_classes(probabilities)
@@ -83,7 +77,7 @@ def ErrorAnalysis(
     serve, transform = loaded.signatures["serving_tf_example"], loaded.signatures["transform_features"]
     label_key = features.transformed_label_name(cfg)
     reduced = [f.column for f in cfg.features if f.name in cfg.evaluation.reduced_features]
-    result: Dict[str, object] = {"class_names": class_names(cfg), "splits": {}}
+    result: Dict[str, object] = {"class_names": cfg.class_names, "splits": {}}
     for split in raw_examples.split_names(examples):
         if split == "train":
             continue

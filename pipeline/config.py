@@ -14,7 +14,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -292,9 +292,14 @@ class PipelineConfig:
     @property
     def num_classes(self) -> int:
         """2 for binary labels, len(classes) for multi-class ones."""
+        return len(self.class_names)
+
+    @property
+    def class_names(self) -> List[str]:
+        """Display names of the model's output classes, in output order."""
         if self.label.kind == "classes" and not self.label.is_binary_fold:
-            return len(self.label.classes)
-        return 2
+            return list(self.label.classes)
+        return [f"not {self.label.name}", self.label.name]
 
     @property
     def data_path(self) -> str:

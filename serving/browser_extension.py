@@ -64,14 +64,6 @@ def text_feature(cfg: PipelineConfig, override: Optional[str] = None) -> str:
     return texts[0]
 
 
-def class_names(cfg: PipelineConfig) -> List[str]:
-    """Display names of the model's output classes, in output order."""
-    label = cfg.label
-    if label.kind == "classes" and not label.positive_classes:
-        return list(label.classes)
-    return [f"not {label.name}", label.name]
-
-
 def signature_inputs(model_dir: str) -> List[Dict[str, str]]:
     """Input names and dtypes of the SavedModel's serving signature, sorted by name."""
     import tensorflow as tf  # deferred: the rest of the module is plain file work
@@ -105,7 +97,7 @@ def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optiona
         # Trainer's edge signature says which inputs (trainer.edge_export).
         "ascii_lowercase": text_is_lowercased(model_dir, text_feature(cfg, text_override)),
         "inputs": signature_inputs(model_dir),
-        "classes": class_names(cfg),
+        "classes": cfg.class_names,
     }
 
 

@@ -130,3 +130,11 @@ def test_the_extension_reads_the_statement_the_model_is_trained_to_use_alone(dat
     ambiguous = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["trainer.feature_dropout_keep=[]"])
     with pytest.raises(ExtensionBuildError, match=r"found \['statement', 'job', 'context'\]"):
         text_feature(ambiguous)
+
+
+def test_class_names_follow_the_trained_label(data_dir):
+    """Six names for the six-way model (its binary fold is only reported), two when trained folded."""
+    six_way = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
+    assert six_way.class_names == liar_fixture.CLASSES and six_way.num_classes == 6
+    binary = load_config(os.path.join(REPO_ROOT, "configs", "liar-binary.yaml"), fixture_overrides(data_dir))
+    assert binary.class_names == ["not truthful", "truthful"] and binary.num_classes == 2
