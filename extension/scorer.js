@@ -17,12 +17,13 @@
   const MISSING = {string: '', int64: 0, int32: 0, float32: 0};
 
   /**
-   * ASCII lower-casing, exactly what the Transform graph's tf.strings.lower does.
-   * TF.js has no StringLower op (and lower-cases every regex pattern it loads),
-   * so the edge model expects text already lower-cased by its caller.
+   * ASCII lower-casing and the typographic apostrophe (U+2019) folded to "'",
+   * exactly what the Transform graph does first. TF.js has no StringLower op, and
+   * reads regex patterns lower-cased and as Latin-1, so the edge model expects
+   * text already prepared this way by its caller.
    */
   function asciiLower(text) {
-    return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+    return text.replace(/[A-Z]+/g, (m) => m.toLowerCase()).replace(/\u2019/g, "'");
   }
 
   class StatementScorer {

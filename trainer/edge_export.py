@@ -313,8 +313,9 @@ def edge_signature(saved_model_dir: str, tflite_select_tf_ops: bool, input_order
                    source: Mapping[str, Any], lowercase_inputs: Sequence[str] = ()) -> Dict[str, Any]:
     """What a client needs to call the edge models: inputs in order, output, provenance.
 
-    ``ascii_lowercase`` on an input: the caller maps A-Z to a-z before feeding it
-    (what Transform does in the SavedModel; TF.js has no StringLower op).
+    ``ascii_lowercase`` on an input: the caller maps A-Z to a-z and U+2019 to "'"
+    before feeding it (what Transform does in the SavedModel; TF.js has no
+    StringLower op and cannot match non-ASCII patterns).
 
     ``source`` names the model (dataset, model name, version when known: the
     Pusher assigns versions after the Trainer has written these files).

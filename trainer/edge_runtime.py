@@ -37,11 +37,12 @@ def read_signature(model_dir: str) -> Dict[str, object]:
         return json.load(f)
 
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u2019", "abcdefghijklmnopqrstuvwxyz'")
 
 
 def ascii_lower(text: str) -> str:
-    """A-Z -> a-z only: what tf.strings.lower (no encoding) and extension/scorer.js do."""
+    """A-Z -> a-z and U+2019 -> "'" only: what Transform (text_features.ascii_lower) and
+    extension/scorer.js do."""
     return text.translate(_ASCII_LOWER)
 
 

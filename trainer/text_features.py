@@ -9,11 +9,12 @@ loads, so:
 
 * Lower-casing is ASCII (``tf.strings.lower``'s default), done by Transform's
   ``column`` step and, at the edge, by the caller (the extension's scorer.js
-  does the same ASCII mapping). Unicode lower-casing would differ from it only
+  does the same ASCII mapping, and folds the typographic apostrophe to "'"). Unicode lower-casing would differ from it only
   on non-ASCII capitals, which normalisation then drops anyway, except for
   the few that lower-case to ASCII (the Kelvin sign K -> k): ASCII on both
   sides is exact.
-* Patterns are lower-case only; stripping is a regex replacement.
+* Patterns are lower-case ASCII only (the converter also decodes them as
+  Latin-1); stripping is a regex replacement.
 * Tokens are laid out in a dense [batch, max_tokens] grid with StringSplit,
   StringNGrams, Cumsum and ScatterNd; no ragged ops, no segment sums.
 
@@ -37,6 +38,10 @@ from trainer import features
 _KEY_SEPARATOR = "\x1f"  # joins (value, fold, class) cell keys; never in normalised text
 _HASH_BUCKETS = 2 ** 62  # fold-key hashes: collisions are negligible at any data size
 _SPACE = r"[\t\n\v\f\r ]"  # what tf.strings.strip strips (ASCII whitespace)
+# U+2019, how pages (and some LIAR rows) write "don't". The TF.js converter decodes regex
+# patterns as Latin-1 bytes, so a non-ASCII pattern never matches there: the caller folds
+# it to "'" along with the lower-casing (trainer/edge_runtime.py, extension/scorer.js).
+TYPOGRAPHIC_APOSTROPHE = "\u2019"
 # n-grams: StringNGrams (TF.js has it, TFLite has not even as a select op) or StringJoin
 # of shifted words (a TFLite select op; not in TF.js). Same tokens, same order.
 _NGRAMS_BY_JOIN = contextvars.ContextVar("ngrams_by_join", default=False)
@@ -75,8 +80,9 @@ def all_values(x: Any, separator: str) -> tf.Tensor:
 
 
 def ascii_lower(text: tf.Tensor) -> tf.Tensor:
-    """ASCII lower-casing (tf.strings.lower without encoding), what edge callers do first."""
-    return tf.strings.lower(text)
+    """What edge callers do first: ASCII lower-casing (tf.strings.lower without
+    encoding) and the typographic apostrophe folded to the ASCII one."""
+    return tf.strings.regex_replace(tf.strings.lower(text), TYPOGRAPHIC_APOSTROPHE, "'")
 
 
 def strip(text: tf.Tensor) -> tf.Tensor:
@@ -88,7 +94,7 @@ def normalize_lowered(text: tf.Tensor) -> tf.Tensor:
     """Lower-cased text -> words separated by spaces: apostrophes dropped (don't ->
     dont); every other run of characters outside [a-z0-9$%] becomes one space ($ and %
     carry meaning in claims). Runs at the edge too: lower-case patterns only."""
-    text = tf.strings.regex_replace(text, "['’]", "")
+    text = tf.strings.regex_replace(text, "'", "")
     return tf.strings.regex_replace(text, "[^a-z0-9$%]+", " ")
 
 
@@ -242,9 +248,9 @@ def multi_prepare(feature: FeatureConfig, text: tf.Tensor) -> tf.Tensor:
 def _regex_literal(text: str) -> str:
     """``text`` as an RE2 and JavaScript regex literal; refuses upper-case letters (the
     TF.js converter lower-cases patterns, so they would not match there)."""
-    if text != text.lower():
-        raise ValueError(f"separator {text!r}: expected no upper-case letters "
-                         "(TF.js lower-cases regex patterns)")
+    if text != text.lower() or not text.isascii():
+        raise ValueError(f"separator {text!r}: expected ASCII without upper-case letters "
+                         "(TF.js lower-cases regex patterns and reads them as Latin-1)")
     return "".join(c if c.isalnum() else "\\" + c if c in "\\^$.|?*+()[]{}-/" else c for c in text)
 
 

@@ -8,6 +8,7 @@ capitals, quotes and curly apostrophes, digits, $ and %, non-ASCII letters
 (some that Unicode would lower-case to ASCII), blank and padded metadata,
 unseen speakers and subjects.
 """
+import base64
 import json
 import os
 
@@ -127,9 +128,15 @@ def test_signature_marks_the_lowercased_inputs_and_the_ops(trained):
                       "UnsortedSegmentSum", "InitializeTableFromTextFileV2", "ParseExampleV2"}
     patterns = [n["attr"]["pattern"]["s"] for n in nodes if n["op"] == "StaticRegexReplace"]
     assert patterns, "the text normalisation runs in the graph"
+    # the converter reads patterns lower-cased and as Latin-1: only lower-case ASCII matches there
+    decoded = [base64.b64decode(p) for p in patterns]
+    assert all(p.isascii() and p == p.lower() for p in decoded), decoded
 
 
 def test_upper_case_separator_fails_naming_the_feature():
     feature = FeatureConfig(name="tags", kind="multi_categorical", dtype="string", separator="X")
     with pytest.raises(ValueError, match="feature 'tags': separator 'X'"):
         text_features.multi_prepare(feature, tf.constant(["aXb"]))
+    feature = FeatureConfig(name="tags", kind="multi_categorical", dtype="string", separator="\u00b7")
+    with pytest.raises(ValueError, match="feature 'tags': separator .*expected ASCII"):
+        text_features.multi_prepare(feature, tf.constant(["a\u00b7b"]))

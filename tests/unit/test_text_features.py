@@ -12,7 +12,7 @@ from components.tsv_example_gen import parse_line
 from pipeline.config import FeatureConfig, load_config
 from testing import liar_fixture
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
-from trainer import features, preprocessing, text_features
+from trainer import edge_runtime, features, preprocessing, text_features
 
 TEXT = FeatureConfig("statement", "text", "string", ngrams=(1, 2), max_tokens=6)
 MULTI = FeatureConfig("subjects", "multi_categorical", "string", max_tokens=3)
@@ -27,6 +27,17 @@ def _strings(t):
 def test_normalize_lowercases_and_strips_punctuation():
     out = text_features.normalize(tf.constant(['Says "We CUT taxes by 5%," don\'t we?', "  "]))
     assert [s.decode() for s in out.numpy()] == ["says we cut taxes by 5% dont we", ""]
+
+
+def test_the_typographic_apostrophe_is_the_ascii_one():
+    """Pages write don\u2019t; training rows mostly don't. Both are one word, and the edge
+    caller's preparation (edge_runtime.ascii_lower, scorer.js) folds it the same way."""
+    out = text_features.normalize(tf.constant(["Don\u2019t STOP", "don't stop"]))
+    assert [s.decode() for s in out.numpy()] == ["dont stop", "dont stop"]
+    caller = edge_runtime.ascii_lower("Don\u2019t STOP \u00c9t\u00e9")
+    assert caller == "don't stop \u00c9t\u00e9"
+    transform = text_features.ascii_lower(tf.constant(["Don\u2019t STOP \u00c9t\u00e9"]))
+    assert transform.numpy()[0].decode() == caller
 
 
 def _token_rows(feature, column, kind_column, prepare):
