@@ -504,6 +504,10 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
     raise TypeError(f"unsupported config type {hint} for {key}")
 
 
+def _repeated(names: Sequence[str]) -> List[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def _check_semantics(cfg: PipelineConfig, path: str, require_data: bool = True) -> None:
     """Cross-field rules that types alone cannot express."""
     def fail(key: str, expected: str, got: Any) -> None:
@@ -514,9 +518,8 @@ def _check_semantics(cfg: PipelineConfig, path: str, require_data: bool = True) 
     names = [f.name for f in cfg.features]
     if not names:
         fail("features", "at least one feature", [])
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        fail("features", "unique feature names", dupes)
+    if _repeated(names):
+        fail("features", "unique feature names", _repeated(names))
     if cfg.label.column in names or cfg.label.column in {f.column for f in cfg.features}:
         fail("label.column", "a column that is not also a feature (label leakage)", cfg.label.column)
     for i, f in enumerate(cfg.features):
@@ -715,9 +718,8 @@ def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
     columns = [c.name for c in data.columns]
     if not columns:
         fail("data.columns", "the names and dtypes of the file's columns, in order", [])
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
-    if dupes:
-        fail("data.columns", "unique column names", dupes)
+    if _repeated(columns):
+        fail("data.columns", "unique column names", _repeated(columns))
     dtypes = {c.name: c.dtype for c in data.columns}
     for i, f in enumerate(cfg.features):
         if f.column not in dtypes:

@@ -79,8 +79,9 @@ def train_and_export_instances(cfg: PipelineConfig, root: str, instances, epochs
     return model_dir, tft_output, time.perf_counter() - start
 
 
-def edge_and_transform_features(cfg: PipelineConfig, model_dir: str, tft_output, rows):
-    """(edge graph's transformed features, Transform graph's) for the same serving rows.
+def assert_edge_transform_matches(cfg: PipelineConfig, model_dir: str, tft_output, rows) -> Dict[str, tf.Tensor]:
+    """Checks that the edge graph's transformed features equal the Transform graph's for the
+    same serving rows (ids exactly, floats within 1e-6); returns the edge features.
 
     The edge side gets the rows as an edge caller sends them (``edge=True``: e.g.
     ASCII lower-cased text); the Transform side gets them as one-value sparse
@@ -94,4 +95,10 @@ def edge_and_transform_features(cfg: PipelineConfig, model_dir: str, tft_output,
     as_sparse = {k: tf.SparseTensor(index, v, [n, 1]) for k, v in raw.items()}
     expected = tft_output.transform_features_layer()(as_sparse)
     got = edge_export.edge_transform(cfg, edge_export.edge_analyses(cfg, tft_output), edge_raw)
-    return got, expected
+    assert set(got) == set(expected) - {features.transformed_label_name(cfg)}
+    for key, value in got.items():
+        if value.dtype.is_integer:
+            np.testing.assert_array_equal(value.numpy(), expected[key].numpy(), err_msg=key)
+        else:
+            np.testing.assert_allclose(value.numpy(), expected[key].numpy(), atol=1e-6, err_msg=key)
+    return got
