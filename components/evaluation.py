@@ -1,6 +1,7 @@
 """Evaluator: TFMA metrics, slices and the blessing thresholds, from the config."""
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List, Tuple
 
 import tensorflow_model_analysis as tfma
@@ -10,6 +11,7 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
+from components.fold_metrics import RATES, FoldedRate
 from pipeline.config import PipelineConfig, extra_slice_keys
 from trainer import features
 
@@ -24,11 +26,19 @@ def _overall(threshold: tfma.MetricThreshold) -> dict:
 
 
 def _metrics_specs(cfg: PipelineConfig) -> List[tfma.MetricsSpec]:
-    """The metrics. Fairness rates (FPR/FNR, binary models only) are in _metrics:
-    TFMA 0.47's one-vs-rest rates of a multi-class model with top_k=1 come out
-    degenerate on slices where a class is never the top one (FPR 1.0 for a class
-    predicted for none of the slice's rows), so six-way runs show none."""
+    """The metrics, with fairness rates (FPR/FNR) when ``fairness_features`` are set:
+    TFMA's own for binary models, the binary fold's for a multi-class label with
+    ``positive_classes`` (components.fold_metrics says why)."""
     return [tfma.MetricsSpec(metrics=_metrics(cfg))]
+
+
+def _folded_rates(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
+    if not (cfg.evaluation.fairness_features and cfg.label.positive_classes):
+        return []
+    positive = [cfg.class_names.index(c) for c in cfg.label.positive_classes]
+    return [tfma.MetricConfig(class_name=FoldedRate.__name__, module=FoldedRate.__module__,
+                              config=json.dumps({"positive_class_ids": positive, "rate": rate, "name": rate}))
+            for rate in RATES]
 
 
 def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
@@ -36,7 +46,7 @@ def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
         accuracy = "SparseCategoricalAccuracy"
         return [tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(class_name=accuracy, **_overall(_floor(cfg.evaluation.min_accuracy))),
-                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")] + _folded_rates(cfg)
     rates = ([tfma.MetricConfig(class_name="FPR"), tfma.MetricConfig(class_name="FNR")]
              if cfg.evaluation.fairness_features else [])
     auc_threshold = tfma.MetricThreshold(

@@ -12,7 +12,7 @@ import html
 import io
 import re
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from pipeline.config import PipelineConfig
 from pipeline.results import RunResult
@@ -119,8 +119,8 @@ def per_slice_section(cfg: PipelineConfig, rows) -> str:
 
 
 def fairness_section(cfg: PipelineConfig, rows, names: List[str]) -> str:
-    """False-positive and false-negative rates per value of each fairness feature:
-    binary models at the 0.5 threshold; multi-class models per class, one vs rest."""
+    """False-positive and false-negative rates per value of each fairness feature, at
+    the 0.5 threshold: of the binary model, or of a multi-class model's binary fold."""
     parts = []
     for feature in cfg.evaluation.fairness_features:
         cells: Dict[str, Dict[str, Dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -137,7 +137,7 @@ def fairness_section(cfg: PipelineConfig, rows, names: List[str]) -> str:
         values = sorted(counts, key=lambda v: -counts[v])[:_TOP_SLICES]
         parts.append(f"<h2>Fairness by {html.escape(feature)}: false-positive and false-negative rates</h2>")
         for sub_key in sorted(cells):
-            title = _class_title(sub_key, names)
+            title = _class_title(sub_key, names, cfg.label.positive_classes)
             shown = [v for v in values if v in cells[sub_key]]
             parts.append(_bars(shown, {rate.upper(): [cells[sub_key][v].get(rate, 0.0) for v in shown]
                                        for rate in ("fpr", "fnr")},
@@ -145,8 +145,10 @@ def fairness_section(cfg: PipelineConfig, rows, names: List[str]) -> str:
     return "\n".join(parts)
 
 
-def _class_title(sub_key: str, names: List[str]) -> str:
+def _class_title(sub_key: str, names: List[str], positive_classes: Sequence[str] = ()) -> str:
     if not sub_key:
+        if len(names) > 2 and positive_classes:  # the binary fold of a multi-class model
+            return f"positive = {', '.join(positive_classes)}"
         return f"positive = {names[-1]}" if names else "binary"
     match = re.search(r"classId:(\d+)", sub_key)  # e.g. "classId:3 topK:1"
     if match:

@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from pipeline import html_report
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
 from serving.server import launch
@@ -39,8 +40,13 @@ def test_liar_dag_runs_with_baselines_and_error_analysis(liar_run):
     # two confusion matrices (all features, statement only) and one chart per slice feature
     assert text.count("data:image/png;base64") >= 6
     for heading in ("Per-slice sparse_categorical_accuracy", "<h3>party</h3>", "<h3>subjects</h3>",
-                    "<h3>speaker_record_seen_xf</h3>"):
+                    "<h3>speaker_record_seen_xf</h3>", "Fairness by party"):
         assert heading in text
+    # the six-way model's binary-fold rates come from TFMA, per party
+    rows = html_report.slice_rows(result.evaluation_uri)
+    party_rates = {(value, name): v for column, value, sub_key, name, v in rows
+                   if column == "party" and sub_key == "" and name in ("fpr", "fnr")}
+    assert party_rates and all(0.0 <= v <= 1.0 for v in party_rates.values())
 
 
 def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):

@@ -52,6 +52,8 @@ def test_fairness_section_names_each_class_vs_rest(liar_cfg):
     # the charts' titles are inside the PNGs; the class names come from the label config
     assert html_report._class_title("classId:3 topK:1", NAMES) == "class half-true vs rest (top-1)"
     assert html_report._class_title("", ["no", "yes"]) == "positive = yes"
+    assert (html_report._class_title("", NAMES, ["half-true", "mostly-true", "true"])
+            == "positive = half-true, mostly-true, true")
 
 
 def test_write_report_is_one_self_contained_file(liar_cfg, tmp_path):
