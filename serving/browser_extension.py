@@ -147,6 +147,7 @@ def bundle_statement_only(out_dir: str, model_dir: str, config: Dict[str, Any]) 
             "kind": "statement_only",
             "source": EDGE_SAVED_MODEL_SUBDIR,
             "model_version": config["model_version"],
+            "source_fingerprint": info.source_fingerprint,
             "fixed_inputs": {name: {"dtype": dtype, "value": statement_only.missing_value(dtype)}
                              for name, dtype in info.fixed_inputs.items()},
             "folded_tensors": len(info.frontier),

@@ -57,6 +57,7 @@ class Specialisation:
     nodes_before: int
     nodes_after: int
     max_abs_difference: float
+    source_fingerprint: str  # the edge SavedModel's checksum (fingerprint.pb): which export it came from
 
 
 def _name(ref: str) -> str:
@@ -329,7 +330,9 @@ def specialise(edge_saved_model_dir: str, text_input: str, out_dir: str) -> Spec
         text_input=text_input,
         fixed_inputs={k: frozen.specs[k].dtype.name for k in sorted(frozen.specs) if k != text_input},
         frontier=frontier, nodes_before=len(frozen.graph_def.node), nodes_after=len(pruned.node),
-        max_abs_difference=difference)
+        max_abs_difference=difference,
+        source_fingerprint=str(tf.saved_model.experimental.read_fingerprint(
+            edge_saved_model_dir).saved_model_checksum))
 
 
 def _check(frozen: _Frozen, text_input: str, specialised) -> float:

@@ -150,6 +150,9 @@ def test_statement_only_bundle_reads_only_the_statement(tiny_model, tmp_path):
     assert made["fixed_inputs"] == {"party": {"dtype": "string", "value": ""},
                                     "state": {"dtype": "string", "value": ""}}
     assert made["graph_nodes"]["statement_only"] < made["graph_nodes"]["edge_model"]
+    edge_dir = os.path.join(model_dir, browser_extension.EDGE_SAVED_MODEL_SUBDIR)
+    assert made["source_fingerprint"] == str(
+        tf.saved_model.experimental.read_fingerprint(edge_dir).saved_model_checksum)
 
     def placeholders(path):
         with open(os.path.join(path, "model.json"), encoding="utf-8") as f:
