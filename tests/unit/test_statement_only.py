@@ -100,3 +100,48 @@ def test_an_unknown_text_input_is_named(tmp_path):
     source = _save(TextAndParty(), tmp_path / "edge")
     with pytest.raises(statement_only.SpecialisationError, match="no input 'headline'.*party.*statement"):
         statement_only.specialise(source, "headline", str(tmp_path / "only"))
+
+
+def _graph(fn, *specs):
+    return fn.get_concrete_function(*specs).graph.as_graph_def()
+
+
+def _run(graph_def, outputs, feeds):
+    def call():
+        return tf.graph_util.import_graph_def(graph_def, return_elements=outputs, name="",
+                                              input_map={k: tf.constant(v) for k, v in feeds.items()})
+    return [np.asarray(v) for v in tf.compat.v1.wrap_function(call, [])()]
+
+
+@pytest.mark.parametrize("keep_dims", [False, True])
+def test_a_masked_sum_becomes_one_matmul_with_the_same_values(keep_dims):
+    @tf.function
+    def pool(x, mask):
+        return tf.identity(tf.reduce_sum(x * mask, axis=1, keepdims=keep_dims), name="pooled")
+
+    graph_def = _graph(pool, tf.TensorSpec([None, 5, 4]), tf.TensorSpec([None, 5, 1]))
+    rewritten, count = statement_only.masked_sums_as_matmuls(graph_def, statement_only._static_shapes(graph_def))
+    assert count == 1
+    assert "BatchMatMulV2" in {n.op for n in rewritten.node}
+    x = np.random.default_rng(4).normal(size=(3, 5, 4)).astype(np.float32)
+    mask = np.array([[[1.0], [1.0], [0.0], [0.0], [0.0]]] * 3, np.float32)
+    before, = _run(graph_def, ["pooled:0"], {"x:0": x, "mask:0": mask})
+    after, = _run(rewritten, ["pooled:0"], {"x:0": x, "mask:0": mask})
+    assert after.shape == before.shape == ((3, 1, 4) if keep_dims else (3, 4))
+    np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def test_products_that_are_not_a_masked_sum_stay():
+    @tf.function
+    def other(x, mask):
+        product = x * mask
+        return tf.reduce_sum(product, axis=1) + tf.reduce_sum(product, axis=2)[:, :1]  # read twice
+
+    @tf.function
+    def wide_mask(x, mask):
+        return tf.reduce_sum(x * mask, axis=1)  # the mask is not [n, L, 1]
+
+    for fn, mask_shape in [(other, [None, 5, 1]), (wide_mask, [None, 5, 4])]:
+        graph_def = _graph(fn, tf.TensorSpec([None, 5, 4]), tf.TensorSpec(mask_shape))
+        _, count = statement_only.masked_sums_as_matmuls(graph_def, statement_only._static_shapes(graph_def))
+        assert count == 0, fn
