@@ -18,8 +18,11 @@ the batch; anything else is refused with the tensor's name. Per-row constants
 are repeated over the batch (``Tile``), except where the reader broadcasts
 anyway (elementwise ops: the single row is fed, and grappler then folds chains
 like ``((x + c1) + c2)`` into one add) or concatenates several of them (merged
-into one constant). The result is saved as a SavedModel, checked against the
-edge model on probe statements, and converted by the same TF.js converter.
+into one constant). One more rewrite is for TF.js's CPU kernels, not the
+specialisation: a masked sum over tokens becomes a batched matmul
+(``masked_sums_as_matmuls``). The result is saved as a SavedModel, checked
+against the edge model on probe statements, and converted by the same TF.js
+converter.
 """
 from __future__ import annotations
 
@@ -213,7 +216,7 @@ def masked_sums_as_matmuls(graph_def: tf.compat.v1.GraphDef,
     out.CopyFrom(graph_def)
     rewritten = 0
     for node in list(out.node):
-        if node.op != "Sum" or len(node.input) != 2:
+        if node.op != "Sum" or len(node.input) != 2 or node.attr["T"].type != tf.float32.as_datatype_enum:
             continue
         mul, axis = nodes.get(_name(node.input[0])), nodes.get(_name(node.input[1]))
         if mul is None or mul.op != "Mul" or readers.get(mul.name) != 1 or axis is None or axis.op != "Const":
