@@ -10,8 +10,8 @@ takes the newest version under the config's push folder (or ``--model_dir``).
 By default the bundled model is the statement-only specialisation of the
 model's own edge export (``serving.statement_only``): a page has no speaker
 metadata, so the other inputs are bound to their missing value at build time
-and their branches folded away, which makes one statement about 2-3x faster
-in TF.js. ``--full_model`` bundles the Trainer's TF.js export unchanged.
+and their branches folded away, which makes one statement about 3x faster
+in TF.js (LIAR, headless Chromium: 6.5 -> 2.3 ms). ``--full_model`` bundles the Trainer's TF.js export unchanged.
 """
 from __future__ import annotations
 
