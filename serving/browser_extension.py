@@ -6,6 +6,12 @@ copied into one unpacked Manifest V3 folder that Chromium loads as is.
 
 ``python -m serving.browser_extension --config configs/liar.yaml --out build/extension``
 takes the newest version under the config's push folder (or ``--model_dir``).
+
+By default the bundled model is the statement-only specialisation of the
+model's own edge export (``serving.statement_only``): a page has no speaker
+metadata, so the other inputs are bound to their missing value at build time
+and their branches folded away, which makes one statement about 3x faster
+in TF.js (LIAR, headless Chromium: 6.5 -> 2.3 ms). ``--full_model`` bundles the Trainer's TF.js export unchanged.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 from pipeline.config import PipelineConfig, load_config
@@ -24,6 +31,7 @@ EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
 # Function("return this"), which Manifest V3's content security policy forbids.
 TFJS_RUNTIME = os.path.join(REPO_ROOT, "node_modules", "@tensorflow", "tfjs", "dist", "tf.es2017.min.js")
 TFJS_SUBDIR = os.path.join("assets.extra", "tfjs")
+EDGE_SAVED_MODEL_SUBDIR = os.path.join("assets.extra", "edge_saved_model")
 SERVING_SIGNATURE = "serving_default"
 
 
@@ -102,11 +110,50 @@ def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optiona
 
 
 def build(cfg: PipelineConfig, out_dir: str, model_dir: Optional[str] = None,
-          text_override: Optional[str] = None) -> str:
+          text_override: Optional[str] = None, full_model: bool = False) -> str:
     """Writes the unpacked extension to ``out_dir`` (replaced) and returns it."""
     model_dir = model_dir or newest_version_dir(cfg.push_dir)
-    tfjs_dir = os.path.join(model_dir, TFJS_SUBDIR)
-    return bundle(out_dir, tfjs_dir, extension_config(cfg, model_dir, text_override))
+    config = extension_config(cfg, model_dir, text_override)
+    if full_model:
+        return bundle(out_dir, os.path.join(model_dir, TFJS_SUBDIR),
+                      dict(config, tfjs_model={"kind": "full", "source": TFJS_SUBDIR}))
+    return bundle_statement_only(out_dir, model_dir, config)
+
+
+def bundle_statement_only(out_dir: str, model_dir: str, config: Dict[str, Any]) -> str:
+    """Bundles the statement-only specialisation of ``model_dir``'s edge SavedModel.
+
+    Made here, not at training time, because which input a page can fill is the
+    extension's business; it is derived from the blessed model's own edge export
+    only (no retraining), and extension_config.json records that (``tfjs_model``)
+    with the inputs it fixed. ``inputs`` becomes the text input alone.
+    """
+    from serving import statement_only  # deferred: imports TensorFlow and the TF.js converter
+
+    source = os.path.join(model_dir, EDGE_SAVED_MODEL_SUBDIR)
+    if not os.path.isfile(os.path.join(source, "saved_model.pb")):
+        raise ExtensionBuildError(f"{source}: no edge SavedModel (the Trainer's edge export writes it); "
+                                  "pass --full_model to bundle the TF.js export as is")
+    text = config["text_feature"]
+    with tempfile.TemporaryDirectory(prefix="statement-only-tfjs-") as tmp:
+        tfjs_dir = os.path.join(tmp, "tfjs")
+        try:
+            info = statement_only.to_tfjs(source, text, tfjs_dir)
+        except statement_only.SpecialisationError as error:
+            raise ExtensionBuildError(f"{source}: {error}; pass --full_model to bundle the TF.js export "
+                                      "as is") from error
+        inputs = [i for i in config["inputs"] if i["name"] == text]
+        return bundle(out_dir, tfjs_dir, dict(config, inputs=inputs, tfjs_model={
+            "kind": "statement_only",
+            "source": EDGE_SAVED_MODEL_SUBDIR,
+            "model_version": config["model_version"],
+            "source_fingerprint": info.source_fingerprint,
+            "fixed_inputs": {name: {"dtype": dtype, "value": statement_only.missing_value(dtype)}
+                             for name, dtype in info.fixed_inputs.items()},
+            "folded_tensors": len(info.frontier),
+            "graph_nodes": {"edge_model": info.nodes_before, "statement_only": info.nodes_after},
+            "max_abs_difference_on_probes": info.max_abs_difference,
+        }))
 
 
 def bundle(out_dir: str, tfjs_dir: str, config: Dict[str, Any]) -> str:
@@ -138,9 +185,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", default="build/extension")
     parser.add_argument("--model_dir", help="a pushed version folder (default: the newest)")
     parser.add_argument("--text_feature", help="the raw feature carrying the statement")
+    parser.add_argument("--full_model", action="store_true",
+                        help="bundle the Trainer's TF.js export as is, not its statement-only specialisation")
     args = parser.parse_args(argv)
     try:
-        out = build(load_config(args.config, require_data=False), args.out, args.model_dir, args.text_feature)
+        out = build(load_config(args.config, require_data=False), args.out, args.model_dir, args.text_feature,
+                    full_model=args.full_model)
     except ExtensionBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,10 +1,13 @@
 """The extension, bundled with a small text model, scores like the SavedModel.
 
-A small model built here (statement text + a party input) uses the same op
-families as the real text models (regex normalisation, whitespace split,
-hashing, embeddings, a constant-initialised vocabulary table), so the
-extension's plumbing (bundling, TF.js in the service worker, selection and
-page paths) is tested in seconds, independently of any pipeline run.
+A small model built here (statement text + party and state inputs) uses the
+same op families as the real text models (regex normalisation, whitespace
+split, hashing, embeddings, constant-initialised vocabulary tables, a wide sum
+and a deep concatenation of per-feature vectors), so the extension's plumbing
+(bundling, the statement-only specialisation, TF.js in the service worker,
+selection and page paths) is tested in seconds, independently of any pipeline
+run. Both bundles (the Trainer's TF.js export as is, and its statement-only
+specialisation) must give the SavedModel's scores with the metadata missing.
 """
 import json
 import os
@@ -26,7 +29,9 @@ STATEMENTS = [
 ]
 BUCKETS = 97
 SIGNATURE = {"statement": tf.TensorSpec([None], tf.string, name="statement"),
-             "party": tf.TensorSpec([None], tf.string, name="party")}
+             "party": tf.TensorSpec([None], tf.string, name="party"),
+             "state": tf.TensorSpec([None], tf.string, name="state")}
+CLASSES = ["pants-fire", "false", "barely-true", "half-true", "mostly-true", "true"]
 
 
 class TinyTextModel(tf.Module):
@@ -34,9 +39,13 @@ class TinyTextModel(tf.Module):
         super().__init__()
         self.embeddings = tf.Variable(tf.random.stateless_normal([BUCKETS, 8], seed=[1, 2]))
         self.party_embeddings = tf.Variable(tf.random.stateless_normal([3, 8], seed=[3, 4]))
-        self.weights = tf.Variable(tf.random.stateless_normal([8, 6], seed=[5, 6]))
+        self.state_embeddings = tf.Variable(tf.random.stateless_normal([3, 4], seed=[7, 8]))
+        self.weights = tf.Variable(tf.random.stateless_normal([8 + 8 + 4 + 4, 6], seed=[5, 6]))
         self.parties = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(["democrat", "republican"]),
+                                                tf.constant([0, 1], tf.int64)), default_value=2)
+        self.states = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(["ohio", "texas"]),
                                                 tf.constant([0, 1], tf.int64)), default_value=2)
 
     @tf.function(input_signature=[SIGNATURE])
@@ -60,7 +69,14 @@ class TinyTextModel(tf.Module):
         counts = tf.reduce_sum(membership, axis=0)
         text_vector = summed / tf.maximum(counts, 1.0)[:, None]
         party = tf.gather(self.party_embeddings, self.parties.lookup(inputs["party"]))
-        return {"outputs": tf.nn.softmax(tf.matmul(text_vector + party, self.weights))}
+        state = tf.gather(self.state_embeddings, self.states.lookup(inputs["state"]))
+        # A masked sum over a token-like axis (rewritten as a matmul for TF.js).
+        halves = tf.reshape(text_vector, [-1, 2, 4])
+        mask = tf.cast(tf.greater(tf.reshape(summed, [-1, 2, 4])[:, :, :1], 0.0), tf.float32)
+        pooled = tf.reduce_sum(halves * mask, axis=1)
+        # A wide sum and a deep concatenation: the two ways metadata meets the text.
+        features = tf.concat([text_vector + party, party, state, pooled], axis=1)
+        return {"outputs": tf.nn.softmax(tf.matmul(features, self.weights))}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +84,8 @@ def tiny_model(tmp_path_factory):
     from tensorflowjs.converters import tf_saved_model_conversion_v2
 
     base = tmp_path_factory.mktemp("tiny")
-    model_dir, edge_dir = str(base / "1"), str(base / "edge")
+    model_dir = str(base / "1")
+    edge_dir = os.path.join(model_dir, browser_extension.EDGE_SAVED_MODEL_SUBDIR)
     module = TinyTextModel()
     tf.saved_model.save(module, model_dir, signatures={"serving_default": module.serve})
     tf.saved_model.save(module, edge_dir, signatures={"serving_default": module.edge})
@@ -80,14 +97,20 @@ def tiny_model(tmp_path_factory):
 
 def saved_model_scores(model_dir, statements):
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    out = serve(statement=tf.constant(statements), party=tf.constant([""] * len(statements)))
-    return out["outputs"].numpy()
+    missing = tf.constant([""] * len(statements))
+    return serve(statement=tf.constant(statements), party=missing, state=missing)["outputs"].numpy()
+
+
+def _config(model_dir):
+    return {"model": "tiny", "model_version": "1", "text_feature": "statement", "ascii_lowercase": True,
+            "inputs": browser_extension.signature_inputs(model_dir), "classes": CLASSES}
 
 
 def test_signature_inputs_are_read_from_the_saved_model(tiny_model):
     model_dir, _ = tiny_model
     assert browser_extension.signature_inputs(model_dir) == [
-        {"name": "party", "dtype": "string"}, {"name": "statement", "dtype": "string"}]
+        {"name": "party", "dtype": "string"}, {"name": "state", "dtype": "string"},
+        {"name": "statement", "dtype": "string"}]
 
 
 def test_bundle_refuses_a_model_without_tfjs_export(tmp_path):
@@ -95,12 +118,16 @@ def test_bundle_refuses_a_model_without_tfjs_export(tmp_path):
         browser_extension.bundle(str(tmp_path / "ext"), str(tmp_path / "none"), {})
 
 
-def test_extension_scores_equal_the_saved_model(tiny_model, tmp_path):
+def _bundle(kind, model_dir, tfjs_dir, out_dir):
+    if kind == "full":
+        return browser_extension.bundle(out_dir, tfjs_dir, _config(model_dir))
+    return browser_extension.bundle_statement_only(out_dir, model_dir, _config(model_dir))
+
+
+@pytest.mark.parametrize("kind", ["full", "statement_only"])
+def test_extension_scores_equal_the_saved_model(kind, tiny_model, tmp_path):
     model_dir, tfjs_dir = tiny_model
-    config = {"model": "tiny", "model_version": "1", "text_feature": "statement", "ascii_lowercase": True,
-              "inputs": browser_extension.signature_inputs(model_dir),
-              "classes": ["pants-fire", "false", "barely-true", "half-true", "mostly-true", "true"]}
-    extension = browser_extension.bundle(str(tmp_path / "extension"), tfjs_dir, config)
+    extension = _bundle(kind, model_dir, tfjs_dir, str(tmp_path / "extension"))
     assert json.load(open(os.path.join(extension, "manifest.json")))["manifest_version"] == 3
 
     result = drive_extension(extension, STATEMENTS, tmp_path)
@@ -109,5 +136,41 @@ def test_extension_scores_equal_the_saved_model(tiny_model, tmp_path):
     page = np.array([r["raw"] for r in result["page"]])
     np.testing.assert_allclose(page, expected, atol=1e-4)
     np.testing.assert_allclose(result["selection"]["raw"], expected[0], atol=1e-4)
-    assert result["selection"]["label"] == config["classes"][int(np.argmax(expected[0]))]
+    assert result["selection"]["label"] == CLASSES[int(np.argmax(expected[0]))]
     assert result["latency"]["median_ms"] > 0
+
+
+def test_statement_only_bundle_reads_only_the_statement(tiny_model, tmp_path):
+    """The bundled graph has no metadata input left, and the config says what it was made from."""
+    model_dir, tfjs_dir = tiny_model
+    extension = browser_extension.bundle_statement_only(str(tmp_path / "extension"), model_dir,
+                                                        _config(model_dir))
+    with open(os.path.join(extension, "model", "extension_config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["inputs"] == [{"name": "statement", "dtype": "string"}]
+    made = config["tfjs_model"]
+    assert made["kind"] == "statement_only" and made["model_version"] == "1"
+    assert made["source"] == browser_extension.EDGE_SAVED_MODEL_SUBDIR
+    assert made["fixed_inputs"] == {"party": {"dtype": "string", "value": ""},
+                                    "state": {"dtype": "string", "value": ""}}
+    assert made["graph_nodes"]["statement_only"] < made["graph_nodes"]["edge_model"]
+    edge_dir = os.path.join(model_dir, browser_extension.EDGE_SAVED_MODEL_SUBDIR)
+    assert made["source_fingerprint"] == str(
+        tf.saved_model.experimental.read_fingerprint(edge_dir).saved_model_checksum)
+
+    def placeholders(path):
+        with open(os.path.join(path, "model.json"), encoding="utf-8") as f:
+            nodes = json.load(f)["modelTopology"]["node"]
+        return {n["name"] for n in nodes if n["op"] == "Placeholder" and n["attr"]["dtype"]["type"] == "DT_STRING"}
+
+    assert placeholders(tfjs_dir) == {"statement", "party", "state"}
+    assert placeholders(os.path.join(extension, "model")) == {"statement"}
+    with open(os.path.join(extension, "model", "model.json"), encoding="utf-8") as f:
+        ops = {n["op"] for n in json.load(f)["modelTopology"]["node"]}
+    assert "BatchMatMulV2" in ops and "Mul" not in ops  # the masked sum runs as a matmul
+
+
+def test_statement_only_bundle_refuses_a_model_without_edge_saved_model(tmp_path):
+    with pytest.raises(browser_extension.ExtensionBuildError, match="edge_saved_model.*--full_model"):
+        browser_extension.bundle_statement_only(str(tmp_path / "ext"), str(tmp_path / "none"),
+                                                {"text_feature": "statement", "inputs": []})
