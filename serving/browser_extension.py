@@ -23,7 +23,8 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from pipeline.config import PipelineConfig, load_config
+from pipeline.cli_args import add_config_arguments
+from pipeline.config import ConfigError, PipelineConfig, load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
@@ -181,7 +182,7 @@ def bundle(out_dir: str, tfjs_dir: str, config: Dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/liar.yaml")
+    add_config_arguments(parser, tune_flag=False)
     parser.add_argument("--out", default="build/extension")
     parser.add_argument("--model_dir", help="a pushed version folder (default: the newest)")
     parser.add_argument("--text_feature", help="the raw feature carrying the statement")
@@ -189,9 +190,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="bundle the Trainer's TF.js export as is, not its statement-only specialisation")
     args = parser.parse_args(argv)
     try:
-        out = build(load_config(args.config, require_data=False), args.out, args.model_dir, args.text_feature,
-                    full_model=args.full_model)
-    except ExtensionBuildError as error:
+        cfg = load_config(args.config, args.overrides, require_data=False)
+        out = build(cfg, args.out, args.model_dir, args.text_feature, full_model=args.full_model)
+    except (ConfigError, ExtensionBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"extension written to {out}: load it unpacked (chrome://extensions, developer mode)")

@@ -138,3 +138,15 @@ def test_class_names_follow_the_trained_label(data_dir):
     assert six_way.class_names == liar_fixture.CLASSES and six_way.num_classes == 6
     binary = load_config(os.path.join(REPO_ROOT, "configs", "liar-binary.yaml"), fixture_overrides(data_dir))
     assert binary.class_names == ["not truthful", "truthful"] and binary.num_classes == 2
+
+
+def test_extension_cli_takes_overrides_and_names_what_is_missing(tmp_path, capsys):
+    """`python -m serving.browser_extension --config ... --set ...`, on a host without the data."""
+    from serving.browser_extension import main
+
+    empty = tmp_path / "serving"
+    code = main(["--config", LIAR_CONFIG, "--set", f"serving.push_dir={empty}", "--set", "data.path=/nonexistent",
+                 "--out", str(tmp_path / "extension")])
+    assert code == 2 and f"{empty}/liar: no pushed model" in capsys.readouterr().err
+    assert main(["--config", LIAR_CONFIG, "--set", "serving.no_such_key=1"]) == 2
+    assert "serving.no_such_key" in capsys.readouterr().err
