@@ -518,8 +518,9 @@ def _check_semantics(cfg: PipelineConfig, path: str, require_data: bool = True) 
     names = [f.name for f in cfg.features]
     if not names:
         fail("features", "at least one feature", [])
-    if _repeated(names):
-        fail("features", "unique feature names", _repeated(names))
+    repeated = _repeated(names)
+    if repeated:
+        fail("features", "unique feature names", repeated)
     if cfg.label.column in names or cfg.label.column in {f.column for f in cfg.features}:
         fail("label.column", "a column that is not also a feature (label leakage)", cfg.label.column)
     for i, f in enumerate(cfg.features):
@@ -718,8 +719,9 @@ def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
     columns = [c.name for c in data.columns]
     if not columns:
         fail("data.columns", "the names and dtypes of the file's columns, in order", [])
-    if _repeated(columns):
-        fail("data.columns", "unique column names", _repeated(columns))
+    repeated = _repeated(columns)
+    if repeated:
+        fail("data.columns", "unique column names", repeated)
     dtypes = {c.name: c.dtype for c in data.columns}
     for i, f in enumerate(cfg.features):
         if f.column not in dtypes:

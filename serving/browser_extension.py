@@ -98,13 +98,14 @@ def text_is_lowercased(model_dir: str, text_input: str) -> bool:
 
 def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optional[str] = None) -> Dict[str, Any]:
     """What scorer.js needs to feed the model: inputs, the text input, classes."""
+    text = text_feature(cfg, text_override)
     return {
         "model": cfg.serving.model_name,
         "model_version": os.path.basename(os.path.normpath(model_dir)),
-        "text_feature": text_feature(cfg, text_override),
+        "text_feature": text,
         # The edge model takes lower-cased text (TF.js has no StringLower op): the
         # Trainer's edge signature says which inputs (trainer.edge_export).
-        "ascii_lowercase": text_is_lowercased(model_dir, text_feature(cfg, text_override)),
+        "ascii_lowercase": text_is_lowercased(model_dir, text),
         "inputs": signature_inputs(model_dir),
         "classes": cfg.class_names,
     }

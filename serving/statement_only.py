@@ -175,18 +175,7 @@ class _Frozen:
 
 def _prune(graph_def: tf.compat.v1.GraphDef, output: str) -> tf.compat.v1.GraphDef:
     """Only the nodes ``output`` needs (data and control edges)."""
-    nodes = {n.name: n for n in graph_def.node}
-    keep, stack = set(), [output]
-    while stack:
-        name = stack.pop()
-        if name not in keep:
-            keep.add(name)
-            stack.extend(_name(i) for i in nodes[name].input)
-    pruned = tf.compat.v1.GraphDef()
-    pruned.versions.CopyFrom(graph_def.versions)
-    pruned.library.CopyFrom(graph_def.library)
-    pruned.node.extend(n for n in graph_def.node if n.name in keep)
-    return pruned
+    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [output])
 
 
 def _static_shapes(graph_def: tf.compat.v1.GraphDef) -> Dict[str, tf.TensorShape]:
