@@ -18,11 +18,8 @@ the batch; anything else is refused with the tensor's name. Per-row constants
 are repeated over the batch (``Tile``), except where the reader broadcasts
 anyway (elementwise ops: the single row is fed, and grappler then folds chains
 like ``((x + c1) + c2)`` into one add) or concatenates several of them (merged
-into one constant). One more rewrite is for TF.js's CPU kernels, not the
-specialisation: a masked sum over tokens becomes a batched matmul
-(``masked_sums_as_matmuls``). The result is saved as a SavedModel, checked
-against the edge model on probe statements, and converted by the same TF.js
-converter.
+into one constant). The result is saved as a SavedModel, checked against the
+edge model on probe statements, and converted by the same TF.js converter.
 """
 from __future__ import annotations
 
@@ -178,77 +175,6 @@ def _prune(graph_def: tf.compat.v1.GraphDef, output: str) -> tf.compat.v1.GraphD
     return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [output])
 
 
-def _static_shapes(graph_def: tf.compat.v1.GraphDef) -> Dict[str, tf.TensorShape]:
-    """Every tensor's static shape (TensorFlow's shape inference on the imported graph)."""
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
-    return {t.name: t.shape for op in graph.get_operations() for t in op.outputs}
-
-
-def masked_sums_as_matmuls(graph_def: tf.compat.v1.GraphDef,
-                           shapes: Dict[str, tf.TensorShape]) -> Tuple[tf.compat.v1.GraphDef, int]:
-    """``Sum(x[n, L, d] * mask[n, L, 1], axis=1)`` as one batched matmul ``mask^T @ x``.
-
-    Why: a masked sum over tokens (the text embeddings' pooling) multiplies with a broadcast
-    mask, which TF.js's CPU backend does index by index (~0.3 us per element: two such
-    products were a fifth of a statement's time); its matmul runs the same sum as a plain
-    loop. Only a Mul read by that Sum alone, with static ranks 3, the mask's last dimension 1
-    and equal static token lengths, is rewritten. Returns the graph and how many were.
-    """
-    nodes = {n.name: n for n in graph_def.node}
-    readers: Dict[str, int] = {}
-    for node in graph_def.node:
-        for ref in node.input:
-            readers[_name(ref)] = readers.get(_name(ref), 0) + 1
-    out = tf.compat.v1.GraphDef()
-    out.CopyFrom(graph_def)
-    rewritten = 0
-    for node in list(out.node):
-        if node.op != "Sum" or len(node.input) != 2 or node.attr["T"].type != tf.float32.as_datatype_enum:
-            continue
-        mul, axis = nodes.get(_name(node.input[0])), nodes.get(_name(node.input[1]))
-        if mul is None or mul.op != "Mul" or readers.get(mul.name) != 1 or axis is None or axis.op != "Const":
-            continue
-        if tf.make_ndarray(axis.attr["value"].tensor).reshape(-1).tolist() not in ([1], [-2]):
-            continue
-        a, b = (shapes.get(_tensor(r)) for r in mul.input[:2])
-        if a is None or b is None or a.rank != 3 or b.rank != 3:
-            continue
-        if b[2] == 1 and a[2] is not None:
-            mask, values, depth = mul.input[1], mul.input[0], a[2]
-        elif a[2] == 1 and b[2] is not None:
-            mask, values, depth = mul.input[0], mul.input[1], b[2]
-        else:
-            continue
-        if a[1] is None or a[1] != b[1]:
-            continue
-        dtype = node.attr["T"].type
-        keep_dims = node.attr["keep_dims"].b
-        matmul_name = node.name + ("/as_matmul" if not keep_dims else "")
-        matmul = out.node.add(name=matmul_name, op="BatchMatMulV2") if not keep_dims else node
-        if keep_dims:
-            node.ClearField("attr")
-            node.op = "BatchMatMulV2"
-        del matmul.input[:]
-        matmul.input.extend([mask, values])
-        matmul.attr["T"].type = dtype
-        matmul.attr["adj_x"].b = True
-        matmul.attr["adj_y"].b = False
-        if not keep_dims:  # [n, 1, d] -> [n, d], under the Sum's name so its readers are unchanged
-            shape = out.node.add(name=node.name + "/as_matmul_shape", op="Const")
-            shape.attr["dtype"].type = tf.int32.as_datatype_enum
-            shape.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.array([-1, depth], np.int32)))
-            node.ClearField("attr")
-            node.op = "Reshape"
-            del node.input[:]
-            node.input.extend([matmul_name, shape.name])
-            node.attr["T"].type = dtype
-            node.attr["Tshape"].type = tf.int32.as_datatype_enum
-        rewritten += 1
-    return out, rewritten
-
-
 def _concat_axis(nodes: Dict[str, tf.compat.v1.NodeDef], node: tf.compat.v1.NodeDef) -> Optional[int]:
     """The constant axis of a ConcatV2 node, or None when it is computed."""
     axis = nodes.get(_name(node.input[-1]))
@@ -357,8 +283,6 @@ def specialise(edge_saved_model_dir: str, text_input: str, out_dir: str) -> Spec
             f"{edge_saved_model_dir}: no input {text_input!r} (inputs: {sorted(frozen.specs)})")
     text_spec = frozen.specs[text_input]
     pruned, stand_ins, frontier = _rewire(frozen, text_input)
-    pruned, _ = masked_sums_as_matmuls(pruned, _static_shapes(frozen.graph_def))
-    pruned = _prune(pruned, _name(frozen.output))  # the rewritten Muls are no longer read
     text_tensor = f"{frozen.placeholders[text_input]}:0"
     used = {n.name for n in pruned.node}
     handles = {k: h for k, h in frozen.handles.items() if _name(k) in used}

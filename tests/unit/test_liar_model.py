@@ -33,6 +33,15 @@ def test_bag_mean_ignores_padding_and_empty_bags_are_zero():
     np.testing.assert_allclose(out[2], table[1], rtol=1e-6)
 
 
+def test_bag_mean_pools_with_one_matmul_not_a_broadcast_product():
+    """TF.js's CPU backend runs a broadcast product index by index (the extension's
+    latency); the pooling must reach it as a matmul."""
+    layer = BagMean(5, 2)
+    traced = tf.function(layer).get_concrete_function(tf.TensorSpec([None, 3], tf.int64))
+    ops = {op.type for op in traced.graph.get_operations()}
+    assert "BatchMatMulV2" in ops and "Mul" not in ops
+
+
 @pytest.mark.parametrize("num_classes, width", [(6, 6), (2, 1)])
 def test_multiclass_and_binary_models_train(num_classes, width):
     model = build_model(INPUTS, HP, num_classes)
