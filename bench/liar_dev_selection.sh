@@ -6,7 +6,10 @@
 #
 #   LIAR_DIR=/path/to/liar bench/liar_dev_selection.sh [work_dir]
 #
-# Variants are config overrides (--set); edit VARIANTS to try others.
+# Variants are config overrides (--set); edit VARIANTS to try others. For trainer-only
+# variants, bench/trainer_sweep.py is faster and seed-aware: it reuses this script's
+# $work_dir/base/runs/liar/pipeline_root (its Transform output) and trains each variant
+# with several seeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 liar_dir=${LIAR_DIR:-../shared/datasets/liar}

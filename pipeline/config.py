@@ -153,6 +153,9 @@ class TrainerConfig:
     num_layers: int = 2
     embedding_dim: int = 8
     dropout: float = 0.1
+    # Epochs without a better eval loss before training stops and the best epoch's
+    # weights return. 0: no early stopping, train_steps exactly; then the eval split
+    # picks nothing (use it when the eval split is the one the figures are reported on).
     early_stopping_patience: int = 3
     seed: int = 42
     # Train for requests that carry only some features (a browser page has no
@@ -542,6 +545,9 @@ def _check_semantics(cfg: PipelineConfig, path: str, require_data: bool = True) 
         fail("trainer.learning_rate", "a number between 0 and 1", cfg.trainer.learning_rate)
     if not 0 <= cfg.trainer.dropout < 1:
         fail("trainer.dropout", "a number in [0, 1)", cfg.trainer.dropout)
+    if cfg.trainer.early_stopping_patience < 0:
+        fail("trainer.early_stopping_patience", "0 (off) or a positive number of epochs",
+             cfg.trainer.early_stopping_patience)
     if cfg.tuner.max_trials < 1 or cfg.tuner.trial_steps < 1:
         fail("tuner.max_trials/trial_steps", "positive integers",
              (cfg.tuner.max_trials, cfg.tuner.trial_steps))

@@ -59,18 +59,21 @@ def train(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
           train_patterns: Iterable[str], eval_patterns: Iterable[str],
           hparams: Optional[HyperParameters] = None, train_steps: Optional[int] = None,
           log_dir: Optional[str] = None) -> tf.keras.Model:
-    """Fits the model with a fixed seed and early stopping on the eval loss."""
+    """Fits the model with a fixed seed and, unless ``early_stopping_patience`` is 0,
+    early stopping on the eval loss (the best epoch's weights are kept)."""
     tf.keras.utils.set_random_seed(cfg.trainer.seed)
     hparams = hparams or HyperParameters.from_trainer_config(cfg.trainer)
     steps = train_steps or cfg.trainer.train_steps
     train_ds, eval_ds = datasets(cfg, tf_transform_output, train_patterns, eval_patterns)
     model = build_for(cfg, tf_transform_output, hparams)
-    callbacks = [tf.keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=cfg.trainer.early_stopping_patience, restore_best_weights=True)]
+    callbacks = [_EpochLogger()]
+    if cfg.trainer.early_stopping_patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.trainer.early_stopping_patience, restore_best_weights=True))
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
     epochs = min(_EPOCHS, steps)
     model.fit(train_ds, steps_per_epoch=max(1, steps // epochs), epochs=epochs,
               validation_data=eval_ds, validation_steps=cfg.trainer.eval_steps,
-              callbacks=callbacks + [_EpochLogger()], verbose=0)
+              callbacks=callbacks, verbose=0)
     return model

@@ -48,6 +48,8 @@ def _write(tmp_path, mutate):
     (lambda r: r["trainer"].update(train_steps="many"), "trainer.train_steps", "expected an integer"),
     (lambda r: r["trainer"].update(train_steps=0), "trainer.train_steps", "positive integer"),
     (lambda r: r["trainer"].update(epochs=3), "trainer.epochs", "unknown key"),
+    (lambda r: r["trainer"].update(early_stopping_patience=-1), "trainer.early_stopping_patience",
+     "0 (off)"),
     (lambda r: r.pop("label"), "label", "required but missing"),
     (lambda r: r["label"].update(kind="regression"), "label.kind", "expected one of"),
     (lambda r: r["features"][0].update(kind="numeric", dtype="string"), "features[0].dtype", "int or float"),

@@ -1,4 +1,5 @@
 """Model, training step and export, on a real Transform output of a few rows."""
+import dataclasses
 import json
 import os
 
@@ -13,7 +14,7 @@ from tests.conftest import ROWS
 from trainer import features, preprocessing
 from trainer.export import OUTPUT_KEY, export_serving_model
 from trainer.model import HyperParameters
-from trainer.train import build_for, vocabulary_sizes
+from trainer.train import build_for, train, vocabulary_sizes
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,30 @@ def test_one_training_step_lowers_the_loss(taxi_config, transform_output):
     model.train_on_batch(x, y)
     after = model.evaluate(x, y, verbose=0)[0]
     assert after < before
+
+
+def _write_transformed(rows, spec, path):
+    """Transformed rows as the gzipped tf.Examples Transform writes."""
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            feature = {}
+            for key, value in row.items():
+                values = np.asarray(value).reshape(-1)
+                if spec[key].dtype == tf.int64:
+                    feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values.tolist()))
+                else:
+                    feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def test_patience_zero_trains_every_step_without_early_stopping(taxi_config, transform_output, tmp_path):
+    tft_output, rows = transform_output
+    path = str(tmp_path / "rows.gz")
+    _write_transformed(rows, tft_output.transformed_feature_spec(), path)
+    cfg = dataclasses.replace(taxi_config, trainer=dataclasses.replace(
+        taxi_config.trainer, early_stopping_patience=0, batch_size=8, eval_steps=1))
+    model = train(cfg, tft_output, [path], [path], train_steps=30)
+    assert int(model.optimizer.iterations.numpy()) == 30
 
 
 def test_hyperparameters_update_ignores_unknown_keys(taxi_config):
