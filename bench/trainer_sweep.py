@@ -1,19 +1,21 @@
 """Trainer variants on a finished run's Transform output, several seeds each.
 
-Why: one training of the LIAR model moves binary accuracy by about +-0.015
+Why: one training of the LIAR model moves binary accuracy by about +-0.01
 from seed to seed, more than most config changes, and a whole pipeline run
-per variant (``bench/liar_dev_selection.sh``) costs minutes. This reuses the
-Transform output of one run and trains each variant with ``trainer.train``
-(the Trainer's own code) for every seed, so a change is judged by its mean
-over seeds, in about 10 s per training. Scores come from
-``components.error_analysis.analyse``, the ErrorAnalysis component's figures.
+per variant costs minutes. This reuses the Transform output of one run and
+trains each variant with ``trainer.train`` (the Trainer's own code) for every
+seed, so a change is judged by its mean over seeds, in about 10 s per training.
+Scores come from ``components.error_analysis.analyse``, the ErrorAnalysis
+component's figures. ``bench/liar_cv.py`` runs it on every fold of a
+cross-validation of the training file.
 
-Run it on a dev-split run (its eval split carved from the training file, as
-``bench/liar_dev_selection.sh`` makes), never on the split the README reports::
+Run it on a run whose eval split is carved from the training file (a fold of
+``bench/liar_cv.py``), never on the split the README reports::
 
     .venv/bin/python bench/trainer_sweep.py --config configs/liar.yaml \\
-        --pipeline_root /tmp/liar_dev/base/runs/liar/pipeline_root \\
-        --variant base= --variant dropout_0.6=trainer.dropout=0.6 --seeds 42,1,2,3,4
+        --pipeline_root /tmp/liar_cv/fold_0/runs/liar/pipeline_root \\
+        --set data.path=/tmp/liar_cv/fold_0/data --set "data.path_env=''" \\
+        --variant base= --variant dropout_0.3=trainer.dropout=0.3 --seeds 42,1,2,3,4
 
 A variant is ``name=override;override`` (``--set`` syntax); every variant also
 gets the run's data overrides from ``--set``. Prints per variant the mean and
@@ -41,10 +43,12 @@ import tensorflow_transform as tft  # noqa: E402
 
 from components.error_analysis import analyse  # noqa: E402
 from pipeline.config import PipelineConfig, load_config  # noqa: E402
-from trainer import data, features  # noqa: E402
-from trainer.train import train  # noqa: E402
+from trainer import data, feature_dropout, features  # noqa: E402
+from trainer.train import train, vocabulary_sizes  # noqa: E402
 
-FIGURES = ("accuracy", "macro_f1", "binary_accuracy")
+# kept_only_binary: binary accuracy with only trainer.feature_dropout_keep (the statement),
+# as the browser extension asks
+FIGURES = ("accuracy", "macro_f1", "binary_accuracy", "kept_only_binary")
 
 
 def latest_transform(pipeline_root: str) -> Tuple[str, str]:
@@ -69,6 +73,16 @@ def eval_batches(cfg: PipelineConfig, tf_transform_output, examples_dir: str) ->
     return batches, np.concatenate(labels).astype(np.int64)
 
 
+def kept_only(cfg: PipelineConfig, tf_transform_output, batches: List[dict]) -> List[dict]:
+    """``batches`` as a request with only ``trainer.feature_dropout_keep`` (the statement)
+    would reach the model: every other input set to what Transform makes of a missing value."""
+    inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
+    missing = feature_dropout.missing_row(cfg, tf_transform_output)
+    blanked = set(feature_dropout.dropped_keys(cfg, inputs)) & set(missing)
+    return [{k: tf.broadcast_to(tf.cast(missing[k], v.dtype), tf.shape(v)) if k in blanked else v
+             for k, v in batch.items()} for batch in batches]
+
+
 def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pipeline_root: str
                 ) -> Dict[str, object]:
     """Figures per seed and of the averaged outputs for one variant."""
@@ -84,7 +98,13 @@ def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pip
                       [os.path.join(examples_dir, "Split-eval", "*")])
         probabilities = np.concatenate([model.predict_on_batch(x) for x in batches])
         outputs.append(probabilities)
-        per_seed.append(analyse(cfg, probabilities, labels))
+        figures = analyse(cfg, probabilities, labels)
+        figures["kept_only_binary"] = None
+        if cfg.trainer.feature_dropout_keep:
+            reduced = np.concatenate([model.predict_on_batch(x) for x in kept_only(cfg, tf_transform_output, batches)])
+            kept = analyse(cfg, reduced, labels)
+            figures["kept_only_binary"] = kept.get("binary_accuracy", kept["accuracy"])
+        per_seed.append(figures)
         tf.keras.backend.clear_session()
     return {"per_seed": per_seed, "averaged": analyse(cfg, np.mean(outputs, axis=0), labels)}
 

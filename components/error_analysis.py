@@ -53,7 +53,7 @@ def analyse(cfg, probabilities: np.ndarray, labels: np.ndarray) -> Dict[str, obj
     """Scores of one set of predictions, with the binary fold of a multi-class label."""
     predictions = cm.predicted_classes(probabilities)
     if cfg.num_classes > 2 and cfg.label.positive_classes:
-        positive = [list(cfg.label.classes).index(c) for c in cfg.label.positive_classes]
+        positive = cfg.label.positive_class_ids
         return cm.scores(labels, predictions, cfg.num_classes, cm.fold(labels, positive),
                          (cm.positive_probability(probabilities, positive) > 0.5).astype(np.int64))
     return cm.scores(labels, predictions, cfg.num_classes)

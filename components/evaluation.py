@@ -35,7 +35,7 @@ def _metrics_specs(cfg: PipelineConfig) -> List[tfma.MetricsSpec]:
 def _folded_rates(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
     if not (cfg.evaluation.fairness_features and cfg.label.positive_classes):
         return []
-    positive = [cfg.class_names.index(c) for c in cfg.label.positive_classes]
+    positive = cfg.label.positive_class_ids
     return [tfma.MetricConfig(class_name=FoldedRate.__name__, module=FoldedRate.__module__,
                               config=json.dumps({"positive_class_ids": positive, "rate": rate, "name": rate}))
             for rate in RATES]

@@ -61,7 +61,7 @@ def TextBaselines(
     cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="TextBaselines")
     text_col = next(f.column for f in cfg.features if f.name == cfg.evaluation.text_baseline_feature)
     classes = list(cfg.label.classes)
-    positive = [classes.index(c) for c in cfg.label.positive_classes]
+    positive = cfg.label.positive_class_ids
     splits = raw_examples.by_split(examples)
     train = splits.pop("train")
     train_labels = cm.class_ids(raw_examples.string_column(train, cfg.label.column), classes, "split train")

@@ -6,6 +6,8 @@ Kubeflow, where the project is installed in the image. The config reaches
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
@@ -39,7 +41,7 @@ def build_last_hyperparameters_resolver() -> tfx.dsl.Resolver:
 
 
 def build_trainer(cfg: PipelineConfig, transformed_examples, transform_graph,
-                  hyperparameters) -> tfx.components.Trainer:
+                  hyperparameters: Optional[tfx.dsl.Channel]) -> tfx.components.Trainer:
     return tfx.components.Trainer(
         run_fn=RUN_FN, hyperparameters=hyperparameters,
         **_fit_args(cfg, transformed_examples, transform_graph, cfg.trainer.train_steps))

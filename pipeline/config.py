@@ -110,6 +110,11 @@ class LabelConfig:
     def is_binary_fold(self) -> bool:
         return self.kind == "classes" and bool(self.positive_classes) and self.fold_to_binary
 
+    @property
+    def positive_class_ids(self) -> List[int]:
+        """Class ids of ``positive_classes`` (the binary fold of a multi-class label)."""
+        return [self.classes.index(c) for c in self.positive_classes]
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -133,8 +138,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TunerConfig:
-    """KerasTuner budget; ``enabled: false`` reuses the last best hyperparameters."""
+    """KerasTuner budget; ``enabled: false`` reuses the last best hyperparameters,
+    or, with ``reuse_last: false``, trains with the trainer section's own values
+    (a config whose hyperparameters were chosen outside the pipeline)."""
     enabled: bool = True
+    reuse_last: bool = True
     max_trials: int = 3
     trial_steps: int = 300
     learning_rates: Tuple[float, ...] = (0.003, 0.01)
@@ -153,6 +161,15 @@ class TrainerConfig:
     num_layers: int = 2
     embedding_dim: int = 8
     dropout: float = 0.1
+    # Share of a bag's ids (text tokens, multi-valued categories) each training row
+    # forgets (word dropout; trainer.model.BagMean). Inference keeps every id.
+    token_dropout: float = 0.0
+    # Momentum of an exponential moving average of the weights that replaces them
+    # when training ends (0: off; e.g. 0.99 averages about the last 100 steps).
+    weight_averaging: float = 0.0
+    # Members (seeds seed, seed + 1, ...) trained and fused into one model whose
+    # logits are their mean, with a single member's graph (trainer.ensemble).
+    ensemble_size: int = 1
     # Epochs without a better eval loss before training stops and the best epoch's
     # weights return. 0: no early stopping, train_steps exactly; then the eval split
     # picks nothing (use it when the eval split is the one the figures are reported on).
@@ -163,6 +180,9 @@ class TrainerConfig:
     # every feature outside feature_dropout_keep as missing.
     feature_dropout_share: float = 0.0
     feature_dropout_keep: Tuple[str, ...] = ()
+    # Multi-class labels with label.positive_classes: add this weight x the binary
+    # cross-entropy of the folded probability to the loss (trainer.model.FoldedCrossEntropy).
+    fold_loss_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -538,13 +558,24 @@ def _check_semantics(cfg: PipelineConfig, path: str, require_data: bool = True) 
              sorted(unknown_pos))
     _check_data(cfg, fail, require_data)
     for key in ("train_steps", "eval_steps", "batch_size", "hidden_units", "num_layers",
-                "embedding_dim"):
+                "embedding_dim", "ensemble_size"):
         if getattr(cfg.trainer, key) < 1:
             fail(f"trainer.{key}", "a positive integer", getattr(cfg.trainer, key))
     if not 0 < cfg.trainer.learning_rate < 1:
         fail("trainer.learning_rate", "a number between 0 and 1", cfg.trainer.learning_rate)
-    if not 0 <= cfg.trainer.dropout < 1:
-        fail("trainer.dropout", "a number in [0, 1)", cfg.trainer.dropout)
+    for key in ("dropout", "token_dropout", "weight_averaging"):
+        if not 0 <= getattr(cfg.trainer, key) < 1:
+            fail(f"trainer.{key}", "a number in [0, 1)", getattr(cfg.trainer, key))
+    # Keras starts the average at the initial weights, without bias correction.
+    if cfg.trainer.weight_averaging ** cfg.trainer.train_steps > 0.01:
+        fail("trainer.weight_averaging", "a momentum whose average forgets the initial weights "
+             f"within trainer.train_steps ({cfg.trainer.train_steps}): momentum^train_steps <= 0.01",
+             cfg.trainer.weight_averaging)
+    if cfg.trainer.fold_loss_weight < 0:
+        fail("trainer.fold_loss_weight", "a weight >= 0", cfg.trainer.fold_loss_weight)
+    if cfg.trainer.fold_loss_weight and (cfg.num_classes < 3 or not cfg.label.positive_classes):
+        fail("trainer.fold_loss_weight", "0 unless the model trains on several classes "
+             "with label.positive_classes and label.fold_to_binary: false", cfg.trainer.fold_loss_weight)
     if cfg.trainer.early_stopping_patience < 0:
         fail("trainer.early_stopping_patience", "0 (off) or a positive number of epochs",
              cfg.trainer.early_stopping_patience)

@@ -42,12 +42,13 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     transformed = transform.outputs["transformed_examples"]
     transform_graph = transform.outputs["transform_graph"]
 
+    hyperparameter_sources, hyperparameters = [], None
     if tune:
-        hyperparameter_source = build_tuner(cfg, transformed, transform_graph)
-        hyperparameters = hyperparameter_source.outputs["best_hyperparameters"]
-    else:
-        hyperparameter_source = build_last_hyperparameters_resolver()
-        hyperparameters = hyperparameter_source.outputs["hyperparameters"]
+        hyperparameter_sources = [build_tuner(cfg, transformed, transform_graph)]
+        hyperparameters = hyperparameter_sources[0].outputs["best_hyperparameters"]
+    elif cfg.tuner.reuse_last:
+        hyperparameter_sources = [build_last_hyperparameters_resolver()]
+        hyperparameters = hyperparameter_sources[0].outputs["hyperparameters"]
     trainer = build_trainer(cfg, transformed, transform_graph, hyperparameters)
     model = trainer.outputs["model"]
 
@@ -71,7 +72,7 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_importer, example_validator, anomalies_gate,
-                    transform, hyperparameter_source, trainer, baselines, baseline_model,
+                    transform, *hyperparameter_sources, trainer, baselines, baseline_model,
                     evaluator, infra_validator, pusher] + analyses,
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,

@@ -6,6 +6,8 @@ dataset; ``trainer.run.run_fn`` is only the adapter from TFX's ``FnArgs``.
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import replace
 from typing import Dict, Iterable, Optional
 
 import tensorflow as tf
@@ -13,6 +15,7 @@ import tensorflow_transform as tft
 
 from pipeline.config import PipelineConfig
 from trainer import data, feature_dropout, features
+from trainer.ensemble import merge_members
 from trainer.model import HyperParameters, build_model
 
 _EPOCHS = 10  # train_steps are split into this many epochs so early stopping can act
@@ -36,7 +39,8 @@ def build_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
               hparams: HyperParameters) -> tf.keras.Model:
     """The model for this dataset's transformed features."""
     inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
-    return build_model(inputs, hparams, cfg.num_classes)
+    return build_model(inputs, hparams, cfg.num_classes, cfg.label.positive_class_ids,
+                       cfg.trainer.fold_loss_weight)
 
 
 def datasets(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
@@ -59,7 +63,28 @@ def train(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
           train_patterns: Iterable[str], eval_patterns: Iterable[str],
           hparams: Optional[HyperParameters] = None, train_steps: Optional[int] = None,
           log_dir: Optional[str] = None) -> tf.keras.Model:
-    """Fits the model with a fixed seed and, unless ``early_stopping_patience`` is 0,
+    """Fits the model; with ``trainer.ensemble_size`` > 1, that many members (seeds
+    seed, seed + 1, ...) fused into one model of the same graph (``trainer.ensemble``)."""
+    size = cfg.trainer.ensemble_size
+    if size == 1:
+        return fit_one(cfg, tf_transform_output, train_patterns, eval_patterns, hparams, train_steps, log_dir)
+    members = []
+    for k in range(size):
+        member_cfg = replace(cfg, trainer=replace(cfg.trainer, seed=cfg.trainer.seed + k))
+        member_log = os.path.join(log_dir, f"member_{k}") if log_dir else None
+        logging.info("ensemble member %d of %d (seed %d)", k + 1, size, member_cfg.trainer.seed)
+        members.append(fit_one(member_cfg, tf_transform_output, train_patterns, eval_patterns,
+                               hparams, train_steps, member_log))
+    hparams = hparams or HyperParameters.from_trainer_config(cfg.trainer)
+    inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
+    return merge_members(members, inputs, hparams, cfg.num_classes)
+
+
+def fit_one(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
+            train_patterns: Iterable[str], eval_patterns: Iterable[str],
+            hparams: Optional[HyperParameters] = None, train_steps: Optional[int] = None,
+            log_dir: Optional[str] = None) -> tf.keras.Model:
+    """Fits one model with a fixed seed and, unless ``early_stopping_patience`` is 0,
     early stopping on the eval loss (the best epoch's weights are kept)."""
     tf.keras.utils.set_random_seed(cfg.trainer.seed)
     hparams = hparams or HyperParameters.from_trainer_config(cfg.trainer)

@@ -71,6 +71,7 @@ def _liar_sample(directory):
 def _liar_overrides(root, data_dir):
     return [f"data.path={data_dir}", "data.path_env=''", f"run_dir={root}/runs",
             f"serving.push_dir={root}/serving", "trainer.train_steps=60", "trainer.eval_steps=3",
+            "trainer.weight_averaging=0.9",
             "tuner.max_trials=1", "tuner.trial_steps=10", "evaluation.min_accuracy=0.0",
             "serving.canary_requests=3", "serving.latency_budget_ms=10000"]
 

@@ -299,5 +299,8 @@ def test_liar_config_compiles_with_the_tsv_example_gen(tmp_path):
         job = json.load(f)
     tasks = _tasks(job)
     assert {"TsvExampleGen", "TextBaselines", "ErrorAnalysis", "Transform", "Trainer"} <= set(tasks)
+    # chosen outside the pipeline (tuner.reuse_last: false): no search, no earlier run's values
+    assert not {"Tuner", "latest_hyperparameters_resolver"} & set(tasks)
+    assert "hyperparameters" not in tasks["Trainer"]["inputs"].get("artifacts", {})
     args = _executors(job)["TsvExampleGen_executor"]["container"]["args"]
     assert args[args.index("--executor_class_path") + 1] == "components.tsv_example_gen.TsvExecutor"

@@ -79,6 +79,38 @@ def test_patience_zero_trains_every_step_without_early_stopping(taxi_config, tra
     assert int(model.optimizer.iterations.numpy()) == 30
 
 
+def test_ensemble_trains_each_member_and_exports_one_fused_model(taxi_config, transform_output, tmp_path):
+    """trainer.ensemble_size members fused (trainer.ensemble): one model, members x wide,
+    which exports like any other (the SavedModel's output equals the Keras model's)."""
+    tft_output, rows = transform_output
+    path = str(tmp_path / "rows.gz")
+    _write_transformed(rows, tft_output.transformed_feature_spec(), path)
+    cfg = dataclasses.replace(taxi_config, trainer=dataclasses.replace(
+        taxi_config.trainer, early_stopping_patience=0, batch_size=8, eval_steps=1, ensemble_size=3))
+    model = train(cfg, tft_output, [path], [path], train_steps=20)
+    single = build_for(taxi_config, tft_output, HyperParameters.from_trainer_config(cfg.trainer))
+    assert model.get_layer("deep_0").units == 3 * single.get_layer("deep_0").units
+    assert model.count_params() > 2 * single.count_params()
+    x, _ = _batch(rows, cfg)
+    keras_out = model.predict(x, verbose=0)
+    assert np.isfinite(keras_out).all() and np.ptp(keras_out) > 0
+    export_serving_model(model, tft_output, cfg, str(tmp_path / "serving"))
+    fn = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_tf_example"]
+    examples = [_raw_example(row).SerializeToString() for row in ROWS]
+    np.testing.assert_allclose(fn(tf.constant(examples))[OUTPUT_KEY].numpy(), keras_out, atol=1e-5)
+
+
+def _raw_example(row) -> tf.train.Example:
+    """A raw ROWS entry as the tf.Example ExampleGen would write (empty lists: absent)."""
+    def feature(values):
+        if isinstance(values[0], bytes):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        if isinstance(values[0], float):
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in row.items() if v}))
+
+
 def test_hyperparameters_update_ignores_unknown_keys(taxi_config):
     hp = HyperParameters.from_trainer_config(taxi_config.trainer).updated({"hidden_units": 7, "tuner/epochs": 2})
     assert hp.hidden_units == 7 and hp.learning_rate == taxi_config.trainer.learning_rate
