@@ -40,7 +40,7 @@ sys.path.insert(0, REPO)
 ENV = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
 os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
-from trainer_sweep import FIGURES, _parse_variant, run_variant  # noqa: E402
+from trainer_sweep import FIGURES, _parse_variant, binary_figure, run_variant  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "liar.yaml")
 
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] = None) -> int:
         for name, overrides in variants:
             result = run_variant(CONFIG, [*data_overrides(fold_dir), *overrides], seeds, root)
             figures = {f: _mean(s[f] for s in result["per_seed"]) for f in FIGURES}
-            figures["averaged_binary"] = result["averaged"]["binary_accuracy"]
+            figures["averaged_binary"] = binary_figure(result["averaged"])
             per_fold[name].append(figures)
             print(f"  {name:<20}" + "".join(f" {f}={_cell(figures[f])}" for f in (*FIGURES, "averaged_binary")),
                   flush=True)

@@ -44,7 +44,7 @@ import tensorflow_transform as tft  # noqa: E402
 from components.error_analysis import analyse  # noqa: E402
 from pipeline.config import PipelineConfig, load_config  # noqa: E402
 from trainer import data, feature_dropout, features  # noqa: E402
-from trainer.train import train, vocabulary_sizes  # noqa: E402
+from trainer.train import model_inputs_for, train  # noqa: E402
 
 # kept_only_binary: binary accuracy with only trainer.feature_dropout_keep (the statement),
 # as the browser extension asks
@@ -76,11 +76,15 @@ def eval_batches(cfg: PipelineConfig, tf_transform_output, examples_dir: str) ->
 def kept_only(cfg: PipelineConfig, tf_transform_output, batches: List[dict]) -> List[dict]:
     """``batches`` as a request with only ``trainer.feature_dropout_keep`` (the statement)
     would reach the model: every other input set to what Transform makes of a missing value."""
-    inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
+    keys = feature_dropout.dropped_keys(cfg, model_inputs_for(cfg, tf_transform_output))
     missing = feature_dropout.missing_row(cfg, tf_transform_output)
-    blanked = set(feature_dropout.dropped_keys(cfg, inputs)) & set(missing)
-    return [{k: tf.broadcast_to(tf.cast(missing[k], v.dtype), tf.shape(v)) if k in blanked else v
-             for k, v in batch.items()} for batch in batches]
+    every_row = lambda batch: tf.ones([len(next(iter(batch.values())))], tf.bool)  # noqa: E731
+    return [feature_dropout.blank_rows(batch, keys, missing, every_row(batch)) for batch in batches]
+
+
+def binary_figure(figures: Dict[str, object]) -> float:
+    """Binary accuracy: the fold's for a multi-class model, plain accuracy for a binary one."""
+    return figures.get("binary_accuracy", figures["accuracy"])
 
 
 def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pipeline_root: str
@@ -89,21 +93,22 @@ def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pip
     graph_dir, examples_dir = latest_transform(pipeline_root)
     tf_transform_output = tft.TFTransformOutput(graph_dir)
     per_seed, outputs = [], []
-    batches = labels = None
+    batches = labels = reduced_batches = None
     for seed in seeds:
         cfg = load_config(config, [*overrides, f"trainer.seed={seed}"], require_data=False)
-        if batches is None:
+        if batches is None:  # the seed changes neither the eval rows nor the kept features
             batches, labels = eval_batches(cfg, tf_transform_output, examples_dir)
+            if cfg.trainer.feature_dropout_keep:
+                reduced_batches = kept_only(cfg, tf_transform_output, batches)
         model = train(cfg, tf_transform_output, [os.path.join(examples_dir, "Split-train", "*")],
                       [os.path.join(examples_dir, "Split-eval", "*")])
         probabilities = np.concatenate([model.predict_on_batch(x) for x in batches])
         outputs.append(probabilities)
         figures = analyse(cfg, probabilities, labels)
         figures["kept_only_binary"] = None
-        if cfg.trainer.feature_dropout_keep:
-            reduced = np.concatenate([model.predict_on_batch(x) for x in kept_only(cfg, tf_transform_output, batches)])
-            kept = analyse(cfg, reduced, labels)
-            figures["kept_only_binary"] = kept.get("binary_accuracy", kept["accuracy"])
+        if reduced_batches:
+            reduced = np.concatenate([model.predict_on_batch(x) for x in reduced_batches])
+            figures["kept_only_binary"] = binary_figure(analyse(cfg, reduced, labels))
         per_seed.append(figures)
         tf.keras.backend.clear_session()
     return {"per_seed": per_seed, "averaged": analyse(cfg, np.mean(outputs, axis=0), labels)}
@@ -136,7 +141,7 @@ def main(argv: Sequence[str] = None) -> int:
                 cells.append(f"{'-':>22}")
                 continue
             cells.append(f"{statistics.mean(values):>14.4f} +-{statistics.pstdev(values):.4f}")
-        averaged = result["averaged"].get("binary_accuracy", result["averaged"]["accuracy"])
+        averaged = binary_figure(result["averaged"])
         print(f"{name:<22}" + "".join(cells) + f"{averaged:>17.4f}{time.time() - start:>6.0f}", flush=True)
     return 0
 

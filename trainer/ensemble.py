@@ -38,9 +38,6 @@ def merge_members(members: Sequence[tf.keras.Model], inputs: Sequence[ModelInput
         raise ValueError("merge_members: no members to merge")
     k = len(members)
     merged = build_model(inputs, hparams, num_classes, members=k)
-    if k == 1:
-        merged.set_weights(members[0].get_weights())
-        return merged
     layers = _weights_by_layer(members)
     embedded = deep_embedding_layers(inputs)
     for layer in merged.layers:

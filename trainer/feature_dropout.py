@@ -46,12 +46,22 @@ def apply_dropout(ds: tf.data.Dataset, keys: Iterable[str], missing: Dict[str, t
         feats, label = batch
         rows = tf.shape(label)[0]
         drop = tf.random.stateless_uniform([rows], seed=tf.stack([tf.cast(seed, tf.int64), step])) < share
-        out = dict(feats)
-        for key in keys:
-            x = feats[key]
-            fill = tf.broadcast_to(tf.cast(missing[key], x.dtype), tf.shape(x))
-            mask = tf.reshape(drop, tf.concat([[rows], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
-            out[key] = tf.where(mask, fill, x)
-        return out, label
+        return blank_rows(feats, keys, missing, drop), label
 
     return ds.enumerate().map(blank, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def blank_rows(feats: Dict[str, tf.Tensor], keys: Iterable[str], missing: Dict[str, tf.Tensor],
+               drop: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """``feats`` with ``keys`` (those ``missing`` has) set to their missing value in the
+    rows where the boolean vector ``drop`` is true."""
+    rows = tf.shape(drop)[0]
+    out = dict(feats)
+    for key in keys:
+        if key not in missing:
+            continue
+        x = feats[key]
+        fill = tf.broadcast_to(tf.cast(missing[key], x.dtype), tf.shape(x))
+        mask = tf.reshape(drop, tf.concat([[rows], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
+        out[key] = tf.where(mask, fill, x)
+    return out

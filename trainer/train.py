@@ -35,11 +35,15 @@ def vocabulary_sizes(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOu
             for f in cfg.features if features.uses_vocabulary(f)}
 
 
+def model_inputs_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput) -> list:
+    """The model's inputs (transformed keys, sizes) for this config and Transform output."""
+    return features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
+
+
 def build_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
               hparams: HyperParameters) -> tf.keras.Model:
     """The model for this dataset's transformed features."""
-    inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
-    return build_model(inputs, hparams, cfg.num_classes, cfg.label.positive_class_ids,
+    return build_model(model_inputs_for(cfg, tf_transform_output), hparams, cfg.num_classes, cfg.label.positive_class_ids,
                        cfg.trainer.fold_loss_weight)
 
 
@@ -52,9 +56,8 @@ def datasets(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
     seed, batch = cfg.trainer.seed, cfg.trainer.batch_size
     train_ds = data.make_dataset(train_patterns, spec, label, batch, seed)
     if cfg.trainer.feature_dropout_share:
-        inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
         train_ds = feature_dropout.apply_dropout(
-            train_ds, feature_dropout.dropped_keys(cfg, inputs),
+            train_ds, feature_dropout.dropped_keys(cfg, model_inputs_for(cfg, tf_transform_output)),
             feature_dropout.missing_row(cfg, tf_transform_output), cfg.trainer.feature_dropout_share, seed)
     return train_ds, data.make_dataset(eval_patterns, spec, label, batch, seed, shuffle=False)
 
@@ -76,8 +79,7 @@ def train(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
         members.append(fit_one(member_cfg, tf_transform_output, train_patterns, eval_patterns,
                                hparams, train_steps, member_log))
     hparams = hparams or HyperParameters.from_trainer_config(cfg.trainer)
-    inputs = features.model_inputs(cfg, vocabulary_sizes(cfg, tf_transform_output))
-    return merge_members(members, inputs, hparams, cfg.num_classes)
+    return merge_members(members, model_inputs_for(cfg, tf_transform_output), hparams, cfg.num_classes)
 
 
 def fit_one(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
