@@ -11,15 +11,20 @@ Per fold, the real pipeline runs once (``python -m pipeline run``: TsvExampleGen
 Transform, ...) on that split; then every variant is trained on the fold's
 Transform output with ``bench/trainer_sweep.py``'s ``run_variant`` (the Trainer's
 own ``train``) for each seed, and scored by the ErrorAnalysis component's figures.
-Prints, per variant, the mean over folds of six-way accuracy, macro-F1, binary
+Each fold's model trains for the epochs the config gives the full training file
+(``epoch_matched``). Prints, per variant, the mean over folds of six-way accuracy, macro-F1, binary
 accuracy and binary accuracy from the statement alone (each fold's figure is the
 mean over seeds), and the binary accuracy per fold::
 
     LIAR_DIR=/path/to/liar .venv/bin/python bench/liar_cv.py --work_dir /tmp/liar_cv \\
         --variant shipped= --variant old="trainer.dropout=0.3;trainer.weight_averaging=0"
 
-A variant is ``name=override;override`` (``--set`` syntax). A fold whose pipeline
-root already holds a Transform output is not run again (``--work_dir`` reuse).
+A variant is ``name=override;override`` (``--set`` syntax). ``--config`` (default
+``configs/liar.yaml``) is the file the folds' pipelines and the variants start
+from, e.g. ``configs/liar-binary.yaml``, or a variant file that ``extends`` it
+with fewer model features. A fold whose pipeline root already holds a Transform
+output is not run again (``--work_dir`` reuse): a config whose Transform differs
+(features added, a prior's smoothing) needs its own work dir.
 About 2 minutes per fold for the pipeline, then about 12 s per training.
 """
 from __future__ import annotations
@@ -40,14 +45,17 @@ sys.path.insert(0, REPO)
 ENV = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
 os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
+from pipeline.config import load_config  # noqa: E402
 from trainer_sweep import FIGURES, _parse_variant, binary_figure, run_variant  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "liar.yaml")
 
 
-def write_fold(source: str, fold: int, folds: int, directory: str) -> None:
-    """train.tsv and valid.tsv of ``directory``: the statements with MD5 % folds == fold are valid."""
+def write_fold(source: str, fold: int, folds: int, directory: str) -> float:
+    """train.tsv and valid.tsv of ``directory``: the statements with MD5 % folds == fold are
+    valid. Returns the share of the source's rows that train."""
     os.makedirs(directory, exist_ok=True)
+    rows = [0, 0]
     with open(source, encoding="utf-8") as f, \
             open(os.path.join(directory, "train.tsv"), "w", encoding="utf-8") as train, \
             open(os.path.join(directory, "valid.tsv"), "w", encoding="utf-8") as held_out:
@@ -55,18 +63,36 @@ def write_fold(source: str, fold: int, folds: int, directory: str) -> None:
             statement = line.split("\t")[2]
             bucket = int(hashlib.md5(statement.encode()).hexdigest(), 16) % folds
             (held_out if bucket == fold else train).write(line)
+            rows[bucket == fold] += 1
+    return rows[0] / sum(rows)
+
+
+def epoch_matched(config: str, overrides: Sequence[str], train_share: float) -> List[str]:
+    """``overrides`` plus the training budget that gives a fold's model the epochs the
+    full training file gets: ``trainer.train_steps`` x ``train_share``, and a weight-average
+    momentum m ** (1 / train_share) that averages over the same share of an epoch.
+
+    Why: the model overfits within a few epochs (README, "Model selection"), so a fold
+    trained for the full file's step count on 80 % of its rows would be judged one
+    epoch further on than the model the config actually ships."""
+    trainer = load_config(config, overrides, require_data=False).trainer
+    matched = [f"trainer.train_steps={max(1, round(trainer.train_steps * train_share))}"]
+    if trainer.weight_averaging:
+        matched.append(f"trainer.weight_averaging={trainer.weight_averaging ** (1 / train_share):.6f}")
+    return [*overrides, *matched]
 
 
 def data_overrides(fold_dir: str) -> List[str]:
     return [f"data.path={os.path.join(fold_dir, 'data')}", "data.path_env=''"]
 
 
-def run_fold_pipeline(fold_dir: str) -> str:
+def run_fold_pipeline(fold_dir: str, config: str) -> str:
     """The fold's pipeline root, after one pipeline run unless it already holds a Transform output."""
-    root = os.path.join(fold_dir, "runs", "liar", "pipeline_root")
+    name = load_config(config, data_overrides(fold_dir), require_data=False).name
+    root = os.path.join(fold_dir, "runs", name, "pipeline_root")
     if glob.glob(os.path.join(root, "Transform", "transform_graph", "*")):
         return root
-    args = [sys.executable, "-m", "pipeline", "run", "--config", CONFIG, "--no-tune"]
+    args = [sys.executable, "-m", "pipeline", "run", "--config", config, "--no-tune"]
     for override in data_overrides(fold_dir) + [f"run_dir={fold_dir}/runs", f"serving.push_dir={fold_dir}/serving",
                                                 "trainer.ensemble_size=1"]:
         args += ["--set", override]
@@ -90,6 +116,7 @@ def main(argv: Sequence[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work_dir", required=True)
     parser.add_argument("--variant", action="append", required=True, help="name=override;override")
+    parser.add_argument("--config", default=CONFIG, help="the config file folds and variants start from")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", default="42,1,2")
     args = parser.parse_args(argv)
@@ -102,12 +129,13 @@ def main(argv: Sequence[str] = None) -> int:
     per_fold: Dict[str, List[Dict[str, float]]] = {name: [] for name, _ in variants}
     for fold in range(args.folds):
         fold_dir = os.path.join(args.work_dir, f"fold_{fold}")
-        write_fold(source, fold, args.folds, os.path.join(fold_dir, "data"))
+        train_share = write_fold(source, fold, args.folds, os.path.join(fold_dir, "data"))
         start = time.time()
-        root = run_fold_pipeline(fold_dir)
+        root = run_fold_pipeline(fold_dir, args.config)
         print(f"fold {fold}: pipeline ready in {time.time() - start:.0f}s", flush=True)
         for name, overrides in variants:
-            result = run_variant(CONFIG, [*data_overrides(fold_dir), *overrides], seeds, root)
+            variant = epoch_matched(args.config, [*data_overrides(fold_dir), *overrides], train_share)
+            result = run_variant(args.config, variant, seeds, root)
             figures = {f: _mean(s[f] for s in result["per_seed"]) for f in FIGURES}
             figures["averaged_binary"] = binary_figure(result["averaged"])
             per_fold[name].append(figures)

@@ -47,8 +47,8 @@ from trainer import data, feature_dropout, features  # noqa: E402
 from trainer.train import model_inputs_for, train  # noqa: E402
 
 # kept_only_binary: binary accuracy with only trainer.feature_dropout_keep (the statement),
-# as the browser extension asks
-FIGURES = ("accuracy", "macro_f1", "binary_accuracy", "kept_only_binary")
+# as the browser extension asks; binary_ece: expected calibration error of P(positive)
+FIGURES = ("accuracy", "macro_f1", "binary_accuracy", "kept_only_binary", "binary_ece")
 
 
 def latest_transform(pipeline_root: str) -> Tuple[str, str]:
@@ -105,6 +105,7 @@ def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pip
         probabilities = np.concatenate([model.predict_on_batch(x) for x in batches])
         outputs.append(probabilities)
         figures = analyse(cfg, probabilities, labels)
+        figures["binary_ece"] = figures.get("calibration", {}).get("expected_calibration_error")
         figures["kept_only_binary"] = None
         if reduced_batches:
             reduced = np.concatenate([model.predict_on_batch(x) for x in reduced_batches])

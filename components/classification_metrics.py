@@ -44,6 +44,30 @@ def scores(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
     return result
 
 
+def calibration(positive_probabilities: np.ndarray, binary_labels: np.ndarray,
+                bins: int = 10) -> Dict[str, object]:
+    """Reliability of P(positive): per equal-width probability bin, the rows in it,
+    their mean predicted probability and the share that is actually positive; and
+    the expected calibration error (those gaps weighted by the bins' row shares).
+
+    Why: a decision at 0.5 is only as good as the probability is honest. An
+    over-trained model on LIAR's held-out folds said 0.35 where 46 % were
+    positive, and so called too many statements false (README, "Model selection")."""
+    p = np.clip(np.asarray(positive_probabilities, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    y = np.asarray(binary_labels).reshape(-1)
+    index = np.minimum((p * bins).astype(np.int64), bins - 1)
+    rows, gap = [], 0.0
+    for b in range(bins):
+        inside = index == b
+        n = int(inside.sum())
+        row = {"low": b / bins, "high": (b + 1) / bins, "examples": n}
+        if n:
+            row.update(mean_predicted=float(p[inside].mean()), positive_share=float(y[inside].mean()))
+            gap += n * abs(row["mean_predicted"] - row["positive_share"])
+        rows.append(row)
+    return {"bins": rows, "expected_calibration_error": gap / len(p) if len(p) else 0.0}
+
+
 def fold(class_ids: np.ndarray, positive_ids: Sequence[int]) -> np.ndarray:
     """Class ids -> 1 for the positive classes, 0 otherwise."""
     return np.isin(np.asarray(class_ids), list(positive_ids)).astype(np.int64)

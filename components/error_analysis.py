@@ -1,7 +1,8 @@
 """ErrorAnalysis: the blessed candidate's errors, as the served model makes them.
 
 Custom because TFMA does not give us three things the report needs: macro-F1,
-the binary accuracy of a multi-class model (positive classes folded), and the
+the binary accuracy of a multi-class model (positive classes folded) with the
+calibration of its folded probability, and the
 model's quality when a request carries only some features (a browser page
 has a statement but no speaker). The model is called through its
 ``serving_tf_example`` signature on ExampleGen's raw examples, i.e. exactly
@@ -50,13 +51,21 @@ def _labels(signature, records: Sequence[bytes], label_key: str) -> np.ndarray:
 
 
 def analyse(cfg, probabilities: np.ndarray, labels: np.ndarray) -> Dict[str, object]:
-    """Scores of one set of predictions, with the binary fold of a multi-class label."""
+    """Scores of one set of predictions, with the binary fold of a multi-class label;
+    for a binary model or fold, also the calibration of P(positive)."""
     predictions = cm.predicted_classes(probabilities)
     if cfg.num_classes > 2 and cfg.label.positive_classes:
         positive = cfg.label.positive_class_ids
-        return cm.scores(labels, predictions, cfg.num_classes, cm.fold(labels, positive),
-                         (cm.positive_probability(probabilities, positive) > 0.5).astype(np.int64))
-    return cm.scores(labels, predictions, cfg.num_classes)
+        binary_labels, p_positive = cm.fold(labels, positive), cm.positive_probability(probabilities, positive)
+        result = cm.scores(labels, predictions, cfg.num_classes, binary_labels,
+                           (p_positive > 0.5).astype(np.int64))
+    else:
+        result = cm.scores(labels, predictions, cfg.num_classes)
+        if cfg.num_classes != 2:
+            return result
+        binary_labels, p_positive = labels, cm.positive_probability(probabilities, [1])
+    result["calibration"] = cm.calibration(p_positive, binary_labels)
+    return result
 
 
 @tfx.dsl.components.component

@@ -1,4 +1,4 @@
-"""The run's HTML report: headline figures, confusion matrix, slices and fairness.
+"""The run's HTML report: headline figures, confusion matrix, calibration, slices and fairness.
 
 Everything is read back from the run's artifacts (TFMA's evaluation, the
 baselines, ErrorAnalysis), so the report shows what ML Metadata tracks. The
@@ -68,6 +68,33 @@ def confusion_matrix_png(matrix: List[List[int]], names: List[str], title: str) 
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (row-normalised)")
     ax.set_title(title)
+    return _png(fig)
+
+
+def calibration_png(calibration: Dict[str, object], title: str) -> str:
+    """Reliability diagram of P(positive): each bin's actual positive share against
+    its mean predicted probability (the diagonal is a calibrated model), with the
+    bins' row counts beneath."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    filled = [b for b in calibration["bins"] if b["examples"]]
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(4.6, 5.2), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="calibrated")
+    ax.plot([b["mean_predicted"] for b in filled], [b["positive_share"] for b in filled],
+            marker="o", label="model")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("actual positive share")
+    ax.set_title(f"{title}\nexpected calibration error {calibration['expected_calibration_error']:.3f}")
+    ax.legend(fontsize=8, loc="upper left")
+    counts.bar([(b["low"] + b["high"]) / 2 for b in calibration["bins"]],
+               [b["examples"] for b in calibration["bins"]], width=0.09, color="#88a")
+    counts.set_xlim(0, 1)
+    counts.set_xlabel("predicted P(positive)")
+    counts.set_ylabel("rows")
     return _png(fig)
 
 
@@ -168,11 +195,14 @@ def headline_table(result: RunResult) -> str:
     if not rows:
         return ""
     cell = lambda f, k: f"{f[k]:.4f}" if k in f else "–"  # noqa: E731
+    ece = lambda f: (f"{f['calibration']['expected_calibration_error']:.4f}"  # noqa: E731
+                     if "calibration" in f else "–")
     body = "".join(f"<tr><td>{s}</td><td>{html.escape(n)}</td><td>{cell(f, 'accuracy')}</td>"
                    f"<td>{cell(f, 'macro_f1')}</td><td>{cell(f, 'binary_accuracy')}</td>"
-                   f"<td>{f.get('examples', '')}</td></tr>" for s, n, f in rows)
+                   f"<td>{ece(f)}</td><td>{f.get('examples', '')}</td></tr>" for s, n, f in rows)
     return ("<h2>Headline figures</h2><table><tr><th>split</th><th>scorer</th><th>accuracy</th>"
-            f"<th>macro-F1</th><th>binary accuracy</th><th>examples</th></tr>{body}</table>")
+            "<th>macro-F1</th><th>binary accuracy</th><th>calibration error (binary)</th>"
+            f"<th>examples</th></tr>{body}</table>")
 
 
 def write_report(cfg: PipelineConfig, result: RunResult, path: str, summary: str) -> str:
@@ -184,6 +214,9 @@ def write_report(cfg: PipelineConfig, result: RunResult, path: str, summary: str
     for variant, figures in eval_figures.items():
         sections.append(confusion_matrix_png(figures["confusion_matrix"], names,
                                              f"eval split, {variant.replace('_', ' ')}"))
+        if "calibration" in figures:
+            sections.append(calibration_png(figures["calibration"],
+                                            f"eval split, {variant.replace('_', ' ')}"))
     if result.evaluation_uri:
         rows = slice_rows(result.evaluation_uri)
         sections += [per_slice_section(cfg, rows), fairness_section(cfg, rows, names)]

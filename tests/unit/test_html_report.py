@@ -5,8 +5,10 @@ here the rows are written by hand so each section's rules can be checked fast.
 """
 import re
 
+import numpy as np
 import pytest
 
+from components import classification_metrics as cm
 from pipeline import html_report
 from pipeline.config import load_config
 from pipeline.results import RunResult
@@ -66,7 +68,23 @@ def test_write_report_is_one_self_contained_file(liar_cfg, tmp_path):
     path = html_report.write_report(liar_cfg, result, str(tmp_path / "report.html"), "summary <b>")
     text = open(path, encoding="utf-8").read()
     assert text.startswith("<!doctype html>") and text.endswith("</html>")
-    assert _images(text) == 2  # one confusion matrix per scored variant
+    assert _images(text) == 2  # one confusion matrix per scored variant, no calibration figures given
+    assert "expected calibration error" not in text
     assert "summary &lt;b&gt;" in text
     assert re.search(r"<td>baseline: majority class</td><td>0\.2000</td><td>–</td>", text)
     assert "<td>0.6400</td>" in text and "src='http" not in text
+
+
+def test_report_draws_the_calibration_of_each_variant_that_has_one(liar_cfg, tmp_path):
+    matrix = [[3 if i == j else 1 for j in range(6)] for i in range(6)]
+    p = np.linspace(0.01, 0.99, 200)
+    calibrated = cm.calibration(p, (np.arange(200) % 100 < p * 100).astype(int))
+    figures = {"accuracy": 0.3, "macro_f1": 0.28, "binary_accuracy": 0.64, "examples": 200,
+               "confusion_matrix": matrix}
+    result = RunResult(analysis={"class_names": NAMES, "splits": {"eval": {
+        "all_features": dict(figures, calibration=calibrated), "only_statement": figures}}})
+    text = open(html_report.write_report(liar_cfg, result, str(tmp_path / "r.html"), ""), encoding="utf-8").read()
+    assert _images(text) == 3  # two confusion matrices, one reliability diagram
+    ece = f"{calibrated['expected_calibration_error']:.4f}"
+    assert re.search(rf"<td>model \(all features\)</td>(<td>[^<]*</td>){{3}}<td>{ece}</td>", text)
+    assert re.search(r"<td>model \(only statement\)</td>(<td>[^<]*</td>){3}<td>–</td>", text)

@@ -4,11 +4,14 @@ import pytest
 import tensorflow as tf
 
 from components import classification_metrics as cm
+from components.error_analysis import analyse
 from components.text_baselines import fit_and_score
+from pipeline.config import load_config
 from testing import liar_fixture
 from trainer import feature_dropout
 from trainer.features import ModelInput
 from trainer.model import BagMean, FoldedCrossEntropy, HyperParameters, build_model
+from tests.unit.test_liar_config import LIAR_CONFIG
 
 HP = HyperParameters(learning_rate=0.01, hidden_units=16, num_layers=1, embedding_dim=4, dropout=0.0)
 INPUTS = [ModelInput("statement_xf", 20, "statement", length=5), ModelInput("party_xf", 3, "party"),
@@ -102,6 +105,28 @@ def test_classification_scores_and_binary_fold():
     assert cm.predicted_classes(np.array([[0.2], [0.7]])).tolist() == [0, 1]
     with pytest.raises(ValueError, match="split eval: label 'maybe' is not one of"):
         cm.class_ids([b"maybe"], liar_fixture.CLASSES, "split eval")
+
+
+def test_calibration_bins_predicted_against_actual_and_weights_the_gaps():
+    p = np.array([0.05, 0.15, 0.15, 0.55, 0.95, 1.0])
+    y = np.array([0, 0, 1, 1, 1, 1])
+    result = cm.calibration(p, y, bins=10)
+    bins = result["bins"]
+    assert [b["examples"] for b in bins] == [1, 2, 0, 0, 0, 1, 0, 0, 0, 2]  # 1.0 falls in the last bin
+    assert bins[1]["mean_predicted"] == pytest.approx(0.15) and bins[1]["positive_share"] == 0.5
+    assert "mean_predicted" not in bins[2]  # an empty bin has no mean
+    # gaps: 0.05 (1 row), 0.35 (2), 0.45 (1), 0.025 (2) -> weighted by rows over 6
+    assert result["expected_calibration_error"] == pytest.approx((0.05 + 0.7 + 0.45 + 0.05) / 6)
+    assert cm.calibration(np.array([0.3, 0.7]), np.array([0, 1]), bins=2)["expected_calibration_error"] == \
+        pytest.approx(0.3)
+
+
+def test_error_analysis_reports_the_calibration_of_the_binary_fold():
+    liar_cfg = load_config(LIAR_CONFIG, require_data=False)  # six classes, half-true and above positive
+    probabilities = np.array([[0.1, 0.1, 0.1, 0.3, 0.2, 0.2], [0.4, 0.3, 0.1, 0.1, 0.05, 0.05]])
+    result = analyse(liar_cfg, probabilities, np.array([4, 0]))
+    filled = [b for b in result["calibration"]["bins"] if b["examples"]]
+    assert [(round(b["mean_predicted"], 6), b["positive_share"]) for b in filled] == [(0.2, 0.0), (0.7, 1.0)]
 
 
 def test_text_baselines_on_the_fixture():
