@@ -32,13 +32,20 @@ def test_liar_dag_runs_with_baselines_and_error_analysis(liar_run):
     assert len(figures["all_features"]["confusion_matrix"]) == 6
     for key in ("accuracy", "macro_f1", "binary_accuracy"):
         assert 0.0 <= figures["all_features"][key] <= 1.0
+    # the binary fold's reliability bins cover every eval row, and the report draws them
+    for variant in figures.values():
+        bins = variant["calibration"]["bins"]
+        assert len(bins) == 10 and sum(b["examples"] for b in bins) == EVAL_ROWS
+        assert 0.0 <= variant["calibration"]["expected_calibration_error"] <= 1.0
     baselines = result.text_baselines["eval"]
     assert set(baselines) == {"majority_class", "tfidf_logistic_regression"}
     assert "sparse_categorical_accuracy" in result.metrics
     report = os.path.join(local_paths(cfg).root, "report.html")
     text = open(report, encoding="utf-8").read()
-    # two confusion matrices (all features, statement only) and one chart per slice feature
-    assert text.count("data:image/png;base64") >= 6
+    # two confusion matrices and two reliability diagrams (all features, statement only),
+    # and one chart per slice feature
+    assert text.count("data:image/png;base64") >= 8
+    assert "calibration error (binary)" in text
     for heading in ("Per-slice sparse_categorical_accuracy", "<h3>party</h3>", "<h3>subjects</h3>",
                     "<h3>speaker_record_seen_xf</h3>", "Fairness by party"):
         assert heading in text
