@@ -105,6 +105,7 @@ def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pip
         probabilities = np.concatenate([model.predict_on_batch(x) for x in batches])
         outputs.append(probabilities)
         figures = analyse(cfg, probabilities, labels)
+        figures["binary_accuracy"] = binary_figure(figures)  # a two-class config has no fold
         figures["binary_ece"] = figures.get("calibration", {}).get("expected_calibration_error")
         figures["kept_only_binary"] = None
         if reduced_batches:
