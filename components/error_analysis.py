@@ -59,11 +59,11 @@ def analyse(cfg, probabilities: np.ndarray, labels: np.ndarray) -> Dict[str, obj
         binary_labels, p_positive = cm.fold(labels, positive), cm.positive_probability(probabilities, positive)
         result = cm.scores(labels, predictions, cfg.num_classes, binary_labels,
                            (p_positive > 0.5).astype(np.int64))
-    else:
-        result = cm.scores(labels, predictions, cfg.num_classes)
-        if cfg.num_classes != 2:
-            return result
+    elif cfg.num_classes == 2:
         binary_labels, p_positive = labels, cm.positive_probability(probabilities, [1])
+        result = cm.scores(labels, predictions, cfg.num_classes)
+    else:  # several classes and no fold: no P(positive) to calibrate
+        return cm.scores(labels, predictions, cfg.num_classes)
     result["calibration"] = cm.calibration(p_positive, binary_labels)
     return result
 
