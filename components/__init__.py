@@ -10,4 +10,7 @@ def __getattr__(name):
     if name == "ModelAnalysis":
         from components.error_analysis import ModelAnalysis
         return ModelAnalysis
+    if name == "ClaimIndex":
+        from components.claim_record import ClaimIndex
+        return ClaimIndex
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,14 @@
 """ExampleGen, statistics, the curated schema and the data gate."""
 from __future__ import annotations
 
+import hashlib
+from typing import Optional
+
+from tfx import types
 from tfx import v1 as tfx
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
 
 from components.anomalies_gate import AnomaliesGate
 from components.tsv_example_gen import build_tsv_example_gen
@@ -21,9 +28,39 @@ def build_example_gen(cfg: PipelineConfig):
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=splits)))
 
 
-def build_schema_importer(cfg: PipelineConfig) -> tfx.components.ImportSchemaGen:
-    """The reviewed schema from schema/<dataset>/, not an inferred one."""
-    return tfx.components.ImportSchemaGen(schema_file=cfg.schema_path)
+class _CuratedSchemaSpec(standard_component_specs.ImportSchemaGenSpec):
+    PARAMETERS = {**standard_component_specs.ImportSchemaGenSpec.PARAMETERS,
+                  "schema_sha256": ExecutionParameter(type=str)}
+
+
+class CuratedImportSchemaGen(ImportSchemaGen):
+    """TFX's ImportSchemaGen (its own executor) with the file's SHA-256 as one more
+    parameter, which the executor ignores.
+
+    Why: a component's cache key is its inputs and parameters, and ImportSchemaGen's
+    only parameter is the file's path, so after an edit to the curated schema a
+    rerun in the same pipeline root reused the old copy and validated the data
+    against the schema as it was. With the digest, an edit is a new import."""
+
+    SPEC_CLASS = _CuratedSchemaSpec
+
+    def __init__(self, schema_file: str, schema_sha256: str):
+        spec = _CuratedSchemaSpec(schema_file=schema_file, schema_sha256=schema_sha256,
+                                  schema=types.Channel(type=standard_artifacts.Schema))
+        super(ImportSchemaGen, self).__init__(spec=spec)
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def build_schema_importer(cfg: PipelineConfig, schema_sha256: Optional[str] = None) -> ImportSchemaGen:
+    """The reviewed schema from schema/<dataset>/, not an inferred one. ``schema_sha256``
+    defaults to the file's digest; a caller compiling for another file system (Kubeflow:
+    the path is the image's) passes the digest of the same file on this host."""
+    digest = schema_sha256 or file_sha256(cfg.schema_path)
+    return CuratedImportSchemaGen(cfg.schema_path, digest).with_id("ImportSchemaGen")
 
 
 def build_data_validation(statistics, schema):

@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 
 from pipeline.config import REPO_ROOT, TAXI_DEFAULT, ConfigError, PipelineConfig, resolve_path, load_config
 from pipeline.cli_args import add_config_arguments
+from components.data import file_sha256
 from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the project (WORKDIR, on PYTHONPATH) and the taxi CSV.
@@ -88,7 +89,8 @@ def output_path(cfg: PipelineConfig) -> str:
 
 def build_kubeflow_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
     return create_pipeline(image_config(cfg), pipeline_root=cfg.kubeflow.pipeline_root,
-                           beam_pipeline_args=kubeflow_beam_args(cfg), tune=tune)
+                           beam_pipeline_args=kubeflow_beam_args(cfg), tune=tune,
+                           schema_sha256=file_sha256(cfg.schema_path))
 
 
 def compile_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> str:

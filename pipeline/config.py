@@ -137,6 +137,24 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ClaimNeighboursConfig:
+    """The claim-neighbour record (``components.claim_neighbours``): a string column
+    derived from ``text`` by the ClaimNeighbours component, which a feature reads.
+
+    Each row gets the labels of its ``k`` nearest training statements (sentence-
+    encoder cosine), each repeated in proportion to its softmax weight
+    (``temperature``) out of ``repeats``, and a token for the best similarity;
+    training rows see only statements of other folds (``folds``, by text hash).
+    """
+    column: str = ""          # the derived column; empty: no record
+    text: str = ""            # the raw text column encoded
+    k: int = 10
+    temperature: float = 20.0
+    repeats: int = 10
+    folds: int = 5
+
+
+@dataclass(frozen=True)
 class TunerConfig:
     """KerasTuner budget; ``enabled: false`` reuses the last best hyperparameters,
     or, with ``reuse_last: false``, trains with the trainer section's own values
@@ -296,6 +314,7 @@ class PipelineConfig:
     label: LabelConfig
     features: Tuple[FeatureConfig, ...]
     data: DataConfig = field(default_factory=DataConfig)
+    claim_neighbours: ClaimNeighboursConfig = field(default_factory=ClaimNeighboursConfig)
     tuner: TunerConfig = field(default_factory=TunerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -730,6 +749,26 @@ def _check_feature(cfg: PipelineConfig, f: FeatureConfig, key: str, names, fail)
             fail(f"{key}.smoothing", "a positive number", f.smoothing)
 
 
+def _check_claim_neighbours(cfg: PipelineConfig, dtypes: Mapping[str, str], fail) -> None:
+    nb = cfg.claim_neighbours
+    if not nb.column:
+        return
+    if dtypes.get(nb.text) != "string":
+        fail("claim_neighbours.text", f"a string column from data.columns {sorted(dtypes)}", nb.text)
+    if cfg.label.kind != "classes":
+        fail("label.kind", "'classes' (the record is made of class names)", cfg.label.kind)
+    for key in ("k", "repeats"):
+        if getattr(nb, key) < 1:
+            fail(f"claim_neighbours.{key}", "a positive integer", getattr(nb, key))
+    if nb.folds < 2:
+        fail("claim_neighbours.folds", "at least 2 folds (training rows read other folds)", nb.folds)
+    if nb.temperature <= 0:
+        fail("claim_neighbours.temperature", "a positive number", nb.temperature)
+    if not any(f.column == nb.column for f in cfg.features):
+        fail("claim_neighbours.column", "the column of a feature (else the record is made and unused)",
+             nb.column)
+
+
 def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
     data = cfg.data
     exists = data.path == TAXI_DEFAULT or "://" in data.path or os.path.isdir(cfg.data_path)
@@ -760,6 +799,11 @@ def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
     if repeated:
         fail("data.columns", "unique column names", repeated)
     dtypes = {c.name: c.dtype for c in data.columns}
+    derived = cfg.claim_neighbours.column
+    if derived in dtypes:
+        fail("claim_neighbours.column", f"a new column name, not one of data.columns {columns}", derived)
+    if derived:  # made by the ClaimNeighbours component; features may read it
+        dtypes = {**dtypes, derived: "string"}
     for i, f in enumerate(cfg.features):
         if f.column not in dtypes:
             fail(f"features[{i}].name", f"a column from data.columns {columns}", f.column)
@@ -767,3 +811,4 @@ def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
             fail(f"features[{i}].dtype", f"the dtype of column {f.column!r} ({dtypes[f.column]})", f.dtype)
     if cfg.label.column not in dtypes:
         fail("label.column", f"a column from data.columns {columns}", cfg.label.column)
+    _check_claim_neighbours(cfg, {c.name: c.dtype for c in data.columns}, fail)

@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.baselines import TrivialBaselines
+from components.claim_record import ClaimNeighbours
 from components.data import (build_data_validation, build_example_gen, build_schema_importer,
                              build_transform)
 from components.error_analysis import ErrorAnalysis
@@ -27,14 +28,22 @@ from trainer import features
 def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
-                    tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
-    """The full DAG for one dataset config; ``tune`` overrides ``tuner.enabled``."""
+                    tune: Optional[bool] = None, schema_sha256: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """The full DAG for one dataset config; ``tune`` overrides ``tuner.enabled``;
+    ``schema_sha256``: the curated schema's digest when its path is not on this host."""
     tune = cfg.tuner.enabled if tune is None else tune
 
     example_gen = build_example_gen(cfg)
     examples = example_gen.outputs["examples"]
+    # Columns derived from other rows' labels are added before anything reads the data
+    # (the Transform slice of the config: training settings keep this step cached).
+    derived = []
+    if cfg.claim_neighbours.column:
+        derived = [ClaimNeighbours(examples=examples,
+                                   config_json=json.dumps(cfg.transform_custom_config()))]
+        examples = derived[0].outputs["enriched"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
-    schema_importer = build_schema_importer(cfg)
+    schema_importer = build_schema_importer(cfg, schema_sha256)
     schema = schema_importer.outputs["schema"]
     example_validator, anomalies_gate = build_data_validation(statistics_gen.outputs["statistics"], schema)
 
@@ -71,8 +80,8 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_importer, example_validator, anomalies_gate,
-                    transform, *hyperparameter_sources, trainer, baselines, baseline_model,
+        components=[example_gen, *derived, statistics_gen, schema_importer, example_validator,
+                    anomalies_gate, transform, *hyperparameter_sources, trainer, baselines, baseline_model,
                     evaluator, infra_validator, pusher] + analyses,
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,

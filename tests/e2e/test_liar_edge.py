@@ -5,7 +5,7 @@ Shares the sampled pipeline run (tests/e2e/conftest.py::liar_run). Statements co
 from the shared validation TSV at test time (research-only data, never copied into
 this repository): the extension gets ~20 with quotes, digits, capitals and non-ASCII
 characters, fed as a page sees them (metadata missing); TF.js in Node gets ~200 rows
-with their metadata.
+with their metadata and, for the sampled eval split, the claim-neighbour record the run made.
 """
 import json
 import os
@@ -54,6 +54,24 @@ def pushed(liar_run):
     return cfg, result.pushed_to
 
 
+def _claim_records(cfg):
+    """statement -> the claim-neighbour record the run's ClaimNeighbours wrote for the eval split."""
+    import glob
+
+    import tensorflow as tf
+
+    pattern = os.path.join(local_paths(cfg).root, "pipeline_root", "ClaimNeighbours", "enriched", "*",
+                           "Split-eval", "*.gz")
+    files = glob.glob(pattern)
+    assert files, pattern
+    out = {}
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        values = feature[cfg.claim_neighbours.column].bytes_list.value
+        out[feature["statement"].bytes_list.value[0].decode()] = values[0].decode() if values else ""
+    return out
+
+
 def _blank_row(cfg, statement):
     return dict({name: "" for name in features.serving_feature_dtypes(cfg)},
                 **{browser_extension.text_feature(cfg): statement})
@@ -86,9 +104,12 @@ def test_tfjs_and_tflite_equal_the_saved_model_on_validation_rows(pushed):
         # speaker counts); the edge has no row ids and always uses the full training counts.
         trained_on = {line.split("\t")[2] for _, line in zip(range(TRAIN_ROWS), f)}
     inputs = list(features.serving_feature_dtypes(cfg))
-    rows = [{name: line[name] for name in inputs} for line in _validation_lines(cfg)
-            if line["statement"] not in trained_on][:200]
-    assert len(rows) == 200
+    # the column the pipeline adds: the run's real record for its eval sample, missing beyond it
+    records = _claim_records(cfg)
+    lines = [dict(line, **{cfg.claim_neighbours.column: records.get(line["statement"], "")})
+             for line in _validation_lines(cfg)]
+    rows = [{name: line[name] for name in inputs} for line in lines if line["statement"] not in trained_on][:200]
+    assert len(rows) == 200 and sum(bool(r[cfg.claim_neighbours.column]) for r in rows) >= 100
     reference = edge_runtime.saved_model(model_dir, rows).outputs
     assert reference.shape == (200, len(cfg.label.classes))
     for runtime in (edge_runtime.tfjs, edge_runtime.tflite):

@@ -62,7 +62,7 @@ def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):
     assert result.pushed, result.blessing_failures
     version = os.path.basename(result.pushed_to)
     blank = {"statement": "", "subjects": "", "speaker": "", "job": "", "state": "", "party": "",
-             "context": ""}
+             "context": "", "claim_neighbours": ""}
     instances = [dict(blank, statement="Says the unemployment rate doubled in one year."),
                  dict(blank, statement="The state budget grew by 3 percent.", party="democrat",
                       speaker="barack-obama", subjects="economy,jobs")]

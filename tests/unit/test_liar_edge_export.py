@@ -32,6 +32,12 @@ CORNERS = [
 ]
 
 
+def _record(line):
+    """A stand-in claim-neighbour record (the column the ClaimNeighbours component adds;
+    here only its path through Transform and the edge graphs matters)."""
+    return f"{line[1]},{line[1]},similarity-{len(line[2]) % 10}"
+
+
 def _instances(cfg, lines):
     spec = features.raw_feature_spec(cfg)
     out = []
@@ -39,13 +45,15 @@ def _instances(cfg, lines):
         example = parse_line("\t".join(line), cfg.data.columns, f"row {i}").SerializeToString()
         parsed = tf.io.parse_single_example(example, spec)
         out.append({k: v.values.numpy().tolist() for k, v in parsed.items()})
+        out[-1][cfg.claim_neighbours.column] = [_record(line).encode()]
     return out
 
 
 def _serving_rows(cfg, lines):
     """What a serving_default client sends: one string per column, "" when missing."""
     index = {c.name: i for i, c in enumerate(cfg.data.columns)}
-    return [{name: line[index[name]] for name in features.serving_feature_dtypes(cfg)} for line in lines]
+    return [{name: line[index[name]] if name in index else _record(line)
+             for name in features.serving_feature_dtypes(cfg)} for line in lines]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +119,7 @@ def test_signature_marks_the_lowercased_inputs_and_the_ops(trained):
     cfg, model_dir, _, _ = trained
     signature = edge_runtime.read_signature(model_dir)
     lowered = sorted(i["name"] for i in signature["inputs"] if i["ascii_lowercase"])
-    assert lowered == ["context", "job", "statement", "subjects"]
+    assert lowered == ["claim_neighbours", "context", "job", "statement", "subjects"]
     assert [i["name"] for i in signature["inputs"]] == list(features.serving_feature_dtypes(cfg))
     with open(os.path.join(model_dir, "assets.extra", "tfjs", "model.json")) as f:
         topology = json.load(f)["modelTopology"]
