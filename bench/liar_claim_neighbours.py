@@ -11,19 +11,18 @@ neighbour record (``components.claim_neighbours``):
 
 Training rows read the neighbour record out of fold; held-out rows read the
 whole training fold. Prints six-way accuracy, macro-F1 and binary accuracy
-(half-true and above) per model. Sentence vectors are cached in --work_dir.
+(half-true and above) per model. Sentence vectors come through the pipeline's
+vector cache (``components.sentence_encoder.cached_encode``).
 
-    LIAR_DIR=../shared/datasets/liar .venv/bin/python bench/liar_claim_neighbours.py --work_dir /tmp/liar_nb
+    LIAR_DIR=../shared/datasets/liar .venv/bin/python bench/liar_claim_neighbours.py
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import os
 import sys
-import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -33,26 +32,14 @@ sys.path.insert(0, REPO)
 
 from components import classification_metrics as cm  # noqa: E402
 from components.claim_neighbours import NeighbourIndex, statement_folds  # noqa: E402
-from components.sentence_encoder import SentenceEncoder  # noqa: E402
+from components.sentence_encoder import SentenceEncoder, cached_encode  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 
-COLUMNS = ["id", "label", "statement", "subjects", "speaker", "job", "state", "party"]
 
-
-def read_rows(path: str) -> List[Dict[str, str]]:
+def read_rows(path: str, columns: Sequence[str]) -> List[Dict[str, str]]:
+    """The file's rows by the config's column names."""
     with open(path, encoding="utf-8") as f:
-        return [dict(zip(COLUMNS + ["context"], row[:8] + row[13:14]))
-                for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
-
-
-def sentence_vectors(statements: Sequence[str], work_dir: str) -> np.ndarray:
-    digest = hashlib.md5("\n".join(statements).encode()).hexdigest()[:12]
-    path = os.path.join(work_dir, f"vectors_{digest}.npy")
-    if not os.path.exists(path):
-        start = time.time()
-        np.save(path, SentenceEncoder.load().encode(statements))
-        print(f"encoded {len(statements)} statements in {time.time() - start:.0f}s", flush=True)
-    return np.load(path)
+        return [dict(zip(columns, row)) for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
 
 def speaker_record(train_speakers: List[str], train_labels: np.ndarray, speakers: List[str],
@@ -66,7 +53,7 @@ def speaker_record(train_speakers: List[str], train_labels: np.ndarray, speakers
 
 
 def design(rows: List[Dict[str, str]], train: np.ndarray, apply: np.ndarray, labels: np.ndarray,
-           full: bool, extra_train: np.ndarray = None, extra_apply: np.ndarray = None):
+           num_classes: int, full: bool, extra_train: np.ndarray = None, extra_apply: np.ndarray = None):
     """Sparse features for ``train`` rows (fitted on them) and ``apply`` rows."""
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
@@ -88,13 +75,13 @@ def design(rows: List[Dict[str, str]], train: np.ndarray, apply: np.ndarray, lab
             parts_apply.append(vectorizer.transform(column(name, apply)) * 0.5)
         # the speaker record: out of fold for training rows, all training rows otherwise
         inner = statement_folds(column("statement", train), 5)
-        speakers, classes = np.array(column("speaker", train)), int(labels.max()) + 1
-        record_train = np.zeros((len(train), classes))
+        speakers = np.array(column("speaker", train))
+        record_train = np.zeros((len(train), num_classes))
         for fold in range(5):
             held = inner == fold
             record_train[held] = speaker_record(speakers[~held].tolist(), labels[train][~held],
-                                                speakers[held].tolist(), classes)
-        record_apply = speaker_record(speakers.tolist(), labels[train], column("speaker", apply), classes)
+                                                speakers[held].tolist(), num_classes)
+        record_apply = speaker_record(speakers.tolist(), labels[train], column("speaker", apply), num_classes)
         parts_train.append(csr_matrix(record_train * 2))
         parts_apply.append(csr_matrix(record_apply * 2))
     if extra_train is not None:
@@ -105,7 +92,6 @@ def design(rows: List[Dict[str, str]], train: np.ndarray, apply: np.ndarray, lab
 
 def main(argv: Sequence[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work_dir", required=True)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=20.0)
@@ -113,12 +99,11 @@ def main(argv: Sequence[str] = None) -> int:
     from sklearn.linear_model import LogisticRegression
 
     cfg = load_config(os.path.join(REPO, "configs", "liar.yaml"))
-    os.makedirs(args.work_dir, exist_ok=True)
-    rows = read_rows(os.path.join(cfg.data_path, "train.tsv"))
+    rows = read_rows(os.path.join(cfg.data_path, cfg.data.files["train"]), [c.name for c in cfg.data.columns])
     classes, positive = list(cfg.label.classes), cfg.label.positive_class_ids
     labels = cm.class_ids([r["label"] for r in rows], classes, "train.tsv")
     statements = [r["statement"] for r in rows]
-    vectors = sentence_vectors(statements, args.work_dir)
+    vectors = cached_encode(SentenceEncoder.load(), statements)
     outer = statement_folds(statements, args.folds)
     results: Dict[str, List[Dict[str, float]]] = defaultdict(list)
     for fold in range(args.folds):
@@ -130,7 +115,7 @@ def main(argv: Sequence[str] = None) -> int:
         for model in ("text", "full"):
             for with_neighbours in (False, True):
                 extra = (nb_train, nb_held) if with_neighbours else (None, None)
-                x_train, x_held = design(rows, train, held, labels, model == "full", *extra)
+                x_train, x_held = design(rows, train, held, labels, len(classes), model == "full", *extra)
                 fitted = LogisticRegression(max_iter=5000, C=0.3 if model == "full" else 1.0)
                 p = fitted.fit(x_train, labels[train]).predict_proba(x_held)
                 y = labels[held]

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import os
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ sys.path.insert(0, REPO)
 ENV = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
 os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
+from components.claim_neighbours import statement_folds  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from trainer_sweep import FIGURES, _parse_variant, binary_figure, run_variant  # noqa: E402
 
@@ -55,16 +55,13 @@ def write_fold(source: str, fold: int, folds: int, directory: str) -> float:
     """train.tsv and valid.tsv of ``directory``: the statements with MD5 % folds == fold are
     valid. Returns the share of the source's rows that train."""
     os.makedirs(directory, exist_ok=True)
-    rows = [0, 0]
-    with open(source, encoding="utf-8") as f, \
-            open(os.path.join(directory, "train.tsv"), "w", encoding="utf-8") as train, \
-            open(os.path.join(directory, "valid.tsv"), "w", encoding="utf-8") as held_out:
-        for line in f:
-            statement = line.split("\t")[2]
-            bucket = int(hashlib.md5(statement.encode()).hexdigest(), 16) % folds
-            (held_out if bucket == fold else train).write(line)
-            rows[bucket == fold] += 1
-    return rows[0] / sum(rows)
+    with open(source, encoding="utf-8") as f:
+        lines = f.readlines()
+    held = statement_folds([line.split("\t")[2] for line in lines], folds) == fold
+    for name, keep in (("train.tsv", ~held), ("valid.tsv", held)):
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as out:
+            out.writelines(line for line, k in zip(lines, keep) if k)
+    return float(1.0 - held.mean())
 
 
 def epoch_matched(config: str, overrides: Sequence[str], train_share: float) -> List[str]:

@@ -17,6 +17,7 @@ record of a served statement can be made against the same training rows and
 ML Metadata links every model to the index its features came from.
 """
 
+import dataclasses
 import json
 import os
 from typing import Dict, List, Tuple
@@ -110,5 +111,5 @@ def ClaimNeighbours(
             enriched.set_string_custom_property(key, examples.get_string_custom_property(key))
     np.savez(os.path.join(index.uri, INDEX_FILE), vectors=built.vectors, labels=built.labels, folds=built.folds)
     with open(os.path.join(index.uri, PARAMS_FILE), "w") as f:
-        json.dump({"classes": list(cfg.label.classes), **cfg.claim_neighbours.__dict__,
+        json.dump({"classes": list(cfg.label.classes), **dataclasses.asdict(cfg.claim_neighbours),
                    "encoder": "all-MiniLM-L6-v2 (components.sentence_encoder)"}, f, indent=2)

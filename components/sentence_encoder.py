@@ -45,20 +45,25 @@ def model_dir() -> str:
 
 
 def read_safetensors(path: str) -> Dict[str, np.ndarray]:
-    """Every tensor of a .safetensors file (8-byte header size, JSON header, raw data)."""
+    """Every tensor of a .safetensors file."""
     with open(path, "rb") as f:
-        header_size = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(header_size))
-        data = f.read()
+        return parse_safetensors(f.read(), path)
+
+
+def parse_safetensors(data: bytes, where: str) -> Dict[str, np.ndarray]:
+    """Every tensor of .safetensors bytes (8-byte header size, JSON header, raw data)."""
+    header_size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + header_size])
+    body = memoryview(data)[8 + header_size:]
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         if info["dtype"] not in _NUMPY_DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']}, expected one of "
+            raise ValueError(f"{where}: tensor {name!r} has dtype {info['dtype']}, expected one of "
                              f"{sorted(_NUMPY_DTYPES)}")
         start, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[start:end], _NUMPY_DTYPES[info["dtype"]]).reshape(info["shape"])
+        tensors[name] = np.frombuffer(body[start:end], _NUMPY_DTYPES[info["dtype"]]).reshape(info["shape"])
     return tensors
 
 
@@ -149,7 +154,7 @@ class SentenceEncoder:
     config: dict
     tokenizer: WordPieceTokenizer
     max_length: int
-    weights_key: str = ""
+    weights_key: str = ""  # SHA-256 of the weights file: the vector cache's model key
 
     @classmethod
     def load(cls, directory: Optional[str] = None) -> "SentenceEncoder":
@@ -158,10 +163,12 @@ class SentenceEncoder:
             config = json.load(f)
         with open(os.path.join(directory, "sentence_bert_config.json")) as f:
             max_length = int(json.load(f)["max_seq_length"])
-        weights = {k: v.astype(np.float32) for k, v in
-                   read_safetensors(os.path.join(directory, "model.safetensors")).items()}
+        path = os.path.join(directory, "model.safetensors")
+        with open(path, "rb") as f:  # read once: parsed, and hashed for the vector cache's key
+            data = f.read()
+        weights = {k: v.astype(np.float32) for k, v in parse_safetensors(data, path).items()}
         return cls(weights, config, WordPieceTokenizer.from_file(os.path.join(directory, "vocab.txt")),
-                   max_length, weights_key(directory))
+                   max_length, hashlib.sha256(data).hexdigest())
 
     @property
     def dim(self) -> int:
@@ -256,15 +263,6 @@ class VectorCache:
                 db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
                                [(self.model_key, k, found[k].astype(np.float32).tobytes()) for k in missing])
         return np.stack([found[k] for k in keys]) if keys else np.zeros((0, encoder.dim), np.float32)
-
-
-def weights_key(directory: Optional[str] = None) -> str:
-    """SHA-256 of the model's weights file."""
-    digest = hashlib.sha256()
-    with open(os.path.join(directory or model_dir(), "model.safetensors"), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_encode(encoder: "SentenceEncoder", texts: Sequence[str]) -> np.ndarray:

@@ -798,12 +798,12 @@ def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
     repeated = _repeated(columns)
     if repeated:
         fail("data.columns", "unique column names", repeated)
-    dtypes = {c.name: c.dtype for c in data.columns}
+    file_dtypes = {c.name: c.dtype for c in data.columns}
     derived = cfg.claim_neighbours.column
-    if derived in dtypes:
+    if derived in file_dtypes:
         fail("claim_neighbours.column", f"a new column name, not one of data.columns {columns}", derived)
-    if derived:  # made by the ClaimNeighbours component; features may read it
-        dtypes = {**dtypes, derived: "string"}
+    # the derived column is made by the ClaimNeighbours component; features may read it
+    dtypes = {**file_dtypes, derived: "string"} if derived else file_dtypes
     for i, f in enumerate(cfg.features):
         if f.column not in dtypes:
             fail(f"features[{i}].name", f"a column from data.columns {columns}", f.column)
@@ -811,4 +811,4 @@ def _check_data(cfg: PipelineConfig, fail, require_data: bool) -> None:
             fail(f"features[{i}].dtype", f"the dtype of column {f.column!r} ({dtypes[f.column]})", f.dtype)
     if cfg.label.column not in dtypes:
         fail("label.column", f"a column from data.columns {columns}", cfg.label.column)
-    _check_claim_neighbours(cfg, {c.name: c.dtype for c in data.columns}, fail)
+    _check_claim_neighbours(cfg, file_dtypes, fail)

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+from components import raw_examples
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
 from serving import browser_extension
@@ -64,12 +65,9 @@ def _claim_records(cfg):
                            "Split-eval", "*.gz")
     files = glob.glob(pattern)
     assert files, pattern
-    out = {}
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        feature = tf.train.Example.FromString(record.numpy()).features.feature
-        values = feature[cfg.claim_neighbours.column].bytes_list.value
-        out[feature["statement"].bytes_list.value[0].decode()] = values[0].decode() if values else ""
-    return out
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    return dict(zip(raw_examples.string_column(records, "statement"),
+                    raw_examples.string_column(records, cfg.claim_neighbours.column)))
 
 
 def _blank_row(cfg, statement):
