@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline.config import load_config  # noqa: E402
+from common.loader import load_config  # noqa: E402
 from tests.conftest import TAXI_CONFIG  # noqa: E402
 from testing.edge_model import read_taxi_csv, serving_rows, train_and_export  # noqa: E402
 from trainer import edge_runtime  # noqa: E402

@@ -29,7 +29,9 @@ import numpy as np
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from pipeline.config import PipelineConfig, load_config  # noqa: E402
+from common.config import PipelineConfig  # noqa: E402
+
+from common.loader import load_config  # noqa: E402
 from serving import browser_extension  # noqa: E402
 
 NODE_BENCH = os.path.join(REPO_ROOT, "bench", "extension_bench.mjs")

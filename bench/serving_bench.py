@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from pipeline.config import load_config  # noqa: E402
+from common.loader import load_config  # noqa: E402
 from serving.backends import scan_versions  # noqa: E402
 from serving.client import Client  # noqa: E402
 from serving.server import launch  # noqa: E402

@@ -92,7 +92,7 @@ def ClaimNeighbours(
 ) -> None:
     """Copies every split of ``examples`` with the record column added."""
     from components.sentence_encoder import SentenceEncoder
-    from pipeline.config import config_from_dict
+    from common.loader import config_from_dict
 
     cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="ClaimNeighbours")
     splits = raw_examples.by_split(examples)

@@ -12,7 +12,7 @@ from tfx.types.component_spec import ExecutionParameter
 
 from components.anomalies_gate import AnomaliesGate
 from components.tsv_example_gen import build_tsv_example_gen
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 

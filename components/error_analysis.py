@@ -78,7 +78,7 @@ def ErrorAnalysis(
     """Writes analysis.json: {split: {all_features | <reduced>: figures}, class_names}."""
     import tensorflow as tf
 
-    from pipeline.config import config_from_dict
+    from common.loader import config_from_dict
     from trainer import features
 
     cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="ErrorAnalysis")

@@ -12,7 +12,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
 from components.fold_metrics import RATES, FoldedRate
-from pipeline.config import PipelineConfig, extra_slice_keys
+from common.config import PipelineConfig, extra_slice_keys
 from trainer import features
 
 EVAL_SIGNATURE = "serving_tf_example"

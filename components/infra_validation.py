@@ -18,7 +18,7 @@ from tfx.types import standard_artifacts
 
 from components.evaluation import EVAL_SIGNATURE
 from components import local_infra_validator
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import features
 
 

@@ -50,7 +50,7 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
-from pipeline.config import resolve_path
+from common.paths import resolve_path
 from serving import server as gateway
 
 logger = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ def TextBaselines(
     config_json: tfx.dsl.components.Parameter[str],
 ) -> None:
     """Writes text_baselines.json: {split: {baseline: figures}} for every non-train split."""
-    from pipeline.config import config_from_dict
+    from common.loader import config_from_dict
 
     cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="TextBaselines")
     text_col = next(f.column for f in cfg.features if f.name == cfg.evaluation.text_baseline_feature)

@@ -10,7 +10,7 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 
 TUNER_FN = "trainer.tuning.tuner_fn"
 RUN_FN = "trainer.run.run_fn"

@@ -28,7 +28,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from pipeline.config import ColumnConfig, PipelineConfig
+from common.config import ColumnConfig, PipelineConfig
 
 
 class TsvFormatError(ValueError):

@@ -21,8 +21,12 @@ from typing import List, Optional, Sequence
 
 from tfx import v1 as tfx
 
-from pipeline.config import REPO_ROOT, TAXI_DEFAULT, ConfigError, PipelineConfig, resolve_path, load_config
-from pipeline.cli_args import add_config_arguments
+from common.config import ConfigError, PipelineConfig
+
+from common.loader import load_config
+
+from common.paths import REPO_ROOT, TAXI_DEFAULT, resolve_path
+from common.cli_args import add_config_arguments
 from components.data import file_sha256
 from pipeline.pipeline import create_pipeline
 

@@ -19,8 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise; e
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from pipeline.cli_args import add_config_arguments  # noqa: E402
-from pipeline.config import ConfigError, load_config  # noqa: E402
+from common.cli_args import add_config_arguments  # noqa: E402
+from common.config import ConfigError  # noqa: E402
+from common.loader import load_config  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from pipeline.results import RunResult
 
 _TOP_SLICES = 12  # values per slice feature shown (by example count)

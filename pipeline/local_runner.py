@@ -12,7 +12,9 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig, resolve_path
+from common.config import PipelineConfig
+
+from common.paths import resolve_path
 from pipeline.pipeline import create_pipeline
 
 

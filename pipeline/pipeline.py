@@ -21,7 +21,7 @@ from components.infra_validation import build_infra_validator
 from components.pusher import build_pusher
 from components.text_baselines import TextBaselines
 from components.training import build_last_hyperparameters_resolver, build_trainer, build_tuner
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import features
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from pipeline.local_runner import local_paths
 from pipeline.results import RunResult, collect
 

@@ -12,7 +12,7 @@ import shutil
 from tfx import v1 as tfx
 
 from components.data import build_example_gen
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from pipeline.local_runner import local_beam_args, local_paths
 
 

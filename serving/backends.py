@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from pipeline.config import BatchingConfig
+from common.config import BatchingConfig
 from serving import models_config
 from serving.batching import Demand
 from serving.errors import BadRequest, NotFound, ServingError, Unavailable

@@ -28,7 +28,7 @@ from typing import Callable, Deque, Dict, List, Optional
 
 import numpy as np
 
-from pipeline.config import BatchingConfig
+from common.config import BatchingConfig
 from serving.errors import ServingError, Unavailable
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from pipeline.cli_args import add_config_arguments
-from pipeline.config import ConfigError, PipelineConfig, load_config
+from common.cli_args import add_config_arguments
+from common.config import ConfigError, PipelineConfig
+from common.loader import load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")

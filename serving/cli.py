@@ -21,7 +21,11 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from pipeline.config import ConfigError, PipelineConfig, load_config, resolve_path
+from common.config import ConfigError, PipelineConfig
+
+from common.loader import load_config
+
+from common.paths import resolve_path
 
 DEFAULT_PORT = 8501
 
@@ -93,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
-    from pipeline.config import BatchingConfig
+    from common.config import BatchingConfig
     from serving.app import Limits
     from serving.server import GatewaySettings, serve
 

@@ -26,7 +26,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.config import BatchingConfig, PipelineConfig
+from common.config import BatchingConfig, PipelineConfig
 
 STABLE = "stable"
 CANARY = "canary"

@@ -185,7 +185,7 @@ class RequestLog:
     @classmethod
     def from_config(cls, cfg: Any, directory: Optional[str] = None, **kwargs: Any) -> "RequestLog":
         """The log for a ``PipelineConfig``: its features, sensitive fields, window and directory."""
-        from pipeline.config import resolve_path  # the one place config paths are resolved
+        from common.paths import resolve_path  # the one place config paths are resolved
 
         return cls(directory or resolve_path(cfg.serving.request_log_dir),
                    {f.name: f.dtype for f in cfg.features},

@@ -15,7 +15,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline.config import BatchingConfig
+from common.config import BatchingConfig
 from serving import codec
 from serving.batching import BatchQueue, Demand
 from serving.errors import BadRequest

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pipeline.config import BatchingConfig
+from common.config import BatchingConfig
 from serving import openapi, routing
 from serving.app import Gateway, Limits, Response, json_response
 from serving.backends import InProcessBackend, ProxyBackend

@@ -17,7 +17,9 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from pipeline.config import PipelineConfig, taxi_data_dir
+from common.config import PipelineConfig
+
+from common.paths import taxi_data_dir
 from trainer import edge_export, edge_runtime, features, preprocessing
 from trainer.export import export_serving_model
 from trainer.model import HyperParameters

@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 import tensorflow as tf
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import features
 
 FLOAT_FEATURE = "fare"

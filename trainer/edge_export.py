@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import features, preprocessing, text_features
 
 logger = logging.getLogger(__name__)

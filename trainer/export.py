@@ -18,7 +18,7 @@ from typing import Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import edge_export, features
 
 OUTPUT_KEY = edge_export.OUTPUT_KEY

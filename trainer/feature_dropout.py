@@ -16,7 +16,7 @@ from typing import Dict, Iterable
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import features
 
 

@@ -11,7 +11,9 @@ from typing import Any, Dict, List, Mapping
 
 import tensorflow as tf
 
-from pipeline.config import FeatureConfig, PipelineConfig, config_from_dict
+from common.config import FeatureConfig, PipelineConfig
+
+from common.loader import config_from_dict
 
 _TF_DTYPES = {"float": tf.float32, "int": tf.int64, "string": tf.string}
 _TIMESTAMP_PART_SIZES = {"hour": 24, "weekday": 7, "month": 12}

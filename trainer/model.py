@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from pipeline.config import TrainerConfig
+from common.config import TrainerConfig
 from trainer.features import ModelInput
 from trainer.keras_autograph import skip_tf_keras_conversion
 

@@ -60,7 +60,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import FeatureConfig, LabelConfig
+from common.config import FeatureConfig, LabelConfig
 from trainer import features, text_features
 
 CONSTANT_PREFIX = "edge_constant__"

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import FeatureConfig, LabelConfig
+from common.config import FeatureConfig, LabelConfig
 from trainer import features
 
 _KEY_SEPARATOR = "\x1f"  # joins (value, fold, class) cell keys; never in normalised text

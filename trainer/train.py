@@ -13,7 +13,7 @@ from typing import Dict, Iterable, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import data, feature_dropout, features
 from trainer.ensemble import merge_members
 from trainer.model import HyperParameters, build_model

@@ -9,7 +9,7 @@ import keras_tuner
 import tensorflow_transform as tft
 from tfx.components.tuner.component import TunerFnResult
 
-from pipeline.config import PipelineConfig
+from common.config import PipelineConfig
 from trainer import features
 from trainer.model import HyperParameters
 from trainer.train import build_for, datasets

@@ -18,8 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
-from pipeline.cli_args import add_config_arguments
-from pipeline.config import ConfigError, load_config
+from common.cli_args import add_config_arguments
+from common.config import ConfigError
+from common.loader import load_config
 from serving.k8s import render, validate
 from serving.models_config import ModelsConfigError
 

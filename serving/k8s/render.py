@@ -24,7 +24,9 @@ import hashlib
 import posixpath
 from typing import Any, Dict, List, Mapping, Optional
 
-from pipeline.config import DNS_LABEL, PVC_URI, ConfigError, PipelineConfig
+from common.config import ConfigError, PipelineConfig
+
+from common.k8s_grammar import DNS_LABEL, PVC_URI
 from serving import models_config
 
 Manifest = Dict[str, Any]

@@ -5,7 +5,8 @@ import os
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.config import REPO_ROOT, load_config, taxi_data_dir
+from common.loader import load_config
+from common.paths import REPO_ROOT, taxi_data_dir
 from tests.conftest import TAXI_CONFIG
 
 SAMPLE_ROWS = 400

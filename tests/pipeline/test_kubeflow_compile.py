@@ -13,7 +13,9 @@ import pytest
 import tfx
 
 from kubeflow import runner, submit
-from pipeline.config import REPO_ROOT, ConfigError, load_config
+from common.config import ConfigError
+from common.loader import load_config
+from common.paths import REPO_ROOT
 from tests.conftest import TAXI_CONFIG
 
 INFRA_VALIDATOR_EXECUTOR = "tfx.components.infra_validator.executor.Executor"

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from pipeline.config import BatchingConfig
+from common.config import BatchingConfig
 from serving.batching import QUEUE_FULL, BatchQueue, Demand
 from serving.errors import Unavailable
 

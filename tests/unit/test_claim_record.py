@@ -7,7 +7,7 @@ from components.claim_neighbours import statement_folds
 from components.claim_record import build_records, record_separator, with_record
 from components.sentence_encoder import SentenceEncoder
 from components.tsv_example_gen import parse_line
-from pipeline.config import load_config
+from common.loader import load_config
 from testing import liar_fixture
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 

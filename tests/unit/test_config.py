@@ -4,7 +4,11 @@ import os
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, config_from_dict, load_config, to_dict, taxi_data_dir
+from common.config import ConfigError, to_dict
+
+from common.loader import config_from_dict, load_config
+
+from common.paths import taxi_data_dir
 from tests.conftest import TAXI_CONFIG
 
 

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_transform import tf_utils
 
-from pipeline.config import FeatureConfig
+from common.config import FeatureConfig
 from testing.edge_model import assert_edge_transform_matches, read_taxi_csv, serving_rows, train_and_export
 from trainer import edge_export, edge_runtime, features, preprocessing
 

@@ -9,7 +9,7 @@ import tensorflow_model_analysis as tfma
 
 from components import evaluation
 from components.fold_metrics import RATES, FoldedRate
-from pipeline.config import load_config
+from common.loader import load_config
 from testing import liar_fixture
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 

@@ -10,7 +10,7 @@ import pytest
 
 from components import classification_metrics as cm
 from pipeline import html_report
-from pipeline.config import load_config
+from common.loader import load_config
 from pipeline.results import RunResult
 from testing import liar_fixture
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides

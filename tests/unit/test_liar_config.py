@@ -5,7 +5,11 @@ import os
 import pytest
 import yaml
 
-from pipeline.config import REPO_ROOT, ConfigError, config_from_dict, load_config, to_dict
+from common.config import ConfigError, to_dict
+
+from common.loader import config_from_dict, load_config
+
+from common.paths import REPO_ROOT
 from testing import liar_fixture
 
 LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")

@@ -17,7 +17,8 @@ import pytest
 import tensorflow as tf
 
 from components.tsv_example_gen import parse_line
-from pipeline.config import FeatureConfig, load_config
+from common.config import FeatureConfig
+from common.loader import load_config
 from testing import liar_fixture
 from testing.edge_model import assert_edge_transform_matches, train_and_export_instances
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides

@@ -6,7 +6,7 @@ import tensorflow as tf
 from components import classification_metrics as cm
 from components.error_analysis import analyse
 from components.text_baselines import fit_and_score
-from pipeline.config import load_config
+from common.loader import load_config
 from testing import liar_fixture
 from trainer import feature_dropout
 from trainer.features import ModelInput

@@ -9,7 +9,8 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components.tsv_example_gen import parse_line
-from pipeline.config import FeatureConfig, load_config
+from common.config import FeatureConfig
+from common.loader import load_config
 from testing import liar_fixture
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import edge_runtime, features, preprocessing, text_features

@@ -12,7 +12,7 @@ from tfx.utils import proto_utils
 
 from components.tsv_example_gen import (TsvFormatError, _TsvToExample, build_tsv_example_gen,
                                         columns_to_json, parse_line)
-from pipeline.config import ColumnConfig
+from common.config import ColumnConfig
 from testing import liar_fixture
 
 COLUMNS = [ColumnConfig("id", "string"), ColumnConfig("label", "string"), ColumnConfig("statement", "string"),
@@ -68,7 +68,7 @@ def test_ptransform_reads_every_line_of_a_split(tmp_path):
 
 
 def test_builder_makes_one_split_per_file(tmp_path):
-    from pipeline.config import load_config
+    from common.loader import load_config
     from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 
     directory = liar_fixture.write_fixture(str(tmp_path))

@@ -1,0 +1,382 @@
+"""Typed dataset configuration: the one source of truth for a run.
+
+A dataset is a YAML file (``configs/<name>.yaml``), not code. ``common.loader``
+turns it into the frozen ``PipelineConfig`` defined here; every mistake
+(unknown key, wrong type, missing file, impossible value) fails there, before
+any component runs, with a message naming the file, the dotted key and what
+was expected (``common.checks``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
+
+from common.paths import TAXI_DEFAULT, resolve_path, taxi_data_dir
+
+FeatureKind = Literal["numeric", "categorical", "bucketized", "timestamp",
+                      "text", "multi_categorical", "label_prior"]
+FeatureDtype = Literal["float", "int", "string"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names file, key and expectation."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """One model feature: a raw input column and how Transform turns it into model inputs."""
+    name: str
+    kind: FeatureKind
+    dtype: FeatureDtype
+    # The raw column read (default: ``name``); lets two features derive from one
+    # column, e.g. a speaker vocabulary and the speaker's label prior.
+    source: str = ""
+    # Leaks the label (e.g. counts that include the row's own label): used only
+    # by the audit variant (top-level ``leaky: true``), never by the honest model.
+    leaky: bool = False
+    # numeric: log1p before the z-score, for heavy-tailed amounts (fares, miles).
+    log1p: bool = False
+    # categorical: keep the top_k most frequent values seen at least
+    # frequency_threshold times; everything else hashes into oov_buckets.
+    top_k: int = 1000
+    frequency_threshold: int = 5
+    oov_buckets: int = 1
+    # categorical ints in 0..max_value (hours, area codes): used as ids directly,
+    # with no vocabulary to compute; out-of-range and missing values get their own id.
+    max_value: int = 0
+    # bucketized: quantile buckets over the training data.
+    buckets: int = 10
+    # timestamp: which calendar parts to derive from epoch seconds.
+    parts: Tuple[Literal["hour", "weekday", "month"], ...] = ("hour", "weekday")
+    # text: lower-cased, punctuation stripped, split on whitespace; a vocabulary of
+    # the top_k tokens and word n-grams (sizes in ngrams) seen frequency_threshold
+    # times; the first max_tokens ids per row, 0 = padding.
+    ngrams: Tuple[int, ...] = (1,)
+    max_tokens: int = 64
+    # multi_categorical: values split on separator (also inside one value, so a
+    # serving request may send "a,b"); the first max_tokens ids, 0 = padding.
+    separator: str = ","
+    # label_prior: the label distribution of this column's value (e.g. a speaker's
+    # record) from the training split only; training rows (recognised by the hash
+    # of fold_key) see out-of-fold counts over ``folds`` folds; smoothed towards the
+    # overall distribution with ``smoothing`` pseudo-counts.
+    fold_key: str = ""
+    folds: int = 5
+    smoothing: float = 10.0
+
+    @property
+    def column(self) -> str:
+        """The raw column this feature reads."""
+        return self.source or self.name
+
+
+@dataclass(frozen=True)
+class ColumnConfig:
+    """One column of a headerless file (``data.format: tsv``), in file order."""
+    name: str
+    dtype: FeatureDtype
+    # non-empty: the field holds several values joined by this separator
+    separator: str = ""
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """How the training label is derived from raw columns.
+
+    ``ratio_threshold``: label = column > fraction * denominator (taxi's big
+    tipper). ``column``: an integer 0..n-1 column used as is. ``classes``: a
+    string column mapped to class ids, optionally folded to binary.
+    """
+    name: str
+    kind: Literal["ratio_threshold", "column", "classes"]
+    column: str
+    denominator: Optional[str] = None
+    fraction: float = 0.0
+    classes: Tuple[str, ...] = ()
+    positive_classes: Tuple[str, ...] = ()  # the classes that count as positive in binary figures
+    # With positive_classes: train on the binary fold (true), or on all classes
+    # and fold only for reporting binary accuracy (false).
+    fold_to_binary: bool = True
+
+    @property
+    def is_binary_fold(self) -> bool:
+        return self.kind == "classes" and bool(self.positive_classes) and self.fold_to_binary
+
+    @property
+    def positive_class_ids(self) -> List[int]:
+        """Class ids of ``positive_classes`` (the binary fold of a multi-class label)."""
+        return [self.classes.index(c) for c in self.positive_classes]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data lives and how it is split.
+
+    ``csv``: files with a header, split by hash buckets (``splits``). ``tsv``:
+    headerless tab-separated files whose columns are named by ``columns``, with
+    predefined splits from ``files`` (train, eval, and test only when given).
+    """
+    path: str = TAXI_DEFAULT
+    # an environment variable that, when set, replaces ``path`` (data that must
+    # stay outside the repository, e.g. under a research-only licence)
+    path_env: str = ""
+    format: Literal["csv", "tsv"] = "csv"
+    splits: Mapping[str, int] = field(default_factory=lambda: {"train": 8, "eval": 2})
+    files: Mapping[str, str] = field(default_factory=dict)
+    columns: Tuple[ColumnConfig, ...] = ()
+    excluded_columns: Tuple[str, ...] = ()
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class ClaimNeighboursConfig:
+    """The claim-neighbour record (``components.claim_neighbours``): a string column
+    derived from ``text`` by the ClaimNeighbours component, which a feature reads.
+
+    Each row gets the labels of its ``k`` nearest training statements (sentence-
+    encoder cosine), each repeated in proportion to its softmax weight
+    (``temperature``) out of ``repeats``, and a token for the best similarity;
+    training rows see only statements of other folds (``folds``, by text hash).
+    """
+    column: str = ""          # the derived column; empty: no record
+    text: str = ""            # the raw text column encoded
+    k: int = 10
+    temperature: float = 20.0
+    repeats: int = 10
+    folds: int = 5
+
+
+@dataclass(frozen=True)
+class TunerConfig:
+    """KerasTuner budget; ``enabled: false`` reuses the last best hyperparameters,
+    or, with ``reuse_last: false``, trains with the trainer section's own values
+    (a config whose hyperparameters were chosen outside the pipeline)."""
+    enabled: bool = True
+    reuse_last: bool = True
+    max_trials: int = 3
+    trial_steps: int = 300
+    learning_rates: Tuple[float, ...] = (0.003, 0.01)
+    hidden_units: Tuple[int, ...] = (64, 128)
+    num_layers: Tuple[int, ...] = (2, 3)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Training budget and default hyperparameters (used when not tuned)."""
+    train_steps: int = 2000
+    eval_steps: int = 50
+    batch_size: int = 128
+    learning_rate: float = 0.003
+    hidden_units: int = 128
+    num_layers: int = 2
+    embedding_dim: int = 8
+    dropout: float = 0.1
+    # Share of a bag's ids (text tokens, multi-valued categories) each training row
+    # forgets (word dropout; trainer.model.BagMean). Inference keeps every id.
+    token_dropout: float = 0.0
+    # Momentum of an exponential moving average of the weights that replaces them
+    # when training ends (0: off; e.g. 0.99 averages about the last 100 steps).
+    weight_averaging: float = 0.0
+    # Members (seeds seed, seed + 1, ...) trained and fused into one model whose
+    # logits are their mean, with a single member's graph (trainer.ensemble).
+    ensemble_size: int = 1
+    # Epochs without a better eval loss before training stops and the best epoch's
+    # weights return. 0: no early stopping, train_steps exactly; then the eval split
+    # picks nothing (use it when the eval split is the one the figures are reported on).
+    early_stopping_patience: int = 3
+    seed: int = 42
+    # Train for requests that carry only some features (a browser page has no
+    # speaker metadata): this share of training rows, drawn with ``seed``, sees
+    # every feature outside feature_dropout_keep as missing.
+    feature_dropout_share: float = 0.0
+    feature_dropout_keep: Tuple[str, ...] = ()
+    # Multi-class labels with label.positive_classes: add this weight x the binary
+    # cross-entropy of the folded probability to the loss (trainer.model.FoldedCrossEntropy).
+    fold_loss_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """TFMA metrics gate: absolute floors and no regression vs the last blessed model."""
+    min_auc: float = 0.5
+    min_accuracy: float = 0.0
+    max_auc_regression: float = 0.01
+    # feature names, or extra slice keys a feature kind emits (label_prior: <name>_seen)
+    slices: Tuple[Tuple[str, ...], ...] = ()
+    baseline_features: Tuple[str, ...] = ()  # candidates for the one-feature rule
+    # Error analysis: false-positive/negative rates per value of these features.
+    fairness_features: Tuple[str, ...] = ()
+    # Also score the model with only these features present (e.g. the text alone).
+    reduced_features: Tuple[str, ...] = ()
+    # A string feature for the TF-IDF logistic-regression baseline ("" = none).
+    text_baseline_feature: str = ""
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Server-side batching, with TF Serving's own parameter names and meaning.
+
+    One definition feeds both the local gateway and real TF Serving's
+    ``--batching_parameters_file`` (rendered by ``serving.models_config``).
+    """
+    enabled: bool = True
+    max_batch_size: int = 128
+    batch_timeout_micros: int = 1000
+    max_enqueued_batches: int = 100
+    num_batch_threads: int = 2
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """Real TF Serving in a cluster: what ``python -m serving.k8s`` renders.
+
+    ``storage_uri`` is the model base path as the cluster sees it (the pushed
+    ``<push_dir>/<model_name>/<version>/`` tree, copied or pushed there):
+    ``gs://bucket/path`` (TF Serving and KServe read it directly) or
+    ``pvc://<claim>/<path in the claim>`` (KServe's own notation). Empty means
+    ``<push_dir>/<model_name>`` when ``serving.push_dir`` is a gs:// URI.
+    """
+    namespace: str = "default"
+    replicas: int = 2  # Deployment replicas; KServe minReplicas
+    max_replicas: int = 4  # KServe maxReplicas (request-based autoscaling)
+    storage_uri: str = ""
+    # gs:// access: a Workload Identity service account, or a Secret holding a
+    # service-account key file (mounted, GOOGLE_APPLICATION_CREDENTIALS points to it).
+    service_account: str = ""
+    credentials_secret: str = ""
+    credentials_key: str = "key.json"
+    # TF Serving re-reads models.config this often: label moves need no restart.
+    model_config_poll_seconds: int = 30
+    # Kubernetes quantities as strings, e.g. {requests: {cpu: "1", memory: 2Gi}}.
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {
+        "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}})
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Where blessed models go, how they are validated before the push, and served."""
+    model_name: str = "model"
+    push_dir: str = "runs/serving"
+    infra_validation: Literal["local", "docker", "kubernetes"] = "local"
+    canary_requests: int = 20
+    latency_budget_ms: float = 500.0
+    tf_serving_image: str = "tensorflow/serving"
+    tf_serving_tag: str = "2.16.1"
+    rest_port: int = 8501
+    grpc_port: int = 8500
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    # Gateway limits: larger bodies get 413, larger batches 400.
+    max_request_bytes: int = 1_048_576
+    max_batch_rows: int = 1024
+    # Rollout changes (canary, shadow, promote, rollback) need this token.
+    admin_token_env: str = "SERVING_ADMIN_TOKEN"
+    # Served traffic, logged as tf.Example TFRecords per time window (a data span).
+    request_log_dir: str = "runs/request_log"
+    request_log_window_seconds: int = 3600
+    # Raw features never written to the request log as they are: dropped or hashed.
+    sensitive_features: Mapping[str, Literal["drop", "hash"]] = field(default_factory=dict)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    # TFLite + TF.js exports beside the SavedModel (trainer/edge_export.py); turn off
+    # for a dataset whose feature kinds the edge runtimes cannot run.
+    edge_exports: bool = True
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Beam runner and its arguments; the local runner always uses DirectRunner."""
+    runner: Literal["direct", "dataflow", "flink", "spark"] = "direct"
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = "in_memory"
+    direct_num_workers: int = 1
+    extra_args: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KubeflowConfig:
+    """What the compiled Kubeflow Pipelines v2 spec needs."""
+    image: str = "ghcr.io/example/tfx-pipeline:latest"
+    pipeline_root: str = "gs://example-bucket/tfx"
+    output_file: str = "build/kubeflow/pipeline.json"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole run, as validated from one dataset file."""
+    name: str
+    schema: str
+    label: LabelConfig
+    features: Tuple[FeatureConfig, ...]
+    data: DataConfig = field(default_factory=DataConfig)
+    claim_neighbours: ClaimNeighboursConfig = field(default_factory=ClaimNeighboursConfig)
+    tuner: TunerConfig = field(default_factory=TunerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    beam: BeamConfig = field(default_factory=BeamConfig)
+    kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
+    run_dir: str = "runs"
+    # The leakage-audit variant: also use the features marked ``leaky: true``.
+    leaky: bool = False
+    source_file: str = ""
+
+    @property
+    def pipeline_name(self) -> str:
+        """Kubeflow v2 accepts only [a-z0-9-] names; the same name is used locally."""
+        return f"{self.name}-pipeline"
+
+    @property
+    def num_classes(self) -> int:
+        """2 for binary labels, len(classes) for multi-class ones."""
+        return len(self.class_names)
+
+    @property
+    def class_names(self) -> List[str]:
+        """Display names of the model's output classes, in output order."""
+        if self.label.kind == "classes" and not self.label.is_binary_fold:
+            return list(self.label.classes)
+        return [f"not {self.label.name}", self.label.name]
+
+    @property
+    def data_path(self) -> str:
+        """The data directory: ``$<path_env>`` when set, the taxi default inside
+        the tfx package, else ``path`` resolved against the repo."""
+        if self.data.path_env and os.environ.get(self.data.path_env):
+            return resolve_path(os.environ[self.data.path_env])
+        if self.data.path == TAXI_DEFAULT:
+            return taxi_data_dir()
+        return resolve_path(self.data.path)
+
+    @property
+    def schema_path(self) -> str:
+        return resolve_path(self.schema)
+
+    @property
+    def push_dir(self) -> str:
+        """``<push_dir>/<model_name>``: TF Serving's model base path."""
+        return os.path.join(resolve_path(self.serving.push_dir), self.serving.model_name)
+
+    def custom_config(self) -> Dict[str, Any]:
+        """The JSON-safe slice of the config that Transform/Tuner/Trainer code needs."""
+        return {"pipeline_config": to_dict(self)}
+
+    def transform_custom_config(self) -> Dict[str, Any]:
+        """The config as Transform sees it: only what its graph depends on (data,
+        label, features). Training, evaluation and serving settings are reset, so
+        changing them keeps Transform's cached execution (minutes on real data)."""
+        essential = dataclasses.replace(
+            self, tuner=TunerConfig(), trainer=TrainerConfig(), evaluation=EvaluationConfig(),
+            serving=ServingConfig(), beam=BeamConfig(), kubeflow=KubeflowConfig(), run_dir="runs",
+            source_file="")
+        return {"pipeline_config": to_dict(essential)}
+
+
+def to_dict(config: Any) -> Dict[str, Any]:
+    """A JSON-safe dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def extra_slice_keys(f: FeatureConfig) -> Tuple[str, ...]:
+    """Slice keys a feature kind emits besides its name (TFMA slices transformed outputs too)."""
+    return (f"{f.name}_seen",) if f.kind == "label_prior" else ()
