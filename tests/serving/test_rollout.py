@@ -283,6 +283,7 @@ def test_changes_by_another_instance_are_picked_up(tmp_path, disk):
     assert cli.state().stable == 3
 
 
+@pytest.mark.integration
 def test_changes_by_another_process_are_picked_up(tmp_path, disk):
     gateway = make(tmp_path, disk)
     assert gateway.route("r").primary == 3
