@@ -3,7 +3,7 @@
 Both backends answer the same questions for the gateway (which models,
 versions and labels exist; status; metadata; inference on one resolved
 version), so routing, validation, metrics, rollouts and the request log are
-written once in ``serving.app``.
+written once in ``serving.api``.
 
 ``InProcessBackend`` behaves like TF Serving's file-system source: it serves
 the versions ``models.config`` asks for (the latest by default), polls the

@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
     from common.config import BatchingConfig
-    from serving.app import Limits
+    from serving.api.deps import Limits
     from serving.server import GatewaySettings, serve
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

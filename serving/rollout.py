@@ -33,18 +33,18 @@ How the gateway uses it::
                                    available_versions=backend.versions,
                                    base_path=model_base_path)
     # per request, before choosing a backend version:
-    try:
-        route = controller.route(request_id, explicit_version, explicit_label)
-    except UnknownLabelError:      # -> 400, as TF Serving ("Unrecognized servable version label")
-    except UnknownVersionError:    # -> 404 (version not on disk)
-    except NoVersionsError:        # -> 503 (nothing pushed yet)
+    route = controller.route(request_id, explicit_version, explicit_label)
     answer = predict(route.primary, ...)            # returned to the client
     if route.shadow is not None:                    # answered, logged, never returned
         request_log.log(..., version=route.shadow, role="shadow")
     # admin endpoints (after the token check):
     controller.canary(version, percent) / shadow(version) / promote(version)
     controller.rollback() / clear() / state().to_dict()
-    # any RolloutError from these -> 400 with str(error)
+
+Errors are raised, never answered here: ``serving.api.errors`` maps them to
+TF Serving's answers in one place (``UnknownLabelError`` -> 400 "Unrecognized
+servable version label", ``RouteVersionError`` -> 404 "Servable not found",
+``NoVersionsError`` -> 503, any other ``RolloutError`` -> 400 with its text).
 
 The routing hash is SHA-256 of the request id, so the split is deterministic
 across processes and restarts: the same request id always reaches the same
@@ -66,6 +66,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from serving import models_config
 from serving.models_config import CANARY, STABLE, ModelEntry, ModelsConfigError
+from serving.routing import Route
 
 _STATE_FORMAT = 1
 MAX_HISTORY = 50  # previous stable versions remembered for rollback
@@ -80,11 +81,32 @@ class RolloutError(ValueError):
 
 
 class UnknownLabelError(RolloutError):
-    """An explicit label that models.config does not define (gateway: 400, as TF Serving)."""
+    """An explicit label that models.config does not define (gateway: 400, as TF Serving).
+
+    ``label`` is the label asked for, for TF Serving's message.
+    """
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__("label", message)
+        self.label = label
 
 
 class UnknownVersionError(RolloutError):
-    """An explicit or requested version that is not on disk (gateway: 404 / 400)."""
+    """A version given to a rollout change that is not on disk (gateway: 400)."""
+
+
+class RouteVersionError(UnknownVersionError):
+    """A request's explicit version that is not on disk (gateway: 404, as TF Serving).
+
+    A separate type because the same miss is a bad argument in an admin change
+    but a missing servable in a request; ``model`` and ``version`` are kept for
+    TF Serving's "Servable not found for request: Specific(<model>, <version>)".
+    """
+
+    def __init__(self, model: str, version: int, message: str) -> None:
+        super().__init__("version", message)
+        self.model = model
+        self.version = version
 
 
 class NoVersionsError(RolloutError):
@@ -104,19 +126,6 @@ class RolloutState:
     def to_dict(self) -> Dict[str, Any]:
         """JSON-safe form (for the admin API and the CLI)."""
         return dataclasses.asdict(self) | {"history": list(self.history)}
-
-
-@dataclasses.dataclass(frozen=True)
-class Route:
-    """Where one request goes.
-
-    ``primary`` answers the client; ``shadow`` (when not None) answers too, and
-    its answer is only logged. ``reason`` says why (``version``, ``label:<l>``,
-    ``canary``, ``stable``), for logs and metrics.
-    """
-    primary: int
-    shadow: Optional[int]
-    reason: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,15 +198,15 @@ class RolloutController:
             if explicit_version is not None:
                 version = _as_version(explicit_version, "version")
                 if version not in self._versions_on_disk():
-                    raise UnknownVersionError(
-                        "version", f"model '{self._model}' has no version {version} on disk "
+                    raise RouteVersionError(
+                        self._model, version, f"model '{self._model}' has no version {version} on disk "
                         f"(available: {sorted(self._versions_on_disk())})")
                 return self._with_shadow(version, "version")
             labels = self._entry().labels
             if explicit_label is not None:
                 if explicit_label not in labels:
                     raise UnknownLabelError(
-                        "label", f"model '{self._model}' has no version label {explicit_label!r} "
+                        explicit_label, f"model '{self._model}' has no version label {explicit_label!r} "
                         f"(defined: {sorted(labels)})")
                 return self._with_shadow(labels[explicit_label], f"label:{explicit_label}")
             canary = labels.get(CANARY)

@@ -16,12 +16,17 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from serving import models_config
-from serving.errors import BadRequest, NotFound, Unavailable
+from serving.errors import BadRequest, Unavailable
 
 
 @dataclasses.dataclass(frozen=True)
 class Route:
-    """Which version answers (primary) and which also answers silently (shadow)."""
+    """Where one request goes (the one type both routers and the rollout controller return).
+
+    ``primary`` answers the client; ``shadow`` (when not None) answers too, and
+    its answer is only logged. ``reason`` says why (``version``, ``label:<l>``,
+    ``canary``, ``stable``, ``latest``), for logs and metrics.
+    """
     primary: int
     shadow: Optional[int] = None
     reason: str = ""
@@ -71,7 +76,11 @@ def state_path_for(models_config_path: str, model: str) -> str:
 
 
 class RolloutRouter:
-    """Routes through the model's RolloutController once it has a stable label."""
+    """Routes through the model's RolloutController once it has a stable label.
+
+    The controller's ``RolloutError``s pass through unchanged: the gateway
+    turns them into TF Serving's answers in one place (``serving.api.errors``).
+    """
 
     def __init__(self, backend: VersionSource, controller_for: Callable[[str], Any]) -> None:
         self._backend = backend
@@ -82,19 +91,7 @@ class RolloutRouter:
               label: Optional[str]) -> Route:
         if models_config.STABLE not in self._backend.labels(model):
             return self._labels.route(model, request_id, version, label)
-        from serving import rollout  # the controller's errors
-
-        try:
-            chosen = self._controller_for(model).route(request_id, version, label)
-        except rollout.UnknownLabelError as err:
-            raise BadRequest(f"Unrecognized servable version label: {label} ({err})") from None
-        except rollout.UnknownVersionError:
-            raise NotFound(f"Servable not found for request: Specific({model}, {version})") from None
-        except rollout.NoVersionsError as err:
-            raise Unavailable(str(err)) from None
-        except rollout.RolloutError as err:
-            raise BadRequest(str(err)) from None
-        route = Route(chosen.primary, chosen.shadow, chosen.reason)
+        route = self._controller_for(model).route(request_id, version, label)
         needed = {route.primary} | ({route.shadow} if route.shadow is not None else set())
         if not needed <= set(self._backend.versions(model)):
             # models.config was changed by another process and not polled yet:

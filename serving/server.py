@@ -22,7 +22,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from common.config import BatchingConfig
 from serving import openapi, routing
-from serving.app import Gateway, Limits, Response, json_response
+from serving.api.deps import Limits
+from serving.api.dispatcher import Gateway
+from serving.api.errors import error_response
+from serving.api.request import Response
 from serving.backends import InProcessBackend, ProxyBackend
 from serving.batching import Demand
 from serving.errors import ServingError
@@ -96,7 +99,7 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         except ServingError as err:
             # The body is not read: answer and drop the connection.
             self.close_connection = True
-            self._write(json_response(err.status, {"error": err.message}), close=True)
+            self._write(error_response(err), close=True)
             return
         body = self.rfile.read(length) if length > 0 else b""
         self._write(gateway.handle(method, self.path, self.headers, body))

@@ -19,6 +19,8 @@ from tests.conftest import TAXI_CONFIG
 from testing.tiny_model import (INSTANCE, bias_of, gateway_args, gateway_env, probability,
                                    push_version)
 
+pytestmark = pytest.mark.integration
+
 LOAD_SECONDS = 20.0
 CLIENTS = 4
 

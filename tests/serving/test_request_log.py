@@ -195,6 +195,7 @@ def test_several_writers_share_a_directory_with_unique_files(tmp_path):
     assert ids == sorted(f"w{n}-{i}".encode() for n in range(3) for i in range(10))
 
 
+@pytest.mark.integration
 def test_a_crashed_process_leaves_complete_readable_records(tmp_path):
     """The process dies (os._exit, no close, no flush) right after its rows reach the writer."""
     script = textwrap.dedent(f"""

@@ -9,8 +9,9 @@ import pytest
 
 from serving import models_config
 from serving.models_config import CANARY, STABLE, ModelEntry
-from serving.rollout import (NoVersionsError, RolloutController, RolloutError, Route,
+from serving.rollout import (NoVersionsError, RolloutController, RolloutError, RouteVersionError,
                              UnknownLabelError, UnknownVersionError, canary_bucket)
+from serving.routing import Route
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REQUEST_IDS = [f"req-{i:05d}" for i in range(2000)]
@@ -109,10 +110,14 @@ def test_explicit_version_and_label_win_over_the_split(tmp_path, disk):
     assert controller.route("r", explicit_label=CANARY) == Route(2, None, f"label:{CANARY}")
     with pytest.raises(UnknownLabelError, match="no version label 'blue'") as error:
         controller.route("r", explicit_label="blue")
-    assert error.value.field == "label"
-    with pytest.raises(UnknownVersionError, match="no version 9 on disk") as error:
+    assert (error.value.field, error.value.label) == ("label", "blue")
+    # a request's missing version (the gateway's 404) is told from an admin change's (400)
+    with pytest.raises(RouteVersionError, match="no version 9 on disk") as error:
         controller.route("r", explicit_version=9)
-    assert error.value.field == "version"
+    assert (error.value.field, error.value.model, error.value.version) == ("version", "taxi", 9)
+    with pytest.raises(UnknownVersionError, match="no version 9 on disk") as error:
+        controller.shadow(9)
+    assert not isinstance(error.value, RouteVersionError)
     with pytest.raises(RolloutError, match="either a version or a label"):
         controller.route("r", explicit_version=1, explicit_label=STABLE)
 
@@ -283,6 +288,7 @@ def test_changes_by_another_instance_are_picked_up(tmp_path, disk):
     assert cli.state().stable == 3
 
 
+@pytest.mark.integration
 def test_changes_by_another_process_are_picked_up(tmp_path, disk):
     gateway = make(tmp_path, disk)
     assert gateway.route("r").primary == 3

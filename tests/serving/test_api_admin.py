@@ -21,6 +21,8 @@ from tests.conftest import TAXI_CONFIG
 from testing.tiny_model import (ADMIN_TOKEN, INSTANCE, bias_of, gateway_args, gateway_env,
                                    probability, push_version)
 
+pytestmark = pytest.mark.integration
+
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ADMIN = "/v1/admin/models/taxi/rollout"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

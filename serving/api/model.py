@@ -1,0 +1,205 @@
+"""TF Serving's model API: status, metadata and predict/classify/regress.
+
+* ``GET  /v1/models/<m>[/versions/<v>|/labels/<l>]``             status
+* ``GET  /v1/models/<m>[/versions/<v>|/labels/<l>]/metadata``    signatures
+* ``POST /v1/models/<m>[/versions/<v>|/labels/<l>]:predict|classify|regress``
+
+A request without a version or label is routed by the ``Router``: to the
+stable label (or the latest version), or, during a rollout, split between
+stable and canary by request id, with a shadow version answering too (logged,
+never returned). Bodies are checked against the row limit and the schema
+before any model work; every answer (primary and shadow) goes to the request
+log when there is one.
+"""
+import concurrent.futures
+import logging
+import re
+import threading
+import time
+from typing import Any, Dict, List, Mapping, Optional
+
+from serving.api import request as req
+from serving.api.deps import Backend, Limits, RequestLogger, Router
+from serving.api.request import VERSION_HEADER, Endpoint, Request, Response, json_response
+from serving.errors import BadRequest, NotFound, ServingError
+from serving.routing import resolve_label
+from serving.validation import SchemaValidator
+
+logger = logging.getLogger(__name__)
+
+MODEL_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<metadata>/metadata)?"
+    r"(?::(?P<verb>[^/:]*))?$")
+VERBS = ("predict", "classify", "regress")
+MAX_PENDING_SHADOWS = 256
+
+
+class ModelAPI:
+    """Answers the model endpoints (thread-safe); ``close()`` waits for shadow calls."""
+
+    def __init__(self, backend: Backend, router: Router, limits: Limits = Limits(),
+                 validator: Optional[SchemaValidator] = None,
+                 request_log: Optional[RequestLogger] = None) -> None:
+        self._backend = backend
+        self._router = router
+        self._limits = limits
+        self._validator = validator
+        self._kinds: Dict[str, str] = validator.kinds if validator else {}
+        self._request_log = request_log
+        self._shadow_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="shadow")
+        # Shadow work never blocks or piles up behind primary traffic: beyond
+        # this many pending shadow calls, a shadow answer is skipped (and logged).
+        self._shadow_slots = threading.BoundedSemaphore(MAX_PENDING_SHADOWS)
+
+    def endpoints(self) -> List[Endpoint]:
+        return [Endpoint(MODEL_PATH, self.model)]
+
+    def close(self) -> None:
+        self._shadow_pool.shutdown(wait=True)
+
+    def model(self, request: Request, match: "re.Match[str]") -> Response:
+        """Checks the URL, then answers status, metadata or inference."""
+        observed = request.observed
+        verb = match.group("verb")
+        is_metadata = bool(match.group("metadata"))
+        observed["verb"] = verb if verb is not None else ("metadata" if is_metadata else "status")
+        if verb is not None and verb not in VERBS:
+            observed["verb"] = "unknown"
+            raise NotFound(f"Malformed request: unknown verb ':{verb}'; expected predict, "
+                           "classify or regress")
+        if verb is not None and is_metadata:
+            raise NotFound("Malformed request: metadata takes no verb")
+        name = req.model_name(match.group("name"), self._backend.model_names())
+        observed["model"] = name
+        version = req.version(match.group("version"))
+        label = req.label(match.group("label"))
+        if verb is None:
+            req.require_method(request, "GET")
+            if label is not None:
+                version = resolve_label(self._backend, name, label)
+            if is_metadata:
+                return self._metadata(request, name, version)
+            if version is not None:
+                observed["version"] = str(version)
+            return json_response(200, self._backend.status(name, version))
+        req.require_method(request, "POST")
+        return self._infer(request, name, version, label, verb)
+
+    def _metadata(self, request: Request, name: str, version: Optional[int]) -> Response:
+        """A version's signatures; without a version, those of the version a request would reach."""
+        if version is None:
+            version = self._router.route(name, request.request_id, None, None).primary
+        request.observed["version"] = str(version)
+        return json_response(200, self._backend.metadata(name, version))
+
+    def _infer(self, request: Request, name: str, version: Optional[int], label: Optional[str],
+               verb: str) -> Response:
+        """Checks the body, answers from the routed version and hands the shadow its copy."""
+        parsed = req.parse_json(request.body)
+        self._check_body(verb, parsed)
+        route = self._router.route(name, request.request_id, version, label)
+        request.observed["version"] = str(route.primary)
+        with self._backend.demand:
+            started = time.perf_counter()
+            answer = self._backend.infer(name, route.primary, verb, parsed, self._kinds)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+        self._log(request.request_id, name, route.primary, "primary", verb, parsed, answer, latency_ms)
+        if route.shadow is not None and route.shadow != route.primary:
+            if self._shadow_slots.acquire(blocking=False):
+                self._shadow_pool.submit(self._run_shadow, request.request_id, name, route.shadow,
+                                         verb, parsed)
+            else:
+                logger.warning("Shadow version %d skipped for request %s: %d shadow calls pending",
+                               route.shadow, request.request_id, MAX_PENDING_SHADOWS)
+        return json_response(200, answer, {VERSION_HEADER: str(route.primary)})
+
+    def _check_body(self, verb: str, body: Mapping[str, Any]) -> None:
+        """Row limit and schema validation, before any model work."""
+        limit = self._limits.max_batch_rows
+        if verb == "predict":
+            instances, inputs = body.get("instances"), body.get("inputs")
+            if isinstance(instances, list):
+                rows, field = len(instances), "instances"
+            elif isinstance(inputs, dict):
+                rows = max((len(v) for v in inputs.values() if isinstance(v, list)), default=1)
+                field = "inputs"
+            else:
+                rows, field = 0, ""
+        else:
+            examples = body.get("examples")
+            if not isinstance(examples, list) or not examples:
+                raise BadRequest("'examples' must be a non-empty list of objects")
+            rows, field = len(examples), "examples"
+        if rows > limit:
+            raise BadRequest(f"'{field}' has {rows} rows; at most {limit} are accepted per request "
+                             "(serving.max_batch_rows)")
+        if self._validator is None:
+            return
+        if verb == "predict":
+            if isinstance(body.get("instances"), list):
+                self._validator.check_instances(body["instances"])
+            elif isinstance(body.get("inputs"), dict):
+                self._validator.check_inputs(body["inputs"])
+        else:
+            context = body.get("context") if isinstance(body.get("context"), dict) else None
+            self._validator.check_examples(body["examples"], context)
+
+    # ------------------------------------------------------------ shadow and log
+
+    def _run_shadow(self, request_id: str, name: str, version: int, verb: str,
+                    body: Mapping[str, Any]) -> None:
+        try:
+            self._shadow_answer(request_id, name, version, verb, body)
+        finally:
+            self._shadow_slots.release()
+
+    def _shadow_answer(self, request_id: str, name: str, version: int, verb: str,
+                       body: Mapping[str, Any]) -> None:
+        """The shadow version's answer, logged only: its failure fails no request."""
+        try:
+            started = time.perf_counter()
+            answer = self._backend.infer(name, version, verb, body, self._kinds)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            self._log(request_id, name, version, "shadow", verb, body, answer, latency_ms)
+        except ServingError as err:
+            logger.warning("Shadow version %d failed request %s: %s", version, request_id, err.message)
+        except Exception:  # pylint: disable=broad-except
+            logger.exception("Shadow version %d failed request %s", version, request_id)
+
+    def _log(self, request_id: str, name: str, version: int, role: str, verb: str,
+             body: Mapping[str, Any], answer: Mapping[str, Any], latency_ms: float) -> None:
+        if self._request_log is None:
+            return
+        try:
+            self._request_log.log(request_id=request_id, model=name, version=version, role=role,
+                                  features=_rows_of(verb, body), outputs=_outputs_of(answer),
+                                  latency_ms=latency_ms, timestamp=time.time())
+        except Exception:  # pylint: disable=broad-except
+            # The answer is already computed: a logging failure must not fail it.
+            logger.exception("Request log write failed for request %s", request_id)
+
+
+def _rows_of(verb: str, body: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The request's raw feature rows (for the request log), best effort."""
+    if verb == "predict":
+        instances = body.get("instances")
+        if isinstance(instances, list):
+            return [row if isinstance(row, dict) else {"input": row} for row in instances]
+        inputs = body.get("inputs")
+        if isinstance(inputs, dict):
+            columns = {k: v if isinstance(v, list) else [v] for k, v in inputs.items()}
+            n = max((len(v) for v in columns.values()), default=0)
+            return [{k: v[i] for k, v in columns.items() if i < len(v)} for i in range(n)]
+        return []
+    context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    return [{**context, **e} for e in body.get("examples", []) if isinstance(e, dict)]
+
+
+def _outputs_of(answer: Mapping[str, Any]) -> List[Any]:
+    for key in ("predictions", "results"):
+        if isinstance(answer.get(key), list):
+            return answer[key]
+    outputs = answer.get("outputs")
+    return outputs if isinstance(outputs, list) else [outputs]
