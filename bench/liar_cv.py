@@ -1,6 +1,6 @@
 """LIAR model selection by K-fold cross-validation on the training file only.
 
-Why: the validation file is what the README reports, so no choice may be made on
+Why: the validation file is what docs/liar.md reports, so no choice may be made on
 it; and one dev split of a thousand statements is too noisy to choose with (its
 binomial standard error is about 0.015, the size of the differences in question,
 and two such splits have disagreed on whether the speaker metadata helps at all).
@@ -69,7 +69,7 @@ def epoch_matched(config: str, overrides: Sequence[str], train_share: float) -> 
     full training file gets: ``trainer.train_steps`` x ``train_share``, and a weight-average
     momentum m ** (1 / train_share) that averages over the same share of an epoch.
 
-    Why: the model overfits within a few epochs (README, "Model selection"), so a fold
+    Why: the model overfits within a few epochs (docs/liar.md, "Model selection"), so a fold
     trained for the full file's step count on 80 % of its rows would be judged one
     epoch further on than the model the config actually ships."""
     trainer = load_config(config, overrides, require_data=False).trainer

@@ -10,7 +10,7 @@ component's figures. ``bench/liar_cv.py`` runs it on every fold of a
 cross-validation of the training file.
 
 Run it on a run whose eval split is carved from the training file (a fold of
-``bench/liar_cv.py``), never on the split the README reports::
+``bench/liar_cv.py``), never on the split docs/liar.md reports::
 
     .venv/bin/python bench/trainer_sweep.py --config configs/liar.yaml \\
         --pipeline_root /tmp/liar_cv/fold_0/runs/liar/pipeline_root \\

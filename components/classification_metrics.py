@@ -52,7 +52,7 @@ def calibration(positive_probabilities: np.ndarray, binary_labels: np.ndarray,
 
     Why: a decision at 0.5 is only as good as the probability is honest. An
     over-trained model on LIAR's held-out folds said 0.35 where 46 % were
-    positive, and so called too many statements false (README, "Model selection")."""
+    positive, and so called too many statements false (docs/liar.md, "Model selection")."""
     p = np.clip(np.asarray(positive_probabilities, dtype=np.float64).reshape(-1), 0.0, 1.0)
     y = np.asarray(binary_labels).reshape(-1)
     index = np.minimum((p * bins).astype(np.int64), bins - 1)

@@ -84,7 +84,7 @@ class FoldedCrossEntropy(tf.keras.losses.Loss):
     a "pants-fire" statement as wrong as "true"; the fold term also rewards the
     right side of the fold. The model still outputs six probabilities, so every
     export and consumer stays as it is. Measured on LIAR dev splits it did not
-    help (README, "Model selection"), so it is off unless a config sets it.
+    help (docs/liar.md, "Model selection"), so it is off unless a config sets it.
     """
 
     def __init__(self, positive: Sequence[int], weight: float, **kwargs):

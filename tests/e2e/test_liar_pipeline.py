@@ -66,7 +66,7 @@ def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):
     instances = [dict(blank, statement="Says the unemployment rate doubled in one year."),
                  dict(blank, statement="The state budget grew by 3 percent.", party="democrat",
                       speaker="barack-obama", subjects="economy,jobs")]
-    # The gateway as the README starts it: the config's model path, schema and limits.
+    # The gateway as docs/liar.md starts it: the config's model path, schema and limits.
     args = ["--config", cfg.source_file, "--set", f"serving.push_dir={cfg.serving.push_dir}",
             "--no_request_log"]
     with launch(args) as server:
