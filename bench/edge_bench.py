@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.loader import load_config  # noqa: E402
 from tests.conftest import TAXI_CONFIG  # noqa: E402
 from testing.edge_model import read_taxi_csv, serving_rows, train_and_export  # noqa: E402
-from trainer import edge_runtime  # noqa: E402
+from edge import runtime  # noqa: E402
 
-RUNTIMES = {"SavedModel": edge_runtime.saved_model, "TFLite": edge_runtime.tflite, "TF.js (Node)": edge_runtime.tfjs}
+RUNTIMES = {"SavedModel": runtime.saved_model, "TFLite": runtime.tflite, "TF.js (Node)": runtime.tfjs}
 
 
 def main() -> int:
@@ -40,9 +40,9 @@ def main() -> int:
     model_dir = args.model_dir
     if not model_dir:
         model_dir, _, _, seconds = train_and_export(cfg, tempfile.mkdtemp(prefix="edge_bench_"))
-        print(f"trained a tiny model; export_serving_model took {seconds:.1f} s (incl. edge exports)")
+        print(f"trained a tiny model; the export took {seconds:.1f} s (incl. edge exports)")
     rows = serving_rows(cfg, read_taxi_csv(cfg, 5000, max(args.single_rows, args.batch_rows)))
-    reference = edge_runtime.saved_model(model_dir, rows[:args.batch_rows]).outputs
+    reference = runtime.saved_model(model_dir, rows[:args.batch_rows]).outputs
     print(f"model: {model_dir}\nrows: {args.single_rows} single-row calls, one call of {args.batch_rows} rows\n")
     print(f"{'runtime':14} {'p50 ms/row':>11} {'p99 ms/row':>11} {'mean ms/row':>12} "
           f"{'batch rows/s':>13} {'max |diff|':>11}")

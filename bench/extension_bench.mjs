@@ -10,7 +10,7 @@ import path from 'node:path';
 import {createRequire} from 'node:module';
 import {performance} from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
-import {fileHandler} from '../serving/edge/tfjs_predict.mjs';
+import {fileHandler} from '../edge/tfjs_predict.mjs';
 
 const require = createRequire(import.meta.url);
 const {StatementScorer} = require('../extension/scorer.js');

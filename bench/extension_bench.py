@@ -3,7 +3,7 @@
     .venv/bin/python bench/extension_bench.py --model_dir runs/serving/liar/<version> \\
         --statements valid.tsv [--config configs/liar.yaml] [--limit 60] [--rounds 3]
 
-Both bundles are built from the same pushed model (``serving.browser_extension``:
+Both bundles are built from the same pushed model (``edge.browser_extension``:
 ``--full_model`` and the default statement-only specialisation), then timed one
 statement per call, as a user checks them: in Node through the extension's own
 scorer.js (``bench/extension_bench.mjs``, calls interleaved) and in headless
@@ -32,7 +32,7 @@ sys.path.insert(0, REPO_ROOT)
 from common.config import PipelineConfig  # noqa: E402
 
 from common.loader import load_config  # noqa: E402
-from serving import browser_extension  # noqa: E402
+from edge import browser_extension  # noqa: E402
 
 NODE_BENCH = os.path.join(REPO_ROOT, "bench", "extension_bench.mjs")
 CHROMIUM_DRIVER = os.path.join(REPO_ROOT, "tests", "extension", "drive_extension.mjs")

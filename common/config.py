@@ -279,7 +279,7 @@ class ServingConfig:
     # Raw features never written to the request log as they are: dropped or hashed.
     sensitive_features: Mapping[str, Literal["drop", "hash"]] = field(default_factory=dict)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
-    # TFLite + TF.js exports beside the SavedModel (trainer/edge_export.py); turn off
+    # TFLite + TF.js exports beside the SavedModel (trainer/edge_graph.py, edge/convert.py); turn off
     # for a dataset whose feature kinds the edge runtimes cannot run.
     edge_exports: bool = True
 

@@ -1,4 +1,4 @@
-"""Tuner and Trainer, wired to the trainer package by dotted module path.
+"""Tuner and Trainer, wired by dotted module path (``trainer.tuning``, ``components.trainer_run``).
 
 Dotted paths (not ``module_file``) keep imports between our modules working on
 Kubeflow, where the project is installed in the image. The config reaches
@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 from common.config import PipelineConfig
 
 TUNER_FN = "trainer.tuning.tuner_fn"
-RUN_FN = "trainer.run.run_fn"
+RUN_FN = "components.trainer_run.run_fn"
 
 
 def _fit_args(cfg: PipelineConfig, transformed_examples, transform_graph, train_steps: int) -> dict:

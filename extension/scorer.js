@@ -10,7 +10,7 @@
  * and the dataset config) says which input carries the statement, the other
  * inputs' dtypes (fed as missing: pages carry no speaker metadata), the output
  * name and the class names. The default bundle is the statement-only
- * specialisation (serving/statement_only.py): the metadata inputs are already
+ * specialisation (edge/statement_only.py): the metadata inputs are already
  * bound to their missing value inside the graph, so `inputs` lists only the
  * statement and nothing else is fed.
  */

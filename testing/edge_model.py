@@ -2,7 +2,8 @@
 
 Shared by the edge differential tests and ``bench/edge_bench.py``: real taxi
 CSV rows (the CSV inside the tfx package), Transform through tft_beam, a few
-Keras epochs, then ``export_serving_model`` (which writes the edge exports).
+Keras epochs, then ``components.trainer_run.export_model`` (the SavedModel and its edge files,
+as the Trainer writes them).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from common.config import PipelineConfig
 
 from common.paths import taxi_data_dir
-from trainer import edge_export, edge_runtime, features, preprocessing
-from trainer.export import export_serving_model
+from components.trainer_run import export_model
+from edge import runtime
+from edge.signature import read_signature
+from trainer import edge_graph, features, preprocessing
 from trainer.model import HyperParameters
 from trainer.train import build_for
 
@@ -60,7 +63,7 @@ def train_and_export(cfg: PipelineConfig, root: str, train_rows: int = 2000, epo
 
 def train_and_export_instances(cfg: PipelineConfig, root: str, instances, epochs: int = 3):
     """(model dir, Transform output, export seconds): tft_beam instance dicts (VarLen
-    lists per column) through Transform, a few Keras epochs, ``export_serving_model``."""
+    lists per column) through Transform, a few Keras epochs, ``export_model``."""
     spec = features.raw_feature_spec(cfg)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
@@ -77,7 +80,7 @@ def train_and_export_instances(cfg: PipelineConfig, root: str, instances, epochs
     model.fit(x, np.array([r[label] for r in transformed]), epochs=epochs, batch_size=128, verbose=0)
     model_dir = os.path.join(root, "model")
     start = time.perf_counter()
-    export_serving_model(model, tft_output, cfg, model_dir)
+    export_model(model, tft_output, cfg, model_dir)
     return model_dir, tft_output, time.perf_counter() - start
 
 
@@ -89,14 +92,14 @@ def assert_edge_transform_matches(cfg: PipelineConfig, model_dir: str, tft_outpu
     ASCII lower-cased text); the Transform side gets them as one-value sparse
     columns, the way ``transform_features_layer`` parses a tf.Example.
     """
-    signature = edge_runtime.read_signature(model_dir)
-    raw = {k: tf.constant(v) for k, v in edge_runtime.columns(rows, signature).items()}
-    edge_raw = {k: tf.constant(v) for k, v in edge_runtime.columns(rows, signature, edge=True).items()}
+    signature = read_signature(model_dir)
+    raw = {k: tf.constant(v) for k, v in runtime.columns(rows, signature).items()}
+    edge_raw = {k: tf.constant(v) for k, v in runtime.columns(rows, signature, edge=True).items()}
     n = len(rows)
     index = tf.stack([tf.range(n, dtype=tf.int64), tf.zeros([n], tf.int64)], 1)
     as_sparse = {k: tf.SparseTensor(index, v, [n, 1]) for k, v in raw.items()}
     expected = tft_output.transform_features_layer()(as_sparse)
-    got = edge_export.edge_transform(cfg, edge_export.edge_analyses(cfg, tft_output), edge_raw)
+    got = edge_graph.edge_transform(cfg, edge_graph.edge_analyses(cfg, tft_output), edge_raw)
     assert set(got) == set(expected) - {features.transformed_label_name(cfg)}
     for key, value in got.items():
         if value.dtype.is_integer:

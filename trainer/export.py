@@ -8,8 +8,9 @@
   the label; TFMA uses it to compute labels from raw examples.
 
 Beside them, under ``assets.extra/`` (ignored by TF Serving), the edge
-exports: TFLite and TF.js models taking the same raw features as
-``serving_default`` (``trainer.edge_export``).
+SavedModels (``trainer.edge_graph``): the sources ``edge.convert`` turns into
+TFLite and TF.js models taking the same raw features as ``serving_default``,
+right after this export (the Trainer's ``run_fn``, ``components.trainer_run``).
 """
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from common.config import PipelineConfig
-from trainer import edge_export, features
-
-OUTPUT_KEY = edge_export.OUTPUT_KEY
+from common.serving_contract import OUTPUT_KEY, SERVING_SIGNATURE, TF_EXAMPLE_SIGNATURE, TRANSFORM_SIGNATURE
+from trainer import edge_graph, features
 
 
 def _dense_to_sparse(x: tf.Tensor) -> tf.SparseTensor:
@@ -34,7 +34,7 @@ def _dense_to_sparse(x: tf.Tensor) -> tf.SparseTensor:
 def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
                          cfg: PipelineConfig, serving_dir: str) -> None:
     """Saves ``model`` with the Transform graph attached and three signatures,
-    plus the edge exports (TFLite, TF.js) in ``assets.extra/``.
+    plus the edge SavedModels (the TFLite and TF.js sources) in ``assets.extra/``.
 
     Saved as a plain SavedModel (a tf.Module, not ``model.save``): every consumer
     uses the signatures, and without Keras metadata TFMA runs the signatures
@@ -52,10 +52,7 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
     def predict(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         return {OUTPUT_KEY: model({k: transformed[k] for k in model_keys}, training=False)}
 
-    raw_signature = {name: tf.TensorSpec([None], features.tf_dtype(dtype), name=name)
-                     for name, dtype in features.serving_feature_dtypes(cfg).items()}
-
-    @tf.function(input_signature=[raw_signature])
+    @tf.function(input_signature=[features.serving_input_signature(cfg)])
     def serve_raw_features(raw):
         return predict(module.tft_layer({k: _dense_to_sparse(v) for k, v in raw.items()}))
 
@@ -68,10 +65,10 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
         return module.tft_layer(tf.io.parse_example(serialized, full_spec))
 
     signatures = {
-        "serving_default": serve_raw_features.get_concrete_function(),
-        "serving_tf_example": serve_tf_examples.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
+        SERVING_SIGNATURE: serve_raw_features.get_concrete_function(),
+        TF_EXAMPLE_SIGNATURE: serve_tf_examples.get_concrete_function(),
+        TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
     }
     tf.saved_model.save(module, serving_dir, signatures=signatures)
     if cfg.serving.edge_exports:
-        edge_export.write_edge_exports(model, tf_transform_output, cfg, serving_dir)
+        edge_graph.write_edge_saved_models(model, tf_transform_output, cfg, serving_dir)

@@ -6,7 +6,6 @@ feature is a config edit, never a code edit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping
 
 import tensorflow as tf
@@ -14,29 +13,17 @@ import tensorflow as tf
 from common.config import FeatureConfig, PipelineConfig
 
 from common.loader import config_from_dict
+from trainer.kinds import registry
+# Re-exported: callers ask this module for every feature name and model input.
+from trainer.kinds.base import ModelInput  # noqa: F401
+from trainer.names import missing_indicator_name, transformed_name, vocabulary_name  # noqa: F401
 
 _TF_DTYPES = {"float": tf.float32, "int": tf.int64, "string": tf.string}
-_TIMESTAMP_PART_SIZES = {"hour": 24, "weekday": 7, "month": 12}
-
-
-def transformed_name(name: str) -> str:
-    """The name Transform gives the output derived from raw input ``name``."""
-    return f"{name}_xf"
-
-
-def missing_indicator_name(name: str) -> str:
-    return transformed_name(f"{name}_missing")
 
 
 def uses_vocabulary(feature: FeatureConfig) -> bool:
-    """Whether Transform computes a vocabulary for this feature."""
-    return (feature.kind == "categorical" and not feature.max_value) or feature.kind in (
-        "text", "multi_categorical")
-
-
-def vocabulary_name(name: str) -> str:
-    """The vocabulary file name Transform writes for a categorical feature."""
-    return f"vocab_{name}"
+    """Whether Transform computes a vocabulary for this feature (its kind says)."""
+    return registry.feature_kind(feature).uses_vocabulary(feature)
 
 
 def tf_dtype(dtype: str) -> tf.dtypes.DType:
@@ -78,56 +65,25 @@ def raw_feature_spec(cfg: PipelineConfig, include_label: bool = True) -> Dict[st
     return spec
 
 
-@dataclass(frozen=True)
-class ModelInput:
-    """One transformed tensor the Keras model consumes.
-
-    ``cardinality`` is 0 for dense floats (``width`` values per row), else the
-    number of integer ids (known from the config, or read from the vocabulary
-    after Transform). ``length`` > 0: a padded bag of ``length`` ids, 0 = padding.
-    """
-    key: str
-    cardinality: int
-    source: str
-    length: int = 0
-    width: int = 1
+def serving_input_signature(cfg: PipelineConfig) -> Dict[str, tf.TensorSpec]:
+    """``serving_default``'s inputs (and the edge models'): one [None] tensor per raw
+    feature, config order."""
+    return {name: tf.TensorSpec([None], tf_dtype(dtype), name=name)
+            for name, dtype in serving_feature_dtypes(cfg).items()}
 
 
 def model_inputs(cfg: PipelineConfig, vocabulary_sizes: Mapping[str, int]) -> List[ModelInput]:
-    """The model's input tensors; ``vocabulary_sizes`` maps feature -> vocab size."""
+    """The model's input tensors, as each feature's kind declares them;
+    ``vocabulary_sizes`` maps feature -> vocab size."""
     inputs: List[ModelInput] = []
     for f in cfg.features:
-        inputs.extend(_inputs_for(f, vocabulary_sizes, len(cfg.label.classes)))
+        inputs.extend(registry.feature_kind(f).model_inputs(f, vocabulary_sizes, len(cfg.label.classes)))
     return inputs
-
-
-def _inputs_for(f: FeatureConfig, vocabulary_sizes: Mapping[str, int],
-                label_classes: int = 0) -> List[ModelInput]:
-    if f.kind in ("text", "multi_categorical"):  # ids + 1 (0 = padding), then OOV buckets
-        size = vocabulary_sizes[f.name] + f.oov_buckets + 1
-        return [ModelInput(transformed_name(f.name), size, f.name, length=f.max_tokens)]
-    if f.kind == "label_prior":  # a distribution over the label's classes, and log1p(count)
-        return [ModelInput(transformed_name(f.name), 0, f.name, width=label_classes),
-                ModelInput(transformed_name(f"{f.name}_count"), 0, f.name)]
-    if f.kind == "numeric":
-        return [ModelInput(transformed_name(f.name), 0, f.name),
-                ModelInput(missing_indicator_name(f.name), 0, f.name)]
-    if f.kind == "categorical" and f.max_value:  # 0..max_value, then one id for out-of-range/missing
-        return [ModelInput(transformed_name(f.name), f.max_value + 2, f.name)]
-    if f.kind == "categorical":
-        size = vocabulary_sizes[f.name] + f.oov_buckets
-        return [ModelInput(transformed_name(f.name), size, f.name)]
-    if f.kind == "bucketized":  # one extra id for "missing"
-        return [ModelInput(transformed_name(f.name), f.buckets + 1, f.name)]
-    if f.kind == "timestamp":
-        return [ModelInput(transformed_name(f"{f.name}_{part}"), _TIMESTAMP_PART_SIZES[part], f.name)
-                for part in f.parts]
-    raise ValueError(f"feature {f.name!r}: unknown kind {f.kind!r}")
 
 
 def primary_transformed_key(feature: FeatureConfig) -> str:
     """The transformed key that carries a feature's main signal."""
-    return _inputs_for(feature, {feature.name: 1})[0].key
+    return registry.feature_kind(feature).model_inputs(feature, {feature.name: 1}, 0)[0].key
 
 
 def transformed_label_name(cfg: PipelineConfig) -> str:

@@ -1,7 +1,7 @@
 """Plain training: config + Transform output in, fitted Keras model out.
 
 No TFX types here, so the whole loop is testable on a small materialised
-dataset; ``trainer.run.run_fn`` is only the adapter from TFX's ``FnArgs``.
+dataset; ``components.trainer_run.run_fn`` is only the adapter from TFX's ``FnArgs``.
 """
 from __future__ import annotations
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from components import raw_examples
+from edge import browser_extension, runtime
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
-from serving import browser_extension
 from tests.e2e.conftest import TRAIN_ROWS, liar_file
 from tests.extension.conftest import drive_extension
-from trainer import edge_runtime, features
+from trainer import features
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,7 @@ def test_extension_scores_equal_the_saved_model(pushed, tmp_path, record_propert
     assert config["model_version"] == os.path.basename(model_dir) and config["ascii_lowercase"] is True
 
     result = drive_extension(extension, statements, tmp_path)
-    expected = edge_runtime.saved_model(model_dir, [_blank_row(cfg, s) for s in statements]).outputs
+    expected = runtime.saved_model(model_dir, [_blank_row(cfg, s) for s in statements]).outputs
     assert expected.shape == (len(statements), len(cfg.label.classes))
     page = np.array([r["raw"] for r in result["page"]])
     np.testing.assert_allclose(page, expected, atol=TOLERANCE)
@@ -108,10 +108,10 @@ def test_tfjs_and_tflite_equal_the_saved_model_on_validation_rows(pushed):
              for line in _validation_lines(cfg)]
     rows = [{name: line[name] for name in inputs} for line in lines if line["statement"] not in trained_on][:200]
     assert len(rows) == 200 and sum(bool(r[cfg.claim_neighbours.column]) for r in rows) >= 100
-    reference = edge_runtime.saved_model(model_dir, rows).outputs
+    reference = runtime.saved_model(model_dir, rows).outputs
     assert reference.shape == (200, len(cfg.label.classes))
-    for runtime in (edge_runtime.tfjs, edge_runtime.tflite):
-        got = runtime(model_dir, rows).outputs
+    for run in (runtime.tfjs, runtime.tflite):
+        got = run(model_dir, rows).outputs
         worst = int(np.argmax(np.abs(got - reference).max(axis=1)))
         assert np.abs(got[worst] - reference[worst]).max() <= TOLERANCE, (
-            f"{runtime.__name__}: row {worst} {rows[worst]}: {got[worst]} vs SavedModel {reference[worst]}")
+            f"{run.__name__}: row {worst} {rows[worst]}: {got[worst]} vs SavedModel {reference[worst]}")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import browser_extension
+from edge import browser_extension
 from tests.extension.conftest import drive_extension
 
 STATEMENTS = [

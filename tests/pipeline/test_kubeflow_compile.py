@@ -163,7 +163,7 @@ def test_compile_writes_nothing_to_the_pipeline_root(default, tmp_path):
     assert not os.path.exists(cfg.kubeflow.pipeline_root)  # no wheel, no _wheels/
     text = json.dumps(job)
     assert ".whl" not in text and "_wheels" not in text and "module_file" not in text
-    assert "trainer.preprocessing.preprocessing_fn" in text and "trainer.run.run_fn" in text
+    assert "trainer.preprocessing.preprocessing_fn" in text and "components.trainer_run.run_fn" in text
 
 
 def test_no_host_path_is_compiled_in(default):

@@ -139,7 +139,7 @@ def test_transform_config_ignores_training_and_evaluation_settings(data_dir):
 
 def test_the_extension_reads_the_statement_the_model_is_trained_to_use_alone(data_dir):
     """LIAR has three text features; pages carry only the statement (feature_dropout_keep)."""
-    from serving.browser_extension import ExtensionBuildError, text_feature
+    from edge.browser_extension import ExtensionBuildError, text_feature
 
     cfg = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
     assert text_feature(cfg) == "statement"
@@ -158,8 +158,8 @@ def test_class_names_follow_the_trained_label(data_dir):
 
 
 def test_extension_cli_takes_overrides_and_names_what_is_missing(tmp_path, capsys):
-    """`python -m serving.browser_extension --config ... --set ...`, on a host without the data."""
-    from serving.browser_extension import main
+    """`python -m edge.browser_extension --config ... --set ...`, on a host without the data."""
+    from edge.browser_extension import main
 
     empty = tmp_path / "serving"
     code = main(["--config", LIAR_CONFIG, "--set", f"serving.push_dir={empty}", "--set", "data.path=/nonexistent",

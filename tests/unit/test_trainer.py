@@ -12,7 +12,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from tests.conftest import ROWS
 from trainer import features, preprocessing
-from trainer.export import OUTPUT_KEY, export_serving_model
+from common.serving_contract import OUTPUT_KEY
+from trainer.export import export_serving_model
 from trainer.model import HyperParameters
 from trainer.train import build_for, train, vocabulary_sizes
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import statement_only
+from edge import statement_only
 
 TEXTS = ["the budget grew", "", "taxes taxes taxes 40 percent"]
 

@@ -1,7 +1,7 @@
 // Runs the TF.js edge export in Node with the pure-JS @tensorflow/tfjs (CPU
 // backend; no tfjs-node, whose native binary cannot be downloaded everywhere).
 //
-//   node serving/edge/tfjs_predict.mjs --model <dir with model.json> --rows rows.json \
+//   node edge/tfjs_predict.mjs --model <dir with model.json> --rows rows.json \
 //        [--out out.json] [--mode batch|single] [--warmup 5]
 //
 // rows.json: a JSON list of rows, each {"<feature>": value, ...} with every

@@ -17,10 +17,11 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from trainer import edge_export
+from common.serving_contract import OUTPUT_KEY, SERVING_SIGNATURE, TFJS_DIR, TFLITE_FILE, edge_path
+from edge.signature import read_signature
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TFJS_SCRIPT = os.path.join(REPO_ROOT, "serving", "edge", "tfjs_predict.mjs")
+TFJS_SCRIPT = os.path.join(REPO_ROOT, "edge", "tfjs_predict.mjs")
 Row = Mapping[str, object]
 
 
@@ -32,16 +33,11 @@ class Predictions:
     per_row_ms: Optional[List[float]] = None
 
 
-def read_signature(model_dir: str) -> Dict[str, object]:
-    with open(os.path.join(edge_export.edge_dir(model_dir), edge_export.SIGNATURE_FILE)) as f:
-        return json.load(f)
-
-
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u2019", "abcdefghijklmnopqrstuvwxyz'")
 
 
 def ascii_lower(text: str) -> str:
-    """A-Z -> a-z and U+2019 -> "'" only: what Transform (text_features.ascii_lower) and
+    """A-Z -> a-z and U+2019 -> "'" only: what Transform (trainer.kinds.strings.ascii_lower) and
     extension/scorer.js do."""
     return text.translate(_ASCII_LOWER)
 
@@ -74,24 +70,23 @@ def columns(rows: Sequence[Row], signature: Mapping[str, object], edge: bool = F
 
 def saved_model(model_dir: str, rows: Sequence[Row], single: bool = False) -> Predictions:
     """``serving_default`` of the SavedModel, as TF Serving runs it."""
-    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    fn = tf.saved_model.load(model_dir).signatures[SERVING_SIGNATURE]
     signature = read_signature(model_dir)
 
     def call(batch):
         return _per_row(fn(**{k: tf.constant(v) for k, v in columns(batch, signature).items()})[
-            edge_export.OUTPUT_KEY].numpy(), len(batch))
+            OUTPUT_KEY].numpy(), len(batch))
 
     return _timed(call, rows, single)
 
 
 def tflite(model_dir: str, rows: Sequence[Row], single: bool = False) -> Predictions:
     """The TFLite model through ``tf.lite.Interpreter``'s signature runner."""
-    path = os.path.join(edge_export.edge_dir(model_dir), edge_export.TFLITE_FILE)
-    runner = tf.lite.Interpreter(model_path=path).get_signature_runner(edge_export.SIGNATURE_KEY)
+    runner = tf.lite.Interpreter(model_path=edge_path(model_dir, TFLITE_FILE)).get_signature_runner(SERVING_SIGNATURE)
     signature = read_signature(model_dir)
 
     def call(batch):
-        return _per_row(runner(**columns(batch, signature, edge=True))[edge_export.OUTPUT_KEY], len(batch))
+        return _per_row(runner(**columns(batch, signature, edge=True))[OUTPUT_KEY], len(batch))
 
     return _timed(call, rows, single)
 
@@ -113,8 +108,8 @@ def _timed(call, rows: Sequence[Row], single: bool, warmup: int = 3) -> Predicti
 
 def tfjs(model_dir: str, rows: Sequence[Row], single: bool = False, node: str = "node",
          timeout: float = 600) -> Predictions:
-    """The TF.js graph model in Node (``serving/edge/tfjs_predict.mjs``)."""
-    tfjs_dir = os.path.join(edge_export.edge_dir(model_dir), edge_export.TFJS_DIR)
+    """The TF.js graph model in Node (``edge/tfjs_predict.mjs``)."""
+    tfjs_dir = edge_path(model_dir, TFJS_DIR)
     rows = edge_rows(rows, read_signature(model_dir))
     with tempfile.TemporaryDirectory() as tmp:
         rows_path, out_path = os.path.join(tmp, "rows.json"), os.path.join(tmp, "out.json")

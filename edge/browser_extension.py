@@ -4,11 +4,11 @@ Why a build step: the extension must run offline (no remote call, no CDN), so
 the TF.js runtime, the graph model and a small description of its inputs are
 copied into one unpacked Manifest V3 folder that Chromium loads as is.
 
-``python -m serving.browser_extension --config configs/liar.yaml --out build/extension``
+``python -m edge.browser_extension --config configs/liar.yaml --out build/extension``
 takes the newest version under the config's push folder (or ``--model_dir``).
 
 By default the bundled model is the statement-only specialisation of the
-model's own edge export (``serving.statement_only``): a page has no speaker
+model's own edge export (``edge.statement_only``): a page has no speaker
 metadata, so the other inputs are bound to their missing value at build time
 and their branches folded away, which makes one statement about 3x faster
 in TF.js (LIAR, headless Chromium: 6.5 -> 2.3 ms). ``--full_model`` bundles the Trainer's TF.js export unchanged.
@@ -26,15 +26,16 @@ from typing import Any, Dict, List, Optional, Sequence
 from common.cli_args import add_config_arguments
 from common.config import ConfigError, PipelineConfig
 from common.loader import load_config
+from common.serving_contract import EDGE_DIR, EDGE_SAVED_MODEL, EDGE_SIGNATURE_FILE, SERVING_SIGNATURE, TFJS_DIR, \
+    edge_path
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
 # The ES2017 build: the default tf.min.js carries polyfills that call
 # Function("return this"), which Manifest V3's content security policy forbids.
 TFJS_RUNTIME = os.path.join(REPO_ROOT, "node_modules", "@tensorflow", "tfjs", "dist", "tf.es2017.min.js")
-TFJS_SUBDIR = os.path.join("assets.extra", "tfjs")
-EDGE_SAVED_MODEL_SUBDIR = os.path.join("assets.extra", "edge_saved_model")
-SERVING_SIGNATURE = "serving_default"
+TFJS_SUBDIR = os.path.join(EDGE_DIR, TFJS_DIR)
+EDGE_SAVED_MODEL_SUBDIR = os.path.join(EDGE_DIR, EDGE_SAVED_MODEL)
 
 
 class ExtensionBuildError(RuntimeError):
@@ -87,7 +88,7 @@ def signature_inputs(model_dir: str) -> List[Dict[str, str]]:
 
 def text_is_lowercased(model_dir: str, text_input: str) -> bool:
     """Whether the edge model expects the text input ASCII lower-cased (edge_signature.json)."""
-    path = os.path.join(model_dir, "assets.extra", "edge_signature.json")
+    path = edge_path(model_dir, EDGE_SIGNATURE_FILE)
     if not os.path.isfile(path):
         raise ExtensionBuildError(f"{path}: missing (the Trainer's edge export writes it)")
     with open(path, encoding="utf-8") as f:
@@ -105,7 +106,7 @@ def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optiona
         "model_version": os.path.basename(os.path.normpath(model_dir)),
         "text_feature": text,
         # The edge model takes lower-cased text (TF.js has no StringLower op): the
-        # Trainer's edge signature says which inputs (trainer.edge_export).
+        # Trainer's edge signature says which inputs (edge.signature).
         "ascii_lowercase": text_is_lowercased(model_dir, text),
         "inputs": signature_inputs(model_dir),
         "classes": cfg.class_names,
@@ -131,7 +132,7 @@ def bundle_statement_only(out_dir: str, model_dir: str, config: Dict[str, Any]) 
     only (no retraining), and extension_config.json records that (``tfjs_model``)
     with the inputs it fixed. ``inputs`` becomes the text input alone.
     """
-    from serving import statement_only  # deferred: imports TensorFlow and the TF.js converter
+    from edge import statement_only  # deferred: imports TensorFlow and the TF.js converter
 
     source = os.path.join(model_dir, EDGE_SAVED_MODEL_SUBDIR)
     if not os.path.isfile(os.path.join(source, "saved_model.pb")):

@@ -1,4 +1,4 @@
-"""preprocessing_fn through tft_beam on a few in-memory rows, outputs checked."""
+"""preprocessing_fn through tft_beam on a few in-memory rows (taxi, LIAR), outputs checked."""
 import tempfile
 
 import numpy as np
@@ -7,15 +7,20 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from common.loader import load_config
+from components.tsv_example_gen import parse_line
+from testing import liar_fixture
 from tests.conftest import ROWS
+from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import features, preprocessing
 
-def _run(cfg):
+
+def _run(cfg, rows=ROWS):
     spec = features.raw_feature_spec(cfg)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
     with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=False):
-        (out, _), _ = ((ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False))
+        (out, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False))
     return out
 
 
@@ -67,9 +72,33 @@ def test_timestamp_parts(transformed):
     assert first["trip_start_timestamp_month_xf"] == 4
 
 
-def test_month_from_days_matches_calendar():
-    import datetime
-    days = np.arange(0, 20000, 37, dtype=np.int64)
-    got = preprocessing.month_from_days(tf.constant(days)).numpy()
-    want = [(datetime.date(1970, 1, 1) + datetime.timedelta(days=int(d))).month for d in days]
-    assert list(got) == want
+@pytest.fixture(scope="module")
+def liar_transformed(tmp_path_factory):
+    directory = liar_fixture.write_fixture(str(tmp_path_factory.mktemp("liar")), train_rows=40)
+    cfg = load_config(LIAR_CONFIG, fixture_overrides(directory))
+    spec = features.raw_feature_spec(cfg)
+    rows = []
+    for line in liar_fixture.TRICKY + liar_fixture.rows(40):
+        parsed = tf.io.parse_single_example(parse_line("\t".join(line), cfg.data.columns, "x").SerializeToString(),
+                                            spec)
+        rows.append({k: v.values.numpy().tolist() for k, v in parsed.items()})
+    return cfg, _run(cfg, rows)
+
+
+def test_preprocessing_fn_outputs_for_liar(liar_transformed):
+    cfg, out = liar_transformed
+    assert [r["truth_xf"] for r in out[:3]] == [5, 1, 3]  # true, false, half-true: six-way ids
+    first = out[0]
+    assert first["statement_xf"].shape == (64,) and first["subjects_xf"].shape == (8,)
+    assert (first["subjects_xf"][:2] > 0).all() and (first["subjects_xf"][2:] == 0).all()
+    assert (out[1]["job_xf"] == 0).all()  # empty job: an empty bag
+    assert first["speaker_record_xf"].shape == (6,)
+    assert abs(first["speaker_record_xf"].sum() - 1) < 1e-5
+
+
+def test_binary_fold_label(tmp_path):
+    directory = liar_fixture.write_fixture(str(tmp_path))
+    cfg = load_config(LIAR_CONFIG, fixture_overrides(directory) + ["label.fold_to_binary=true"])
+    label = preprocessing.make_label(cfg.label, {"label": tf.constant(
+        ["pants-fire", "false", "barely-true", "half-true", "mostly-true", "true"])})
+    assert label.numpy().tolist() == [0, 0, 0, 1, 1, 1]

@@ -2,20 +2,24 @@
 
 One tiny model is trained in-process on taxi CSV rows (testing/edge_model.py:
 Transform through tft_beam, a few Keras epochs) and exported once with
-``export_serving_model``, which writes the edge files; every test shares it.
+``components.trainer_run.export_model`` (``trainer.export`` writes the edge
+SavedModels, ``edge.convert`` converts them); every test shares it. The literal
+``assets.extra/...`` paths pin the layout clients rely on.
 """
+import dataclasses
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_transform import tf_utils
 
-from common.config import FeatureConfig
+from edge import convert, runtime
+from edge.signature import read_signature
 from testing.edge_model import assert_edge_transform_matches, read_taxi_csv, serving_rows, train_and_export
-from trainer import edge_export, edge_runtime, features, preprocessing
+from trainer import edge_graph, features
+from trainer.kinds import registry
+from trainer.kinds.base import constant_node_name
 
 TRAIN_ROWS = 2000
 EVAL_ROWS = 1100
@@ -62,30 +66,30 @@ def test_eval_rows_cover_missing_values_and_unseen_categories(trained, eval_rows
 
 def test_tflite_and_tfjs_match_the_saved_model(trained, eval_rows):
     _, model_dir, _, _, _ = trained
-    reference = edge_runtime.saved_model(model_dir, eval_rows).outputs
+    reference = runtime.saved_model(model_dir, eval_rows).outputs
     assert reference.shape == (len(eval_rows),)
     assert reference.std() > 0.05  # a model that says something, so equality means something
-    for runtime in (edge_runtime.tflite, edge_runtime.tfjs):
-        got = runtime(model_dir, eval_rows).outputs
+    for run in (runtime.tflite, runtime.tfjs):
+        got = run(model_dir, eval_rows).outputs
         assert got.shape == reference.shape
         worst = int(np.argmax(np.abs(got - reference)))
         assert abs(got[worst] - reference[worst]) <= TOLERANCE, (
-            f"{runtime.__name__}: row {worst} {eval_rows[worst]}: {got[worst]} vs SavedModel {reference[worst]}")
+            f"{run.__name__}: row {worst} {eval_rows[worst]}: {got[worst]} vs SavedModel {reference[worst]}")
 
 
 def test_single_row_calls_match_batched_calls(trained, eval_rows):
     _, model_dir, _, _, _ = trained
     rows = eval_rows[:20] + eval_rows[-10:]
-    batched = edge_runtime.tflite(model_dir, rows).outputs
-    for runtime in (edge_runtime.tflite, edge_runtime.tfjs):
-        single = runtime(model_dir, rows, single=True)
+    batched = runtime.tflite(model_dir, rows).outputs
+    for run in (runtime.tflite, runtime.tfjs):
+        single = run(model_dir, rows, single=True)
         assert len(single.per_row_ms) == len(rows)
         np.testing.assert_allclose(single.outputs, batched, atol=TOLERANCE)
 
 
 def test_tflite_uses_builtin_ops_only(trained):
     _, model_dir, _, _, _ = trained
-    signature = edge_runtime.read_signature(model_dir)
+    signature = read_signature(model_dir)
     assert signature["tflite"]["select_tf_ops"] is False
     assert [i["name"] for i in signature["inputs"]] == [f.name for f in trained[0].features]
     assert signature["output"] == {"name": "outputs", "dtype": "float32", "shape": [-1, 1]}
@@ -103,38 +107,14 @@ def test_edge_transform_equals_transform_graph(trained, eval_rows):
 
 def test_analyzer_constants_are_read_back_from_the_transform_graph(trained):
     cfg, _, tft_output, train_rows, _ = trained
-    constants = edge_export.read_analyzer_constants(tft_output.transform_savedmodel_dir)
+    constants = edge_graph.read_analyzer_constants(tft_output.transform_savedmodel_dir)
     fares = np.log1p(np.maximum([r["fare"] for r in train_rows if r["fare"] is not None], 0.0))
-    mean = constants[preprocessing.constant_node_name("fare", "mean")]
-    var = constants[preprocessing.constant_node_name("fare", "var")]
+    mean = constants[constant_node_name("fare", "mean")]
+    var = constants[constant_node_name("fare", "var")]
     assert mean == pytest.approx(fares.mean(), rel=1e-5) and var == pytest.approx(fares.var(), rel=1e-4)
     bucketized = [f for f in cfg.features if f.kind == "bucketized"]
     for f in bucketized:
-        assert constants[preprocessing.constant_node_name(f.name, "boundaries")].size >= f.buckets - 1
-
-
-def test_bucketize_by_comparisons_equals_tft_assign_buckets():
-    boundaries = np.array([[-1.0, 0.0, 0.5, 2.0, 7.0]], np.float32)
-    values = np.array([-5.0, -1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 6.9, 7.0, 9.0], np.float32)
-    feature = FeatureConfig(name="x", kind="bucketized", dtype="float", buckets=6)
-    got = preprocessing.KINDS["bucketized"].apply(feature, tf.constant(values), tf.fill([len(values)], True),
-                                                  {"boundaries": boundaries})
-    want = tf_utils.assign_buckets(tf.constant(values), tf.constant(boundaries))
-    np.testing.assert_array_equal(list(got.values())[0].numpy(), want.numpy())
-
-
-@pytest.mark.parametrize("num_oov_buckets", [1, 3])
-def test_constant_vocabulary_equals_text_file_vocabulary(tmp_path, num_oov_buckets):
-    tokens = [b"Cash", b"Credit Card", b"No Charge"]  # TFT drops empty tokens: "" is OOV
-    path = tmp_path / "vocab.txt"
-    path.write_bytes(b"\n".join(tokens) + b"\n")
-    file_table = tf.lookup.StaticVocabularyTable(  # what tft.apply_vocabulary builds
-        tf.lookup.TextFileInitializer(str(path), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                                      tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
-        num_oov_buckets=num_oov_buckets)
-    queries = tf.constant(tokens + [b"", b"Bitcoin", b"cash", b"Unseen Co", b"x" * 100])
-    constant = preprocessing.ConstantVocabulary(tokens, num_oov_buckets)
-    np.testing.assert_array_equal(constant(queries).numpy(), file_table.lookup(queries).numpy())
+        assert constants[constant_node_name(f.name, "boundaries")].size >= f.buckets - 1
 
 
 def test_cli_converts_a_pushed_model_again(trained, tmp_path):
@@ -142,20 +122,20 @@ def test_cli_converts_a_pushed_model_again(trained, tmp_path):
     pushed = str(tmp_path / "taxi" / "1700000000")
     shutil.copytree(model_dir, pushed)
     os.remove(os.path.join(pushed, "assets.extra", "model.tflite"))
-    assert edge_export.main(["--saved_model", pushed]) == 0
-    signature = edge_runtime.read_signature(pushed)
+    assert convert.main(["--saved_model", pushed]) == 0
+    signature = read_signature(pushed)
     assert signature["source"]["model_version"] == "1700000000"
     assert signature["source"]["dataset"] == "taxi"
     rows = serving_rows(trained[0], trained[4][:50])
-    np.testing.assert_allclose(edge_runtime.tflite(pushed, rows).outputs,
-                               edge_runtime.saved_model(pushed, rows).outputs, atol=TOLERANCE)
+    np.testing.assert_allclose(runtime.tflite(pushed, rows).outputs,
+                               runtime.saved_model(pushed, rows).outputs, atol=TOLERANCE)
 
 
 def test_cli_names_what_is_missing(tmp_path, capsys):
-    assert edge_export.main(["--saved_model", str(tmp_path)]) == 2
+    assert convert.main(["--saved_model", str(tmp_path)]) == 2
     assert "no saved_model.pb" in capsys.readouterr().err
     (tmp_path / "saved_model.pb").write_bytes(b"")
-    assert edge_export.main(["--saved_model", str(tmp_path)]) == 1
+    assert convert.main(["--saved_model", str(tmp_path)]) == 1
     assert "no edge SavedModel" in capsys.readouterr().err
 
 
@@ -169,11 +149,11 @@ def test_tfjs_script_names_the_bad_row_and_feature(trained, eval_rows, change, m
     rows = [dict(eval_rows[0]), dict(eval_rows[1])]
     change(rows[1])
     with pytest.raises(RuntimeError, match=message):
-        edge_runtime.tfjs(trained[1], rows)
+        runtime.tfjs(trained[1], rows)
 
 
-def test_a_transform_only_kind_fails_the_edge_export_naming_the_feature(trained, monkeypatch):
+def test_a_kind_without_edge_analysis_fails_the_edge_export_naming_the_feature(trained, monkeypatch):
     cfg, _, tft_output, _, _ = trained
-    monkeypatch.setitem(preprocessing.KINDS, "numeric", lambda feature, x: {})
+    monkeypatch.setitem(registry.KINDS, "numeric", dataclasses.replace(registry.KINDS["numeric"], edge_analysis=None))
     with pytest.raises(ValueError, match="feature 'fare': kind 'numeric' has no edge export"):
-        edge_export.edge_analyses(cfg, tft_output)
+        edge_graph.edge_analyses(cfg, tft_output)

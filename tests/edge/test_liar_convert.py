@@ -2,7 +2,7 @@
 
 A tiny six-way model is trained in-process on the invented LIAR-format rows of
 testing/liar_fixture.py (Transform through tft_beam, a few Keras epochs) and
-exported with ``export_serving_model``, which writes the edge files. The
+exported with ``components.trainer_run.export_model``, which writes the edge files. The
 rows that follow add the corners the edge graph must get exactly right:
 capitals, quotes and curly apostrophes, digits, $ and %, non-ASCII letters
 (some that Unicode would lower-case to ASCII), blank and padded metadata,
@@ -17,12 +17,13 @@ import pytest
 import tensorflow as tf
 
 from components.tsv_example_gen import parse_line
-from common.config import FeatureConfig
 from common.loader import load_config
 from testing import liar_fixture
 from testing.edge_model import assert_edge_transform_matches, train_and_export_instances
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
-from trainer import edge_runtime, features, text_features
+from edge import runtime
+from edge.signature import read_signature
+from trainer import features
 
 TOLERANCE = 1e-4
 CORNERS = [
@@ -84,27 +85,27 @@ def rows(trained):
 
 def test_rows_cover_the_corners(trained, rows):
     assert len(rows) >= 40
-    assert any(r["statement"] != edge_runtime.ascii_lower(r["statement"]) for r in rows)
+    assert any(r["statement"] != runtime.ascii_lower(r["statement"]) for r in rows)
     assert any(ord(c) > 127 for r in rows for c in r["statement"])
 
 
 def test_tflite_and_tfjs_match_the_saved_model(trained, rows):
     _, model_dir, _, _ = trained
-    reference = edge_runtime.saved_model(model_dir, rows).outputs
+    reference = runtime.saved_model(model_dir, rows).outputs
     assert reference.shape == (len(rows), 6)
     assert reference.std(axis=0).max() > 0.01  # the model says something, so equality means something
-    for runtime in (edge_runtime.tflite, edge_runtime.tfjs):
-        got = runtime(model_dir, rows).outputs
+    for run in (runtime.tflite, runtime.tfjs):
+        got = run(model_dir, rows).outputs
         assert got.shape == reference.shape
         worst = int(np.argmax(np.abs(got - reference).max(axis=1)))
         assert np.abs(got[worst] - reference[worst]).max() <= TOLERANCE, (
-            f"{runtime.__name__}: row {worst} {rows[worst]}: {got[worst]} vs SavedModel {reference[worst]}")
+            f"{run.__name__}: row {worst} {rows[worst]}: {got[worst]} vs SavedModel {reference[worst]}")
 
 
 def test_single_row_calls_match_batched_calls(trained, rows):
     _, model_dir, _, _ = trained
-    batched = edge_runtime.tfjs(model_dir, rows[-12:]).outputs
-    single = edge_runtime.tfjs(model_dir, rows[-12:], single=True)
+    batched = runtime.tfjs(model_dir, rows[-12:]).outputs
+    single = runtime.tfjs(model_dir, rows[-12:], single=True)
     np.testing.assert_allclose(single.outputs, batched, atol=TOLERANCE)
 
 
@@ -118,7 +119,7 @@ def test_edge_transform_equals_transform_graph(trained, rows):
 
 def test_signature_marks_the_lowercased_inputs_and_the_ops(trained):
     cfg, model_dir, _, _ = trained
-    signature = edge_runtime.read_signature(model_dir)
+    signature = read_signature(model_dir)
     lowered = sorted(i["name"] for i in signature["inputs"] if i["ascii_lowercase"])
     assert lowered == ["claim_neighbours", "context", "job", "statement", "subjects"]
     assert [i["name"] for i in signature["inputs"]] == list(features.serving_feature_dtypes(cfg))
@@ -134,12 +135,3 @@ def test_signature_marks_the_lowercased_inputs_and_the_ops(trained):
     # the converter reads patterns lower-cased and as Latin-1: only lower-case ASCII matches there
     decoded = [base64.b64decode(p) for p in patterns]
     assert all(p.isascii() and p == p.lower() for p in decoded), decoded
-
-
-def test_upper_case_separator_fails_naming_the_feature():
-    feature = FeatureConfig(name="tags", kind="multi_categorical", dtype="string", separator="X")
-    with pytest.raises(ValueError, match="feature 'tags': separator 'X'"):
-        text_features.multi_prepare(feature, tf.constant(["aXb"]))
-    feature = FeatureConfig(name="tags", kind="multi_categorical", dtype="string", separator="\u00b7")
-    with pytest.raises(ValueError, match="feature 'tags': separator .*expected ASCII"):
-        text_features.multi_prepare(feature, tf.constant(["a\u00b7b"]))

@@ -31,8 +31,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import tensorflow as tf
 
-SIGNATURE_KEY = "serving_default"
-OUTPUT_KEY = "outputs"
+from common.serving_contract import OUTPUT_KEY, SERVING_SIGNATURE
+from edge.convert import to_tfjs as convert_to_tfjs
 # What a page cannot know is fed as missing; extension/scorer.js uses the same values.
 MISSING_VALUES: Dict[tf.DType, object] = {tf.string: b"", tf.int64: 0, tf.int32: 0, tf.float32: 0.0}
 # Readers that broadcast a [1, ...] operand exactly as its tiled [n, ...] copy (the build-time
@@ -136,9 +136,9 @@ class _Frozen:
 
         self.source_dir = edge_saved_model_dir
         self.loaded = tf.saved_model.load(edge_saved_model_dir)
-        if SIGNATURE_KEY not in self.loaded.signatures:
-            raise SpecialisationError(f"{edge_saved_model_dir}: no '{SIGNATURE_KEY}' signature")
-        self.fn = self.loaded.signatures[SIGNATURE_KEY]
+        if SERVING_SIGNATURE not in self.loaded.signatures:
+            raise SpecialisationError(f"{edge_saved_model_dir}: no '{SERVING_SIGNATURE}' signature")
+        self.fn = self.loaded.signatures[SERVING_SIGNATURE]
         self.specs: Dict[str, tf.TensorSpec] = self.fn.structured_input_signature[1]
         # A dict signature flattens sorted by key; captured inputs (tables, variables) follow.
         self.placeholders = {k: _name(t.name) for k, t in zip(sorted(self.specs), self.fn.inputs)}
@@ -313,8 +313,8 @@ def specialise(edge_saved_model_dir: str, text_input: str, out_dir: str) -> Spec
             return {frozen.output_key: out}
 
     module = StatementOnly()
-    tf.saved_model.save(module, out_dir, signatures={SIGNATURE_KEY: module.serve})
-    difference = _check(frozen, text_input, tf.saved_model.load(out_dir).signatures[SIGNATURE_KEY])
+    tf.saved_model.save(module, out_dir, signatures={SERVING_SIGNATURE: module.serve})
+    difference = _check(frozen, text_input, tf.saved_model.load(out_dir).signatures[SERVING_SIGNATURE])
     return Specialisation(
         text_input=text_input,
         fixed_inputs={k: frozen.specs[k].dtype.name for k in sorted(frozen.specs) if k != text_input},
@@ -344,11 +344,8 @@ def _check(frozen: _Frozen, text_input: str, specialised) -> float:
 
 def to_tfjs(edge_saved_model_dir: str, text_input: str, tfjs_dir: str) -> Specialisation:
     """The statement-only TF.js graph model (model.json + shards) written to ``tfjs_dir``."""
-    from tensorflowjs.converters import tf_saved_model_conversion_v2  # slow import, only here
-
     with tempfile.TemporaryDirectory(prefix="statement-only-") as tmp:
         saved = os.path.join(tmp, "saved_model")
         info = specialise(edge_saved_model_dir, text_input, saved)
-        tf_saved_model_conversion_v2.convert_tf_saved_model(
-            saved, tfjs_dir, signature_def=SIGNATURE_KEY, saved_model_tags="serve")
+        convert_to_tfjs(saved, tfjs_dir)
     return info
