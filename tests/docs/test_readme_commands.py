@@ -53,10 +53,6 @@ CHECKED_PROGRAMS = ("make", "node") + PYTHONS
 SOURCE_DIRS = ("bench", "common", "components", "configs", "docs", "edge", "extension", "kubeflow",
                "pipeline", "schema", "serving", "testing", "tests", "trainer")
 INPUT_SUFFIXES = (".py", ".mjs", ".js", ".yaml", ".yml", ".pbtxt", ".md")
-# Packages the docs already name that are being moved into place by a parallel change
-# (the architecture issue's edge/ package); a command under one is skipped only while
-# its directory does not exist, and checked like any other as soon as it does.
-PENDING_PACKAGES = ("edge",)
 NEEDS = re.compile(r"^\s*<!--\s*needs:\s*(?P<what>.+?)\s*-->\s*$")
 FENCE = re.compile(r"^\s*```(?P<lang>[\w-]*)\s*$")
 PLACEHOLDER = re.compile(r"<[^<>\s]+>")
@@ -165,12 +161,6 @@ def _option_values(words: Sequence[str], flag: str) -> List[str]:
     return values
 
 
-def _pending(path: str) -> bool:
-    """Under a package that a parallel change is still moving into place."""
-    top = path.replace(".", "/").split("/")[0]
-    return top in PENDING_PACKAGES and not os.path.isdir(os.path.join(REPO, top))
-
-
 # ----------------------------------------------------------------------------
 # Python entry points: one probe process for all of them
 # ----------------------------------------------------------------------------
@@ -206,8 +196,7 @@ def entry_point(words: Sequence[str]) -> EntryPoint:
 @pytest.fixture(scope="session")
 def help_texts(tmp_path_factory) -> Dict[EntryPoint, dict]:
     """``--help`` of every Python entry point the docs use, from one probe process."""
-    points = sorted({entry_point(c.argv) for c in COMMANDS if c.argv and c.argv[0] in PYTHONS
-                     and not _pending(entry_point(c.argv).target)},
+    points = sorted({entry_point(c.argv) for c in COMMANDS if c.argv and c.argv[0] in PYTHONS},
                     key=lambda p: (p.kind, p.target, p.args))
     points = [p for p in points if os.path.isfile(p.source_file)]  # the rest fail in the test
     out = tmp_path_factory.mktemp("cli_probe") / "results.json"
@@ -302,7 +291,7 @@ def check_input_paths(command: Command) -> None:
         for value in (word, word.split("=", 1)[-1]):
             value = value.strip("[]")
             if (value.split("/")[0] in SOURCE_DIRS and value.endswith(INPUT_SUFFIXES)
-                    and not PLACEHOLDER.search(value) and not _pending(value)):
+                    and not PLACEHOLDER.search(value)):
                 assert os.path.isfile(os.path.join(REPO, value)), f"{command}: no file {value}"
 
 
@@ -322,8 +311,6 @@ def test_command_works(command: Command, help_texts):
             "before its block (docs/README.md, 'How these pages are tested')")
         pytest.skip(f"needs {command.needs}")
     target = words[2] if program in PYTHONS and words[1:2] == ["-m"] else words[1] if len(words) > 1 else ""
-    if _pending(target):
-        pytest.skip(f"{target}: the {target.split('/')[0].split('.')[0]}/ package is not on this branch yet")
     check_input_paths(command)
     check_configs(command)
     if program == "make":
