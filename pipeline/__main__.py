@@ -82,7 +82,7 @@ def _run(cfg, tune) -> int:
         run_local(cfg, tune)
     except KeyboardInterrupt:
         handler.fail()
-        print(f"\nRUN INTERRUPTED after {time.time() - start:.1f}s: nothing was pushed.", file=sys.stderr)
+        print(f"\nRUN INTERRUPTED after {time.time() - start:.1f}s (log: {paths.log_file})", file=sys.stderr)
         return 130
     except Exception as e:  # the orchestrator re-raises the failing executor's error
         handler.fail()
