@@ -200,10 +200,14 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """TFMA metrics gate: absolute floors and no regression vs the last blessed model."""
+    """The blessing gate: TFMA's absolute floors and no regression vs the last blessed
+    model, and accuracy above the run's best trivial baseline (components.baseline_gate)."""
     min_auc: float = 0.5
     min_accuracy: float = 0.0
     max_auc_regression: float = 0.01
+    # Accuracy must exceed the best trivial baseline (majority class, one-feature rule)
+    # of the same eval split by more than this.
+    min_margin_over_baselines: float = 0.0
     # feature names, or extra slice keys a feature kind emits (label_prior: <name>_seen)
     slices: Tuple[Tuple[str, ...], ...] = ()
     baseline_features: Tuple[str, ...] = ()  # candidates for the one-feature rule

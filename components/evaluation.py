@@ -1,4 +1,5 @@
-"""Evaluator: TFMA metrics, slices and the blessing thresholds, from the config."""
+"""Evaluator: TFMA metrics, slices and the blessing thresholds, from the config,
+plus the baseline gate (components.baseline_gate) on the blessing."""
 from __future__ import annotations
 
 import json
@@ -8,11 +9,14 @@ import tensorflow_model_analysis as tfma
 from tfx import types
 from tfx import v1 as tfx
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import executor_spec
-from tfx.types import standard_component_specs
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.fold_metrics import RATES, FoldedRate
 from common.config import PipelineConfig, extra_slice_keys
+from components import baseline_gate
+from components.baselines import BaselineMetrics
+from components.fold_metrics import RATES, FoldedRate
 from trainer import features
 
 EVAL_SIGNATURE = "serving_tf_example"
@@ -39,6 +43,11 @@ def _folded_rates(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
     return [tfma.MetricConfig(class_name=FoldedRate.__name__, module=FoldedRate.__module__,
                               config=json.dumps({"positive_class_ids": positive, "rate": rate, "name": rate}))
             for rate in RATES]
+
+
+def accuracy_metric(cfg: PipelineConfig) -> str:
+    """TFMA's name of the accuracy the floor and the baseline gate read."""
+    return "sparse_categorical_accuracy" if cfg.num_classes > 2 else "binary_accuracy"
 
 
 def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
@@ -100,7 +109,11 @@ def slice_keys(cfg: PipelineConfig) -> List[Tuple[str, ...]]:
 
 
 def build_baseline_model_resolver() -> tfx.dsl.Resolver:
-    """The latest blessed model, for the no-regression (change) threshold."""
+    """The latest blessed model, for the no-regression (change) threshold.
+
+    It matches any ModelBlessing with ``blessed = 1``; the Evaluator's is the only
+    one a run writes, and it is withdrawn when the baseline gate fails, so this is
+    the latest model that passed every rule (the one the Pusher pushed)."""
     return tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -122,20 +135,71 @@ def without_self_baseline(input_dict: Dict[str, List[types.Artifact]]) -> Dict[s
     return input_dict
 
 
-class SelfBaselineSkippingExecutor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, which evaluates a model once, not twice, against itself."""
+BASELINES_KEY = "baselines"
+ACCURACY_METRIC_KEY = "accuracy_metric"
+MIN_MARGIN_KEY = "min_margin_over_baselines"
+
+
+class GatedEvaluatorSpec(standard_component_specs.EvaluatorSpec):
+    """TFX's Evaluator spec plus the run's trivial baselines and the gate's settings."""
+    PARAMETERS = {**standard_component_specs.EvaluatorSpec.PARAMETERS,
+                  ACCURACY_METRIC_KEY: ExecutionParameter(type=str),
+                  MIN_MARGIN_KEY: ExecutionParameter(type=float)}
+    INPUTS = {**standard_component_specs.EvaluatorSpec.INPUTS,
+              BASELINES_KEY: ChannelParameter(type=BaselineMetrics)}
+
+
+class GatedEvaluatorExecutor(evaluator_executor.Executor):
+    """TFX's Evaluator executor that evaluates a model once, not twice, against
+    itself, then withdraws the blessing of a model that does not beat the
+    run's trivial baselines (components.baseline_gate says why it is here)."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         super().Do(without_self_baseline(input_dict), output_dict, exec_properties)
+        metric = exec_properties[ACCURACY_METRIC_KEY]
+        evaluation = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
+        result = baseline_gate.verdict(
+            metric, overall_metrics(evaluation).get(metric),
+            baseline_gate.read_baselines(artifact_utils.get_single_instance(input_dict[BASELINES_KEY])),
+            float(exec_properties[MIN_MARGIN_KEY]))
+        baseline_gate.apply(
+            artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY]), result)
 
 
-class Evaluator(tfx.components.Evaluator):
-    """TFX's Evaluator (spec, driver, outputs) with the self-baseline-skipping executor."""
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(SelfBaselineSkippingExecutor)
+class Evaluator(base_beam_component.BaseBeamComponent):
+    """TFX's Evaluator (its executor, outputs and blessing) with the baseline gate.
+
+    A sibling of ``tfx.components.Evaluator``, not a subclass: that class's
+    constructor builds TFX's own spec, which has no input for the baselines.
+    """
+    SPEC_CLASS = GatedEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(GatedEvaluatorExecutor)
+
+    def __init__(self, examples, model, baseline_model, baselines, eval_config: tfma.EvalConfig,
+                 accuracy_metric_name: str, min_margin_over_baselines: float) -> None:
+        super().__init__(spec=GatedEvaluatorSpec(
+            examples=examples, model=model, baseline_model=baseline_model, baselines=baselines,
+            eval_config=eval_config, accuracy_metric=accuracy_metric_name,
+            min_margin_over_baselines=min_margin_over_baselines,
+            evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
 
 
-def build_evaluator(cfg: PipelineConfig, examples, model, baseline_model) -> Evaluator:
+def build_evaluator(cfg: PipelineConfig, examples, model, baseline_model, baselines) -> Evaluator:
     return Evaluator(
-        examples=examples, model=model, baseline_model=baseline_model,
-        eval_config=eval_config(cfg)).with_id("Evaluator")
+        examples=examples, model=model, baseline_model=baseline_model, baselines=baselines,
+        eval_config=eval_config(cfg), accuracy_metric_name=accuracy_metric(cfg),
+        min_margin_over_baselines=cfg.evaluation.min_margin_over_baselines).with_id("Evaluator")
+
+
+def overall_metrics(evaluation_uri: str) -> Dict[str, object]:
+    """The candidate model's metrics on the whole eval split, as TFMA wrote them:
+    numbers, or text where TFMA's JSON has it (NaN becomes "NaN")."""
+    eval_result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in eval_result.slicing_metrics:
+        if slice_key == ():
+            values = next(iter(metrics.values()))
+            values = values.get("", values)
+            return {name: v["doubleValue"] for name, v in values.items() if "doubleValue" in v}
+    return {}

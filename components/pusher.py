@@ -1,54 +1,89 @@
-"""Pusher with an atomic write into a TF Serving model repository.
+"""Pusher with an atomic write into a TF Serving model repository, on any filesystem.
 
 TFX's own Pusher copies file by file into ``<base>/<version>``, so a model
 server polling the directory can see a half-copied version, and two pushes
 within one second collide. This executor (TFX's Pusher with only the copy
-replaced) copies into a hidden temporary directory, which TF Serving ignores
-because its name is not a number, then renames it into place in one step.
+replaced) copies into a hidden staging directory, which TF Serving ignores
+because its name is not a number, then renames it into place, then writes a
+completion marker (``PUSH_COMPLETE_FILE``) into the version, last.
+
+Every file operation goes through TFX's ``fileio``, so ``base_directory`` may
+be local or a remote URI (``gs://``, ``s3://``, ``hdfs://``; any registered
+filesystem plugin). Atomicity depends on the filesystem's rename:
+
+* local disks and HDFS rename a directory in one step: a version appears
+  complete or not at all;
+* object stores have no directory rename: on GCS (and S3) it is a copy of each
+  object followed by a delete, so ``<version>/`` fills up object by object.
+  TF Serving retries a version that failed to load, but a consumer that must
+  never try a partial version has to treat a version as complete only once
+  ``<version>/PUSH_COMPLETE`` exists (the serving gateway, or whatever syncs a
+  bucket into TF Serving, should check it).
+
 Earlier versions are left untouched, and pushing the model that is already
 the newest version (a rerun with nothing changed) adds no duplicate version.
 """
 from __future__ import annotations
 
-import filecmp
 import os
-import shutil
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from tfx import types
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+PUSH_COMPLETE_FILE = "PUSH_COMPLETE"  # written last into a version: the push finished
+STAGING_PREFIX = ".staging-"
+
+
+def _versions(base_directory: str) -> List[int]:
+    """Numeric version names under ``base_directory`` (object stores list
+    directories with a trailing slash)."""
+    if not fileio.isdir(base_directory):
+        return []
+    names = (str(name).rstrip("/") for name in fileio.listdir(base_directory))
+    return [int(name) for name in names if name.isdigit()]
+
 
 def next_version(base_directory: str) -> str:
     """A unix-timestamp version newer than any already in ``base_directory``."""
-    existing = [int(d) for d in os.listdir(base_directory) if d.isdigit()] \
-        if os.path.isdir(base_directory) else []
-    return str(max([int(time.time())] + [v + 1 for v in existing]))
-
-
-def identical_trees(left: str, right: str) -> bool:
-    """Same relative file names with the same bytes under both directories."""
-    def files(root: str):
-        return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
-
-    names = files(left)
-    if names != files(right):
-        return False
-    _, mismatch, errors = filecmp.cmpfiles(left, right, names, shallow=False)
-    return not mismatch and not errors
+    return str(max([int(time.time())] + [v + 1 for v in _versions(base_directory)]))
 
 
 def newest_version(base_directory: str) -> Optional[str]:
     """The path of the highest numeric version, or None."""
-    versions = [int(d) for d in os.listdir(base_directory) if d.isdigit()] \
-        if os.path.isdir(base_directory) else []
+    versions = _versions(base_directory)
     return os.path.join(base_directory, str(max(versions))) if versions else None
+
+
+def _files(root: str) -> Iterator[Tuple[str, str]]:
+    """(path relative to ``root``, full path) of every file below ``root``, but the marker."""
+    root = root.rstrip("/")
+    for directory, _, names in fileio.walk(root):
+        directory = str(directory).rstrip("/")  # fileio.walk yields paths under ``root`` as given
+        for name in names:
+            path = f"{directory}/{name}"
+            if path[len(root) + 1:] != PUSH_COMPLETE_FILE:
+                yield path[len(root) + 1:], path
+
+
+def identical_trees(left: str, right: str) -> bool:
+    """Same relative file names with the same bytes under both directories
+    (the completion marker aside)."""
+    left_files, right_files = dict(_files(left)), dict(_files(right))
+    if sorted(left_files) != sorted(right_files):
+        return False
+    for name, path in left_files.items():
+        with fileio.open(path, "rb") as a, fileio.open(right_files[name], "rb") as b:
+            if a.read() != b.read():
+                return False
+    return True
 
 
 def atomic_copy_model(model_path: str, base_directory: str) -> str:
@@ -59,13 +94,15 @@ def atomic_copy_model(model_path: str, base_directory: str) -> str:
     newest = newest_version(base_directory)
     if newest and identical_trees(model_path, newest):
         return newest
-    os.makedirs(base_directory, exist_ok=True)
+    fileio.makedirs(base_directory)
     version = next_version(base_directory)
-    staging = os.path.join(base_directory, f".staging-{version}")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(model_path, staging)
+    staging = os.path.join(base_directory, STAGING_PREFIX + version)
+    if fileio.exists(staging):
+        fileio.rmtree(staging)
+    io_utils.copy_dir(model_path, staging)
     final = os.path.join(base_directory, version)
-    os.rename(staging, final)
+    fileio.rename(staging, final)
+    io_utils.write_string_file(os.path.join(final, PUSH_COMPLETE_FILE), "")
     return final
 
 

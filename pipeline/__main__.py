@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 import warnings
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -44,12 +45,11 @@ def main(argv=None) -> int:
         print(f"schema candidate written to {write_schema_candidate(cfg)}; review it against {cfg.schema_path}")
         return 0
     if args.command == "report":
-        _report(cfg)
-        return 0
+        return _report(cfg)
     return _run(cfg, tune=args.tune)
 
 
-def _report(cfg) -> None:
+def _report(cfg) -> int:
     """Prints the summary of the newest run and writes ``runs/<name>/report.html``."""
     from pipeline import report
     from pipeline.html_report import write_report
@@ -57,14 +57,20 @@ def _report(cfg) -> None:
     from pipeline.results import collect
 
     paths = local_paths(cfg)
+    if not os.path.isfile(paths.metadata):
+        print(f"no run of {cfg.name} yet: {paths.metadata} does not exist "
+              f"(python -m pipeline run --config {report.config_arg(cfg)})", file=sys.stderr)
+        return 1
     result = collect(paths.metadata, cfg.pipeline_name)
     summary = report.summary_text(cfg, result)
     print(summary)
     print(f"Report: {write_report(cfg, result, os.path.join(paths.root, 'report.html'), summary)}")
+    return 0
 
 
 def _run(cfg, tune) -> int:
-    from pipeline import progress, report
+    from components.anomalies_gate import DataAnomaliesError
+    from pipeline import progress
     from pipeline.local_runner import local_paths, run_local
 
     paths = local_paths(cfg)
@@ -74,14 +80,22 @@ def _run(cfg, tune) -> int:
     start = time.time()
     try:
         run_local(cfg, tune)
+    except KeyboardInterrupt:
+        handler.fail()
+        print(f"\nRUN INTERRUPTED after {time.time() - start:.1f}s (log: {paths.log_file})", file=sys.stderr)
+        return 130
     except Exception as e:  # the orchestrator re-raises the failing executor's error
         handler.fail()
         print(f"\nRUN FAILED after {time.time() - start:.1f}s: {e}", file=sys.stderr)
+        if not isinstance(e, (DataAnomaliesError, ConfigError)):
+            # Not a situation the pipeline expects (bad data, bad config): a bug or
+            # the environment. The traceback goes to the log, not the terminal.
+            progress.write_to_log_file(traceback.format_exc())
+            print(f"({type(e).__name__}; traceback in {paths.log_file})", file=sys.stderr)
         print("Nothing was pushed; the previously pushed model is still served.", file=sys.stderr)
         return 1
     print(f"  {'total':<34} {'':<8} {time.time() - start:7.1f}s\n")
-    _report(cfg)
-    return 0
+    return _report(cfg)
 
 
 if __name__ == "__main__":

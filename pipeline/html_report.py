@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
 from common.config import PipelineConfig
+from pipeline.figures import figure
 from pipeline.results import RunResult
 
 _TOP_SLICES = 12  # values per slice feature shown (by example count)
@@ -194,9 +195,8 @@ def headline_table(result: RunResult) -> str:
             rows.append((split, f"baseline: {name.replace('_', ' ')}", f))
     if not rows:
         return ""
-    cell = lambda f, k: f"{f[k]:.4f}" if k in f else "–"  # noqa: E731
-    ece = lambda f: (f"{f['calibration']['expected_calibration_error']:.4f}"  # noqa: E731
-                     if "calibration" in f else "–")
+    cell = lambda f, k: html.escape(figure(f.get(k)) or "–")  # noqa: E731
+    ece = lambda f: cell(f.get("calibration") or {}, "expected_calibration_error")  # noqa: E731
     body = "".join(f"<tr><td>{s}</td><td>{html.escape(n)}</td><td>{cell(f, 'accuracy')}</td>"
                    f"<td>{cell(f, 'macro_f1')}</td><td>{cell(f, 'binary_accuracy')}</td>"
                    f"<td>{ece(f)}</td><td>{f.get('examples', '')}</td></tr>" for s, n, f in rows)

@@ -6,16 +6,19 @@ Chooses only paths, the metadata store and Beam args; the DAG is
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from tfx import v1 as tfx
 
 from common.config import PipelineConfig
-
 from common.paths import resolve_path
 from pipeline.pipeline import create_pipeline
+from pipeline.results import has_live_artifact
+
+NO_EARLIER_TUNING = "no earlier tuning result: training with the trainer section's hyperparameters"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,25 @@ def build_local_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tf
         beam_pipeline_args=local_beam_args(cfg), tune=tune)
 
 
-def run_local(cfg: PipelineConfig, tune: Optional[bool] = None) -> None:
+def with_reusable_hyperparameters(cfg: PipelineConfig, tune: Optional[bool] = None,
+                                  say: Callable[[str], None] = print) -> PipelineConfig:
+    """``cfg``, without ``tuner.reuse_last`` when this run directory's metadata holds
+    no tuning result to reuse (a fresh directory, or one only ever run without tuning).
+
+    The resolver for the last best hyperparameters would find nothing there: TFX
+    then logs an ``InputResolutionError`` with its traceback, and the Trainer goes
+    on with the trainer section's values anyway. Deciding before the DAG is built
+    gives the same training and one line saying so.
+    """
+    tune = cfg.tuner.enabled if tune is None else tune
+    if tune or not cfg.tuner.reuse_last or has_live_artifact(
+            local_paths(cfg).metadata, cfg.pipeline_name, tfx.types.standard_artifacts.HyperParameters.TYPE_NAME):
+        return cfg
+    say(f"  {NO_EARLIER_TUNING}")
+    return dataclasses.replace(cfg, tuner=dataclasses.replace(cfg.tuner, reuse_last=False))
+
+
+def run_local(cfg: PipelineConfig, tune: Optional[bool] = None, say: Callable[[str], None] = print) -> None:
     """Runs the whole DAG; raises on the first failed component."""
+    cfg = with_reusable_hyperparameters(cfg, tune, say)
     tfx.orchestration.LocalDagRunner().run(build_local_pipeline(cfg, tune))

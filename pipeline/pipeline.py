@@ -66,7 +66,8 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
         label_key=features.transformed_label_name(cfg),
         feature_keys_json=json.dumps(_baseline_keys(cfg)))
     baseline_model = build_baseline_model_resolver()
-    evaluator = build_evaluator(cfg, examples, model, baseline_model.outputs["model"])
+    evaluator = build_evaluator(cfg, examples, model, baseline_model.outputs["model"],
+                                baselines.outputs["baselines"])
     infra_validator = build_infra_validator(cfg, model, examples)
     pusher = build_pusher(model, evaluator.outputs["blessing"], infra_validator.outputs["blessing"],
                           cfg.push_dir)

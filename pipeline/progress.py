@@ -57,12 +57,21 @@ class ProgressHandler(logging.Handler):
         return {name: state for name, state, _ in self.rows}
 
 
+def _not_the_failed_execution(record: logging.LogRecord) -> bool:
+    """Drops the launcher's "Execution N failed." from the terminal: the run's
+    failure is reported there once, with its cause (pipeline.__main__)."""
+    return record.msg != "Execution %d failed."
+
+
 def attach(log_file: str) -> ProgressHandler:
     """Routes TFX/absl INFO logs to ``log_file`` and progress lines to stdout."""
     from absl import logging as absl_logging
 
     absl_logging.use_absl_handler()
-    absl_logging.get_absl_handler().setLevel(logging.ERROR)  # terminal: errors only
+    terminal = absl_logging.get_absl_handler()
+    terminal.setLevel(logging.ERROR)  # terminal: errors only
+    if _not_the_failed_execution not in terminal.filters:
+        terminal.addFilter(_not_the_failed_execution)
     absl_logging.set_verbosity(absl_logging.INFO)
     tf_logger = logging.getLogger("tensorflow")  # has its own stderr handler
     tf_logger.handlers.clear()
@@ -79,3 +88,15 @@ def attach(log_file: str) -> ProgressHandler:
         handler._pipeline_run = True
         root.addHandler(handler)
     return progress
+
+
+def write_to_log_file(text: str) -> None:
+    """Appends ``text`` (e.g. a traceback) to the run's log file, not to the terminal."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_pipeline_run", False) and isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.stream.write(text if text.endswith("\n") else text + "\n")
+                handler.flush()
+            finally:
+                handler.release()

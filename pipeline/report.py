@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from common.config import PipelineConfig
+from pipeline.figures import figure
 from pipeline.local_runner import local_paths
 from pipeline.results import RunResult, collect
 
@@ -14,27 +15,23 @@ _SHOWN_METRICS = ("auc", "binary_accuracy", "sparse_categorical_accuracy", "prec
 def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     result = result or collect(local_paths(cfg).metadata, cfg.pipeline_name)
     lines = ["Evaluation (eval split):"]
-    for name in _SHOWN_METRICS:
-        if name in result.metrics:
-            lines.append(f"  {name:<28} {result.metrics[name]:.4f}")
-    if result.baselines:
-        majority = result.baselines["majority_class"]
-        lines.append(f"  {'baseline: majority class':<28} {majority['accuracy']:.4f} (accuracy)")
-        rule = result.baselines.get("one_feature_rule") or {}
-        if rule:
-            lines.append(f"  {'baseline: best one-feature':<28} {rule['accuracy']:.4f} "
-                         f"(accuracy, rule on {rule['feature']})")
+    shown = [(name, figure(result.metrics.get(name)), "") for name in _SHOWN_METRICS]
+    majority = result.baselines.get("majority_class") or {}
+    rule = result.baselines.get("one_feature_rule") or {}
+    shown += [("baseline: majority class", figure(majority.get("accuracy")), " (accuracy)"),
+              ("baseline: best one-feature", figure(rule.get("accuracy")),
+               f" (accuracy, rule on {rule.get('feature', '?')})")]
+    lines += [f"  {name:<28} {value}{note}" for name, value, note in shown if value is not None]
     lines += error_analysis_lines(result)
     if result.model_blessed is not None:
-        why = "all thresholds met" if result.model_blessed else "; ".join(result.blessing_failures)
-        lines.append(f"Evaluator: {'BLESSED' if result.model_blessed else 'NOT blessed'} ({why})")
+        lines.append(blessing_line(result))
     if result.infra_blessed is not None:
         why = result.infra_reason or ("canary requests answered" if result.infra_blessed else "")
         lines.append(f"InfraValidator: {'BLESSED' if result.infra_blessed else 'NOT blessed'} ({why})")
     if result.pushed:
         lines += [f"Pushed to {result.pushed_to}",
                   "Serve it (TF Serving REST API on :8501):",
-                  f"  python -m serving start --config {_config_arg(cfg)}   "
+                  f"  python -m serving start --config {config_arg(cfg)}   "
                   "(or: make serve)",
                   f"  docker run -p 8501:8501 -v {os.path.dirname(result.pushed_to)}:/models/"
                   f"{cfg.serving.model_name} -e MODEL_NAME={cfg.serving.model_name} "
@@ -42,6 +39,15 @@ def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     else:
         lines.append(f"Not pushed: the model serving from {cfg.push_dir} (if any) is unchanged.")
     return "\n".join(lines)
+
+
+def blessing_line(result: RunResult) -> str:
+    """The Evaluator's verdict and every rule that blocked the model (a TFMA
+    threshold, the baseline gate), or the baseline comparison it passed."""
+    if result.model_blessed:
+        why = "; ".join(["all thresholds met"] + ([result.baseline_gate] if result.baseline_gate else []))
+        return f"Evaluator: BLESSED ({why})"
+    return f"Evaluator: NOT blessed ({'; '.join(result.blessing_failures) or 'no reason recorded'})"
 
 
 def error_analysis_lines(result: RunResult) -> list:
@@ -54,7 +60,7 @@ def error_analysis_lines(result: RunResult) -> list:
             rows.append((split, f"baseline: {name.replace('_', ' ')}", f))
     if not rows:
         return []
-    cell = lambda f, k: f"{f[k]:.4f}" if k in f else "     -"  # noqa: E731
+    cell = lambda f, k: figure(f.get(k)) or "     -"  # noqa: E731
     lines = [f"Error analysis: {'split':<6} {'scorer':<38} {'accuracy':>8} {'macro-F1':>8} {'binary':>8}"]
     for split, name, f in rows:
         lines.append(f"                {split:<6} {name:<38} {cell(f, 'accuracy'):>8} "
@@ -62,7 +68,7 @@ def error_analysis_lines(result: RunResult) -> list:
     return lines
 
 
-def _config_arg(cfg: PipelineConfig) -> str:
+def config_arg(cfg: PipelineConfig) -> str:
     """The config file as the user would type it (relative when possible)."""
     if not cfg.source_file:
         return f"configs/{cfg.name}.yaml"

@@ -11,9 +11,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import baseline_gate
 from components.baselines import BASELINES_FILE
 from components.error_analysis import ANALYSIS_FILE
 from components.text_baselines import TEXT_BASELINES_FILE
@@ -22,10 +24,11 @@ from components.text_baselines import TEXT_BASELINES_FILE
 @dataclass
 class RunResult:
     """Outputs of the most recent pipeline run."""
-    metrics: Dict[str, float] = field(default_factory=dict)
+    metrics: Dict[str, object] = field(default_factory=dict)  # numbers, or text as TFMA wrote it
     baselines: Dict[str, dict] = field(default_factory=dict)
     model_blessed: Optional[bool] = None
-    blessing_failures: List[str] = field(default_factory=list)
+    blessing_failures: List[str] = field(default_factory=list)  # every rule that blocked the model
+    baseline_gate: str = ""  # the baseline gate's comparison, passed or not
     infra_blessed: Optional[bool] = None
     infra_reason: str = ""
     pushed: bool = False
@@ -74,6 +77,23 @@ def latest_run_outputs(metadata_path: str, pipeline_name: str) -> Dict[str, Dict
     return outputs
 
 
+def has_live_artifact(metadata_path: str, pipeline_name: str, type_name: str) -> bool:
+    """Whether any run of ``pipeline_name`` produced a live artifact of ``type_name``:
+    what a resolver over that type (no producer named) finds in this store."""
+    if not os.path.isfile(metadata_path):
+        return False
+    store = _store(metadata_path)
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        return False
+    try:
+        type_id = store.get_artifact_type(type_name).id
+    except mlmd_errors.NotFoundError:
+        return False
+    return any(a.type_id == type_id and a.state == metadata_store_pb2.Artifact.LIVE
+               for a in store.get_artifacts_by_context(pipeline_ctx.id))
+
+
 def _int_prop(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
     value = artifact.custom_properties.get(name)
     return None if value is None else value.int_value
@@ -86,6 +106,8 @@ def _str_prop(artifact: metadata_store_pb2.Artifact, name: str) -> str:
 
 def collect(metadata_path: str, pipeline_name: str) -> RunResult:
     """Reads metrics, baselines, blessings and the push of the newest run."""
+    from components.evaluation import overall_metrics  # TFMA: loaded only to read a run
+
     outputs = latest_run_outputs(metadata_path, pipeline_name)
     result = RunResult(artifacts={node: {k: a.uri for k, a in outs.items()} for node, outs in outputs.items()})
     evaluator = outputs.get("Evaluator", {})
@@ -95,6 +117,9 @@ def collect(metadata_path: str, pipeline_name: str) -> RunResult:
         result.blessing_failures = validation_failures(evaluator["evaluation"].uri)
     if "blessing" in evaluator:
         result.model_blessed = _int_prop(evaluator["blessing"], "blessed") == 1
+        result.baseline_gate = _str_prop(evaluator["blessing"], baseline_gate.REASON_PROPERTY)
+        if _int_prop(evaluator["blessing"], baseline_gate.PASSED_PROPERTY) == 0 and result.baseline_gate:
+            result.blessing_failures.append(result.baseline_gate)
     baselines = outputs.get("TrivialBaselines", {}).get("baselines")
     if baselines is not None and os.path.exists(os.path.join(baselines.uri, BASELINES_FILE)):
         with open(os.path.join(baselines.uri, BASELINES_FILE)) as f:
@@ -119,19 +144,6 @@ def _json_output(outputs, node: str, key: str, filename: str) -> dict:
         return {}
     with open(path) as f:
         return json.load(f)
-
-
-def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """The candidate model's metrics on the whole eval split."""
-    import tensorflow_model_analysis as tfma
-
-    eval_result = tfma.load_eval_result(evaluation_uri)
-    for slice_key, metrics in eval_result.slicing_metrics:
-        if slice_key == ():
-            values = next(iter(metrics.values()))
-            values = values.get("", values)
-            return {name: v["doubleValue"] for name, v in values.items() if "doubleValue" in v}
-    return {}
 
 
 def validation_failures(evaluation_uri: str) -> List[str]:

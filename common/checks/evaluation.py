@@ -1,4 +1,5 @@
-"""``evaluation``: slices and baseline/fairness features that exist, thresholds in [0, 1]."""
+"""``evaluation``: slices and baseline/fairness features that exist, thresholds in [0, 1],
+the margin over the trivial baselines in [0, 1)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -29,3 +30,7 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
         v = getattr(evaluation, key)
         if not 0 <= v <= 1:
             fail(f"evaluation.{key}", "a number in [0, 1]", v)
+    # An accuracy difference: above 1 no model could pass; below 0 a model worse
+    # than a trivial rule would be blessed.
+    if not 0 <= evaluation.min_margin_over_baselines < 1:
+        fail("evaluation.min_margin_over_baselines", "a number in [0, 1)", evaluation.min_margin_over_baselines)

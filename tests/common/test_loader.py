@@ -62,6 +62,8 @@ def _write(tmp_path, mutate):
     (lambda r: r["data"].update(splits={"train": 8}), "data.splits", "'train' and 'eval'"),
     (lambda r: r["data"].update(path="/nonexistent/taxi"), "data.path", "existing directory"),
     (lambda r: r["evaluation"].update(slices=[["no_such_feature"]]), "evaluation.slices[0]", "feature names"),
+    (lambda r: r["evaluation"].update(min_margin_over_baselines=-0.01), "evaluation.min_margin_over_baselines",
+     "[0, 1)"),
     (lambda r: r["serving"].update(model_name="../evil"), "serving.model_name", "letters, digits"),
     (lambda r: r.update(schema="schema/none/schema.pbtxt"), "schema", "existing schema.pbtxt"),
     (lambda r: r.update(name="Taxi_Data"), "name", "lower-case letters"),

@@ -44,6 +44,7 @@ def test_every_component_runs_and_model_is_pushed(first_run, capsys):
     assert ALL_COMPONENTS <= set(result.artifacts) | {"latest_blessed_model_resolver"}
     assert result.model_blessed and result.infra_blessed and result.pushed
     assert result.metrics["auc"] > 0.6
+    assert " beats " in result.baseline_gate  # the baseline gate ran and passed
     assert result.baselines["majority_class"]["accuracy"] > 0.5
     versions = _versions(cfg)
     assert len(versions) == 1
@@ -76,7 +77,7 @@ def test_pushed_model_answers_a_rest_request(first_run, sample_root):
     assert all(0.0 <= p[0] <= 1.0 for p in predictions)
 
 
-def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_root):
+def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_root, capsys):
     cfg, _ = first_run
     root, data_dir = sample_root
     before = _versions(cfg)
@@ -88,6 +89,8 @@ def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_roo
     assert result.model_blessed is False and not result.pushed
     assert any("auc" in failure for failure in result.blessing_failures)
     assert _versions(cfg) == before
+    out, err = capsys.readouterr()
+    assert "Evaluator: NOT blessed (" in out and "Traceback" not in err
 
 
 def test_corrupted_column_stops_before_transform(tmp_path, capsys):
@@ -97,6 +100,7 @@ def test_corrupted_column_stops_before_transform(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "data validation failed" in err and "'trip_miles'" in err
+    assert "Traceback" not in err and "traceback in" not in err
     cfg = config_for(root, data_dir)
     result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
     assert "Transform" not in result.artifacts and not result.pushed

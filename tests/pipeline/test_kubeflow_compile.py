@@ -112,6 +112,7 @@ def test_key_dependencies(default):
     assert {"Transform", "Tuner"} <= deps["Trainer"]
     assert _producer(job, "Trainer", "hyperparameters") == "Tuner"
     assert {"Trainer", "latest_blessed_model_resolver-model-resolver"} <= deps["Evaluator"]
+    assert _producer(job, "Evaluator", "baselines") == "TrivialBaselines"  # the baseline gate's input
     assert {"Evaluator", infra_validator, "Trainer"} <= deps["Pusher"]
     assert _producer(job, "Pusher", "model_blessing") == "Evaluator"
     assert _producer(job, "Pusher", "infra_blessing") == infra_validator
@@ -126,6 +127,8 @@ def test_every_executor_runs_the_project_image(default):
     assert cfg.kubeflow.image == "ghcr.io/example/tfx-pipeline:1.16.0"
     gate = containers["AnomaliesGate_executor"]["args"]
     assert gate[gate.index("--executor_class_path") + 1] == "components.anomalies_gate.AnomaliesGate_Executor"
+    evaluator = containers["Evaluator_executor"]["args"]
+    assert evaluator[evaluator.index("--executor_class_path") + 1] == "components.evaluation.GatedEvaluatorExecutor"
 
 
 def test_direct_runner_uses_every_core_of_the_pod(default):
