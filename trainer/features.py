@@ -13,8 +13,6 @@ import tensorflow as tf
 
 from common.config import FeatureConfig, PipelineConfig
 
-from common.loader import config_from_dict
-
 _TF_DTYPES = {"float": tf.float32, "int": tf.int64, "string": tf.string}
 _TIMESTAMP_PART_SIZES = {"hour": 24, "weekday": 7, "month": 12}
 
@@ -41,11 +39,6 @@ def vocabulary_name(name: str) -> str:
 
 def tf_dtype(dtype: str) -> tf.dtypes.DType:
     return _TF_DTYPES[dtype]
-
-
-def config_from_custom_config(custom_config: Mapping[str, Any]) -> PipelineConfig:
-    """Rebuilds the typed config that the pipeline passed to Transform/Tuner/Trainer."""
-    return config_from_dict(custom_config["pipeline_config"], source="custom_config")
 
 
 def label_source_columns(cfg: PipelineConfig) -> List[str]:

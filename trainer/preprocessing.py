@@ -60,6 +60,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from common import executor_config
 from common.config import FeatureConfig, LabelConfig
 from trainer import features, text_features
 
@@ -88,7 +89,7 @@ class FeatureKind:
 
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
     """Raw features -> model inputs (plus the label when its columns are present)."""
-    cfg = features.config_from_custom_config(custom_config)
+    cfg = executor_config.config_from_slice(custom_config, source="Transform custom_config")
     outputs: Dict[str, tf.Tensor] = {}
     for feature in cfg.features:
         if feature.kind in text_features.ROW_KINDS:  # kinds that read several columns
