@@ -361,20 +361,6 @@ class PipelineConfig:
         """``<push_dir>/<model_name>``: TF Serving's model base path."""
         return os.path.join(resolve_path(self.serving.push_dir), self.serving.model_name)
 
-    def custom_config(self) -> Dict[str, Any]:
-        """The JSON-safe slice of the config that Transform/Tuner/Trainer code needs."""
-        return {"pipeline_config": to_dict(self)}
-
-    def transform_custom_config(self) -> Dict[str, Any]:
-        """The config as Transform sees it: only what its graph depends on (data,
-        label, features). Training, evaluation and serving settings are reset, so
-        changing them keeps Transform's cached execution (minutes on real data)."""
-        essential = dataclasses.replace(
-            self, tuner=TunerConfig(), trainer=TrainerConfig(), evaluation=EvaluationConfig(),
-            serving=ServingConfig(), beam=BeamConfig(), kubeflow=KubeflowConfig(), run_dir="runs",
-            source_file="")
-        return {"pipeline_config": to_dict(essential)}
-
 
 def to_dict(config: Any) -> Dict[str, Any]:
     """A JSON-safe dict of a config dataclass (tuples become lists)."""

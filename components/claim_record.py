@@ -92,9 +92,9 @@ def ClaimNeighbours(
 ) -> None:
     """Copies every split of ``examples`` with the record column added."""
     from components.sentence_encoder import SentenceEncoder
-    from common.loader import config_from_dict
+    from common.executor_config import config_from_slice
 
-    cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="ClaimNeighbours")
+    cfg = config_from_slice(json.loads(config_json), source="ClaimNeighbours")
     splits = raw_examples.by_split(examples)
     tokens, built = build_records(cfg, splits, SentenceEncoder.load())
     separator = record_separator(cfg)

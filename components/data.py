@@ -12,6 +12,7 @@ from tfx.types.component_spec import ExecutionParameter
 
 from components.anomalies_gate import AnomaliesGate
 from components.tsv_example_gen import build_tsv_example_gen
+from common import executor_config
 from common.config import PipelineConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
@@ -73,7 +74,7 @@ def build_data_validation(statistics, schema):
 def build_transform(cfg: PipelineConfig, examples, validated_schema) -> tfx.components.Transform:
     return tfx.components.Transform(
         examples=examples, schema=validated_schema,
-        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.transform_custom_config(),
+        preprocessing_fn=PREPROCESSING_FN, custom_config=executor_config.transform(cfg),
         # StatisticsGen already profiles the raw data; Transform's own pre/post
         # statistics would double the Beam work for figures nobody reads here.
         disable_statistics=True)

@@ -78,10 +78,10 @@ def ErrorAnalysis(
     """Writes analysis.json: {split: {all_features | <reduced>: figures}, class_names}."""
     import tensorflow as tf
 
-    from common.loader import config_from_dict
+    from common.executor_config import config_from_slice
     from trainer import features
 
-    cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="ErrorAnalysis")
+    cfg = config_from_slice(json.loads(config_json), source="ErrorAnalysis")
     loaded = tf.saved_model.load(path_utils.serving_model_path(model.uri))
     serve, transform = loaded.signatures["serving_tf_example"], loaded.signatures["transform_features"]
     label_key = features.transformed_label_name(cfg)

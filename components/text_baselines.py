@@ -56,9 +56,9 @@ def TextBaselines(
     config_json: tfx.dsl.components.Parameter[str],
 ) -> None:
     """Writes text_baselines.json: {split: {baseline: figures}} for every non-train split."""
-    from common.loader import config_from_dict
+    from common.executor_config import config_from_slice
 
-    cfg = config_from_dict(json.loads(config_json)["pipeline_config"], source="TextBaselines")
+    cfg = config_from_slice(json.loads(config_json), source="TextBaselines")
     text_col = next(f.column for f in cfg.features if f.name == cfg.evaluation.text_baseline_feature)
     classes = list(cfg.label.classes)
     positive = cfg.label.positive_class_ids

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from common import executor_config
 from common.config import PipelineConfig
 from edge import convert
 from trainer import edge_graph, features
@@ -23,7 +24,7 @@ from trainer.train import train
 
 def run_fn(fn_args) -> None:
     """Trains with tuned hyperparameters when the Tuner (or its last run) provides them."""
-    cfg = features.config_from_custom_config(fn_args.custom_config)
+    cfg = executor_config.config_from_slice(fn_args.custom_config, source="Trainer custom_config")
     hparams = HyperParameters.from_trainer_config(cfg.trainer)
     if fn_args.hyperparameters:
         hparams = hparams.updated(fn_args.hyperparameters.get("values", {}))

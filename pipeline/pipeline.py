@@ -21,6 +21,7 @@ from components.infra_validation import build_infra_validator
 from components.pusher import build_pusher
 from components.text_baselines import TextBaselines
 from components.training import build_last_hyperparameters_resolver, build_trainer, build_tuner
+from common import executor_config
 from common.config import PipelineConfig
 from trainer import features
 
@@ -36,11 +37,11 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     example_gen = build_example_gen(cfg)
     examples = example_gen.outputs["examples"]
     # Columns derived from other rows' labels are added before anything reads the data
-    # (the Transform slice of the config: training settings keep this step cached).
+    # (its own slice of the config: training settings keep this step cached).
     derived = []
     if cfg.claim_neighbours.column:
         derived = [ClaimNeighbours(examples=examples,
-                                   config_json=json.dumps(cfg.transform_custom_config()))]
+                                   config_json=json.dumps(executor_config.claim_neighbours(cfg)))]
         examples = derived[0].outputs["enriched"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     schema_importer = build_schema_importer(cfg, schema_sha256)
@@ -74,9 +75,10 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     # Read-only analyses beside the gate: text baselines (when the config names a
     # text feature) and the candidate's error analysis for the run report.
     analyses = [ErrorAnalysis(examples=examples, model=model,
-                              config_json=json.dumps(cfg.custom_config()))]
+                              config_json=json.dumps(executor_config.error_analysis(cfg)))]
     if cfg.evaluation.text_baseline_feature:
-        analyses.append(TextBaselines(examples=examples, config_json=json.dumps(cfg.custom_config())))
+        analyses.append(TextBaselines(examples=examples,
+                                       config_json=json.dumps(executor_config.text_baselines(cfg))))
 
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,

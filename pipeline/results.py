@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
@@ -46,27 +46,45 @@ def _store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run_outputs(metadata_path: str, pipeline_name: str) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
-    """node id -> output key -> artifact, for the newest run of ``pipeline_name``."""
-    store = _store(metadata_path)
+def _latest_run(store: metadata_store.MetadataStore,
+                pipeline_name: str) -> List[Tuple[str, metadata_store_pb2.Execution]]:
+    """(node id, execution) of every execution in the newest run of ``pipeline_name``."""
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is None:
-        return {}
+        return []
     pipeline_executions = store.get_executions_by_context(pipeline_ctx.id)
     if not pipeline_executions:
-        return {}
+        return []
     # The newest execution belongs to the newest run; that run's context holds all of its executions.
     newest = max(pipeline_executions, key=lambda e: e.id)
     run_type_id = store.get_context_type("pipeline_run").id
     node_type_id = store.get_context_type("node").id
     run_ctx = next(c for c in store.get_contexts_by_execution(newest.id) if c.type_id == run_type_id)
-    executions = store.get_executions_by_context(run_ctx.id)
     node_prefix = pipeline_name + "."
-    node_of = {}
-    for execution in executions:
+    nodes = []
+    for execution in store.get_executions_by_context(run_ctx.id):
         for ctx in store.get_contexts_by_execution(execution.id):
             if ctx.type_id == node_type_id and ctx.name.startswith(node_prefix):
-                node_of[execution.id] = ctx.name[len(node_prefix):]
+                nodes.append((ctx.name[len(node_prefix):], execution))
+    return nodes
+
+
+def latest_run_executions(metadata_path: str, pipeline_name: str) -> Dict[str, metadata_store_pb2.Execution]:
+    """node id -> its newest execution in the newest run; ``last_known_state`` tells
+    whether it ran (COMPLETE) or reused an earlier execution's outputs (CACHED)."""
+    executions: Dict[str, metadata_store_pb2.Execution] = {}
+    for node, execution in _latest_run(_store(metadata_path), pipeline_name):
+        if node not in executions or execution.id > executions[node].id:
+            executions[node] = execution
+    return executions
+
+
+def latest_run_outputs(metadata_path: str, pipeline_name: str) -> Dict[str, Dict[str, metadata_store_pb2.Artifact]]:
+    """node id -> output key -> artifact, for the newest run of ``pipeline_name``."""
+    store = _store(metadata_path)
+    node_of = {execution.id: node for node, execution in _latest_run(store, pipeline_name)}
+    if not node_of:
+        return {}
     events = [ev for ev in store.get_events_by_execution_ids(list(node_of))
               if ev.type == metadata_store_pb2.Event.OUTPUT]
     artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}

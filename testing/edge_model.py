@@ -18,6 +18,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from common import executor_config
 from common.config import PipelineConfig
 
 from common.paths import taxi_data_dir
@@ -66,7 +67,7 @@ def train_and_export_instances(cfg: PipelineConfig, root: str, instances, epochs
     lists per column) through Transform, a few Keras epochs, ``export_model``."""
     spec = features.raw_feature_spec(cfg)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
+    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, executor_config.transform(cfg))  # noqa: E731
     transform_dir = os.path.join(root, "transform")
     with tft_beam.Context(temp_dir=os.path.join(root, "tmp"), force_tf_compat_v1=False):
         (transformed, _), transform_fn = ((instances, metadata)

@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from common.config import FeatureConfig, PipelineConfig
 
-from common.loader import config_from_dict
 from trainer.kinds import registry
 # Re-exported: callers ask this module for every feature name and model input.
 from trainer.kinds.base import ModelInput  # noqa: F401
@@ -28,11 +27,6 @@ def uses_vocabulary(feature: FeatureConfig) -> bool:
 
 def tf_dtype(dtype: str) -> tf.dtypes.DType:
     return _TF_DTYPES[dtype]
-
-
-def config_from_custom_config(custom_config: Mapping[str, Any]) -> PipelineConfig:
-    """Rebuilds the typed config that the pipeline passed to Transform/Tuner/Trainer."""
-    return config_from_dict(custom_config["pipeline_config"], source="custom_config")
 
 
 def label_source_columns(cfg: PipelineConfig) -> List[str]:

@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping
 
 import tensorflow as tf
 
+from common import executor_config
 from common.config import FeatureConfig, LabelConfig
 from trainer import features
 from trainer.kinds import registry
@@ -23,7 +24,7 @@ from trainer.kinds.base import densify, map_values, name_constants
 
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
     """Raw features -> model inputs (plus the label when its columns are present)."""
-    cfg = features.config_from_custom_config(custom_config)
+    cfg = executor_config.config_from_slice(custom_config, source="Transform custom_config")
     outputs: Dict[str, tf.Tensor] = {}
     for feature in cfg.features:
         kind = registry.feature_kind(feature)

@@ -9,8 +9,8 @@ import keras_tuner
 import tensorflow_transform as tft
 from tfx.components.tuner.component import TunerFnResult
 
+from common import executor_config
 from common.config import PipelineConfig
-from trainer import features
 from trainer.model import HyperParameters
 from trainer.train import build_for, datasets
 
@@ -26,7 +26,7 @@ def search_space(cfg: PipelineConfig) -> keras_tuner.HyperParameters:
 
 def tuner_fn(fn_args) -> TunerFnResult:
     """A seeded RandomSearch over ``search_space`` with a small step budget per trial."""
-    cfg = features.config_from_custom_config(fn_args.custom_config)
+    cfg = executor_config.config_from_slice(fn_args.custom_config, source="Tuner custom_config")
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     defaults = HyperParameters.from_trainer_config(cfg.trainer)
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from common import executor_config
 from common.loader import load_config
 from components.tsv_example_gen import parse_line
 from testing import liar_fixture
@@ -18,7 +19,7 @@ from trainer import features, preprocessing
 def _run(cfg, rows=ROWS):
     spec = features.raw_feature_spec(cfg)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, cfg.custom_config())  # noqa: E731
+    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, executor_config.transform(cfg))  # noqa: E731
     with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=False):
         (out, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False))
     return out

@@ -10,6 +10,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from common import executor_config
 from tests.conftest import ROWS
 from trainer import features, preprocessing
 from common.serving_contract import OUTPUT_KEY
@@ -24,7 +25,7 @@ def transform_output(taxi_config, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("transform"))
     spec = features.raw_feature_spec(taxi_config)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, taxi_config.custom_config())  # noqa: E731
+    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, executor_config.transform(taxi_config))  # noqa: E731
     with tft_beam.Context(temp_dir=os.path.join(out, "tmp"), force_tf_compat_v1=False):
         (rows, _), transform_fn = ((ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(
             fn, output_record_batches=False))

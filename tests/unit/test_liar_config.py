@@ -5,6 +5,7 @@ import os
 import pytest
 import yaml
 
+from common import executor_config
 from common.config import ConfigError, to_dict
 
 from common.loader import config_from_dict, load_config
@@ -126,15 +127,16 @@ def test_extends_cycle_and_missing_parent_are_named(tmp_path):
         load_config(str(tmp_path / "c.yaml"))
 
 
-def test_transform_config_ignores_training_and_evaluation_settings(data_dir):
+def test_transform_slice_ignores_training_and_evaluation_settings(data_dir):
     base = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
     tweaked = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + [
         "trainer.learning_rate=0.01", "evaluation.min_accuracy=0.5", "tuner.max_trials=5"])
-    assert base.transform_custom_config() == tweaked.transform_custom_config()
-    assert base.custom_config() != tweaked.custom_config()
+    assert executor_config.transform(base) == executor_config.transform(tweaked)
+    assert executor_config.trainer(base) != executor_config.trainer(tweaked)
     changed = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["leaky=true"])
-    assert changed.transform_custom_config() != base.transform_custom_config()
-    assert config_from_dict(base.transform_custom_config()["pipeline_config"]).features == base.features
+    assert executor_config.transform(changed) != executor_config.transform(base)
+    for cfg in (base, changed):  # the audit's leaky features survive the slice
+        assert executor_config.config_from_slice(executor_config.transform(cfg), "test").features == cfg.features
 
 
 def test_the_extension_reads_the_statement_the_model_is_trained_to_use_alone(data_dir):
