@@ -41,7 +41,8 @@ def feedback(log_dir, taxi_config):
     return Feedback.open(log_dir, LabelSpec.from_config(taxi_config), WINDOW, 24)
 
 
-def one(i):
+def single(i):
+    """Error names for single items: the bare field (``label: ...``)."""
     return ""
 
 
@@ -175,7 +176,7 @@ def test_a_record_still_being_written_is_read_once_complete(log_dir, taxi_config
 
 def test_labels_are_stored_durably_under_the_requests_span(feedback, log_dir):
     outcome = feedback.submit("taxi", [{"request_id": "r0", "label": 2.5},
-                                       {"request_id": "r0", "row": 1, "label": 0.0}], one)
+                                       {"request_id": "r0", "row": 1, "label": 0.0}], single)
     assert outcome.to_dict() == {"accepted": 2, "duplicates": 0}
     span = feedback.index.find("r0").span
     assert list_feedback_spans(log_dir) == [span]
@@ -187,12 +188,12 @@ def test_labels_are_stored_durably_under_the_requests_span(feedback, log_dir):
 
 def test_a_repeated_label_is_a_noop_and_a_different_one_is_refused_also_after_a_restart(
         feedback, log_dir, taxi_config):
-    feedback.submit("taxi", [{"request_id": "r1", "label": 2.5}], one)
-    assert feedback.submit("taxi", [{"request_id": "r1", "label": 2.5, "row": 0}], one).duplicates == 1
+    feedback.submit("taxi", [{"request_id": "r1", "label": 2.5}], single)
+    assert feedback.submit("taxi", [{"request_id": "r1", "label": 2.5, "row": 0}], single).duplicates == 1
     restarted = Feedback.open(log_dir, LabelSpec.from_config(taxi_config), WINDOW, 24)
     for instance_ in (feedback, restarted):
-        assert instance_.submit("taxi", [{"request_id": "r1", "label": 2.5}], one).duplicates == 1
-        status, message = error_of(instance_.submit, "taxi", [{"request_id": "r1", "label": 9.0}], one)
+        assert instance_.submit("taxi", [{"request_id": "r1", "label": 2.5}], single).duplicates == 1
+        status, message = error_of(instance_.submit, "taxi", [{"request_id": "r1", "label": 9.0}], single)
         assert status == 409 and "'r1' row 0 already has the label 2.5; 9.0 is refused" in message
     span = feedback.index.find("r1").span
     assert len(read_span_labels(log_dir, span)) == 1 and not read_span_labels(log_dir, span).conflicts
@@ -200,9 +201,9 @@ def test_a_repeated_label_is_a_noop_and_a_different_one_is_refused_also_after_a_
 
 def test_labels_written_by_another_process_count_as_stored(feedback, log_dir, taxi_config):
     other = Feedback.open(log_dir, LabelSpec.from_config(taxi_config), WINDOW, 24)
-    other.submit("taxi", [{"request_id": "r0", "label": 1.0}], one)
-    assert feedback.submit("taxi", [{"request_id": "r0", "label": 1.0}], one).duplicates == 1
-    assert error_of(feedback.submit, "taxi", [{"request_id": "r0", "label": 3.0}], one)[0] == 409
+    other.submit("taxi", [{"request_id": "r0", "label": 1.0}], single)
+    assert feedback.submit("taxi", [{"request_id": "r0", "label": 1.0}], single).duplicates == 1
+    assert error_of(feedback.submit, "taxi", [{"request_id": "r0", "label": 3.0}], single)[0] == 409
 
 
 def test_a_batch_is_all_or_nothing_and_names_the_bad_item(feedback, log_dir):
@@ -211,7 +212,7 @@ def test_a_batch_is_all_or_nothing_and_names_the_bad_item(feedback, log_dir):
     assert status == 400 and message.startswith("feedback[1].label: ")
     assert list_feedback_spans(log_dir) == []
     twice = [{"request_id": "r0", "label": 1.0}, {"request_id": "r0", "label": 1.0, "row": 0}]
-    assert feedback.submit("taxi", twice, one).to_dict() == {"accepted": 1, "duplicates": 1}
+    assert feedback.submit("taxi", twice, single).to_dict() == {"accepted": 1, "duplicates": 1}
     clash = [{"request_id": "r1", "label": 1.0}, {"request_id": "r1", "label": 0.5}]
     assert error_of(feedback.submit, "taxi", clash, lambda i: f"feedback[{i}]")[0] == 409
 
@@ -229,17 +230,17 @@ def test_a_batch_is_all_or_nothing_and_names_the_bad_item(feedback, log_dir):
     ("r1", 400, "expected an object with 'request_id' and 'label'"),
 ])
 def test_each_bad_item_gets_a_4xx_naming_the_field(feedback, item, status, text):
-    code, message = error_of(feedback.submit, "taxi", [item], one)
+    code, message = error_of(feedback.submit, "taxi", [item], single)
     assert code == status and text in message
 
 
 def test_a_request_to_another_model_or_a_reused_id_is_refused(feedback, log_dir, taxi_config):
     log_requests(log_dir, taxi_config, ["liar-1"], model="liar")
-    status, message = error_of(feedback.submit, "taxi", [{"request_id": "liar-1", "label": 1.0}], one)
+    status, message = error_of(feedback.submit, "taxi", [{"request_id": "liar-1", "label": 1.0}], single)
     assert status == 404 and "(it went to model 'liar')" in message
     log_requests(log_dir, taxi_config, ["r1"], timestamp=time.time() + 1)  # the id once more
     restarted = Feedback.open(log_dir, LabelSpec.from_config(taxi_config), WINDOW, 24)
-    status, message = error_of(restarted.submit, "taxi", [{"request_id": "r1", "label": 1.0}], one)
+    status, message = error_of(restarted.submit, "taxi", [{"request_id": "r1", "label": 1.0}], single)
     assert status == 409 and "was logged for 2 different requests" in message
 
 
