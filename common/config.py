@@ -282,6 +282,11 @@ class ServingConfig:
     request_log_window_seconds: int = 3600
     # Raw features never written to the request log as they are: dropped or hashed.
     sensitive_features: Mapping[str, Literal["drop", "hash"]] = field(default_factory=dict)
+    # Feedback labels (POST /v1/models/<m>/feedback): accepted for requests logged in the
+    # last feedback_window_spans spans, whose ids the gateway keeps in memory (at most
+    # feedback_max_request_ids, ~170 bytes each; the oldest span is forgotten first).
+    feedback_window_spans: int = 24
+    feedback_max_request_ids: int = 1_000_000
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     # TFLite + TF.js exports beside the SavedModel (trainer/edge_graph.py, edge/convert.py); turn off
     # for a dataset whose feature kinds the edge runtimes cannot run.

@@ -1,4 +1,4 @@
-"""Command line: ``python -m serving start|predict|rollout``.
+"""Command line: ``python -m serving start|predict|rollout|feedback|join``.
 
 Examples:
   python -m serving start --config configs/taxi.yaml                 # in-process, :8501
@@ -7,6 +7,8 @@ Examples:
   python -m serving predict --config configs/taxi.yaml --csv rows.csv --label canary
   SERVING_ADMIN_TOKEN=... python -m serving rollout --config configs/taxi.yaml canary 10
   SERVING_ADMIN_TOKEN=... python -m serving rollout --config configs/taxi.yaml promote | rollback | shadow 7
+  python -m serving feedback labels.csv --config configs/taxi.yaml  # request_id,label[,row] per line
+  python -m serving join --config configs/taxi.yaml --span 480000   # labelled span for ExampleGen
 
 ``start`` takes the model base path (``<serving.push_dir>/<model_name>``), the
 schema, batching, limits and request log from the dataset config; flags
@@ -19,7 +21,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common.config import ConfigError, PipelineConfig
 
@@ -93,12 +95,27 @@ def _parser() -> argparse.ArgumentParser:
     rollout.add_argument("value", nargs="?", type=float,
                          help="canary: percent of traffic; shadow: version")
     rollout.add_argument("--version", type=int, help="canary: the version (default: newest)")
+
+    feedback = sub.add_parser("feedback", help="store labels for logged requests from a CSV file "
+                                               "(columns request_id, label[, row])")
+    _add_common(feedback)
+    feedback.add_argument("csv", help="CSV with a header: request_id,label[,row]")
+    feedback.add_argument("--model", help="default: serving.model_name")
+    feedback.add_argument("--request_log_dir", help="default: serving.request_log_dir")
+
+    join = sub.add_parser("join", help="join labels with the request log into labelled spans "
+                                       "(<request_log_dir>/labelled/span-N/version-V/)")
+    _add_common(join)
+    join.add_argument("--span", type=int, action="append",
+                      help="span to join (repeatable; default: every span with labels)")
+    join.add_argument("--request_log_dir", help="default: serving.request_log_dir")
     return parser
 
 
 def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
     from common.config import BatchingConfig
     from serving.api.deps import Limits
+    from serving.feedback.settings import FeedbackSettings
     from serving.server import GatewaySettings, serve
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -116,6 +133,7 @@ def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
     if not args.no_request_log and (args.request_log_dir or serving):
         log_dir = args.request_log_dir or resolve_path(serving.request_log_dir)
     features = tuple((f.name, f.dtype) for f in cfg.features) if cfg else ()
+    feedback = FeedbackSettings.from_config(cfg, args.schema) if cfg and log_dir else None
     settings = GatewaySettings(
         model_name=name, model_base_path=os.path.abspath(base) if base else "",
         models_config=args.models_config or (models_config_path(cfg) if cfg else None),
@@ -129,7 +147,8 @@ def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
         request_log_dir=log_dir,
         request_log_window_seconds=serving.request_log_window_seconds if serving else 3600,
         feature_dtypes=features,
-        sensitive_features=tuple(sorted(serving.sensitive_features.items())) if serving else ())
+        sensitive_features=tuple(sorted(serving.sensitive_features.items())) if serving else (),
+        feedback=feedback)
     return serve(settings)
 
 
@@ -229,6 +248,41 @@ def _rollout(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
     return 0 if status == 200 else 1
 
 
+def _feedback_parts(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> Tuple[Any, str]:
+    """(label spec, request log dir) for ``feedback`` and ``join``, from the dataset config."""
+    from serving.feedback.labels import LabelSpec
+
+    if cfg is None:
+        raise ConfigError("give --config: its label section says what a label is")
+    return LabelSpec.from_config(cfg), args.request_log_dir or resolve_path(cfg.serving.request_log_dir)
+
+
+def _bulk_feedback(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
+    from serving.feedback.bulk import import_csv
+    from serving.feedback.service import Feedback
+
+    spec, log_dir = _feedback_parts(args, cfg)
+    feedback = Feedback.open(log_dir, spec, cfg.serving.request_log_window_seconds,
+                             cfg.serving.feedback_window_spans, cfg.serving.feedback_max_request_ids)
+    report = import_csv(args.csv, _model(args, cfg), feedback)
+    print("\n".join(report.summary()))
+    return 1 if report.errors else 0
+
+
+def _join(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
+    from serving.feedback.join import join_span
+    from serving.feedback.store import list_feedback_spans
+
+    spec, log_dir = _feedback_parts(args, cfg)
+    spans = args.span or list_feedback_spans(log_dir)
+    if not spans:
+        print(f"error: no labels under {log_dir}/feedback", file=sys.stderr)
+        return 1
+    for span in spans:
+        print(json.dumps(join_span(log_dir, span, spec).to_dict()))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -237,6 +291,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _start(args, cfg)
         if args.command == "predict":
             return _predict(args, cfg)
+        if args.command == "feedback":
+            return _bulk_feedback(args, cfg)
+        if args.command == "join":
+            return _join(args, cfg)
         return _rollout(args, cfg)
     except (ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

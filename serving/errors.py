@@ -40,6 +40,11 @@ class MethodNotAllowed(ServingError):
     status = 405
 
 
+class Conflict(ServingError):
+    """ALREADY_EXISTS/ABORTED: the request contradicts stored state (a row already labelled)."""
+    status = 409
+
+
 class PayloadTooLarge(ServingError):
     """The body is over ``serving.max_request_bytes``."""
     status = 413

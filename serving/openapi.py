@@ -18,7 +18,8 @@ def _responses(ok: Dict[str, Any], description: str, codes: List[int]) -> Dict[s
     responses: Dict[str, Any] = {"200": {"description": description,
                                          "content": {"application/json": {"schema": ok}}}}
     texts = {400: "invalid request (body, schema, version or label)", 401: "missing or wrong token",
-             404: "unknown model, version or URL", 413: "body over serving.max_request_bytes",
+             404: "unknown model, version or URL", 409: "conflicts with stored state",
+             413: "body over serving.max_request_bytes",
              501: "rollouts not available", 503: "batching queue full or backend unavailable"}
     for code in codes:
         responses[str(code)] = {"description": texts[code],
@@ -36,6 +37,16 @@ VERSION = _param("version", {"type": "integer", "minimum": 1, "maximum": 9999999
                  "model version (a directory under the model base path)")
 LABEL = _param("label", {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,63}$"},
                "version label from models.config, e.g. stable or canary")
+
+
+FEEDBACK_DESCRIPTION = (
+    "One item {request_id, label, row} or {feedback: [items]} (at most serving.max_batch_rows, "
+    "all or nothing). row (default 0) is the row's index in the prediction's instances, inputs "
+    "or examples. label is the raw label column's value as in the training data: a class name "
+    "(label kind classes), a class id (column), or the numerator column, e.g. taxi's tips "
+    "(ratio_threshold). A repeated identical label is a duplicate (200); a different label for "
+    "a labelled row is 409. Unknown request ids (not logged for this model in the last "
+    "serving.feedback_window_spans spans) are 404; errors name the field, e.g. feedback[2].label.")
 
 
 def build(models: Optional[List[str]] = None, title: str = "TF Serving-compatible REST gateway",
@@ -80,6 +91,13 @@ def build(models: Optional[List[str]] = None, title: str = "TF Serving-compatibl
     paths["/metrics"] = {"get": {"summary": "Prometheus metrics", "responses": {
         "200": {"description": "text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
+    paths["/v1/models/{model}/feedback"] = {"post": {
+        "summary": "labels for logged predictions (by their X-Request-Id)", "parameters": [MODEL],
+        "description": FEEDBACK_DESCRIPTION,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "oneOf": [_ref("FeedbackItem"), _ref("FeedbackBatch")]}}}},
+        "responses": _responses(_ref("FeedbackResponse"), "labels stored (or already stored)",
+                                [400, 404, 409, 413])}}
     admin = "/v1/admin/models/{model}/rollout"
     paths[admin] = {"get": {"summary": "rollout state", "parameters": [MODEL],
                             "security": [{"bearer": []}],
@@ -95,8 +113,9 @@ def build(models: Optional[List[str]] = None, title: str = "TF Serving-compatibl
         "openapi": "3.0.3",
         "info": {"title": title, "version": version,
                  "description": "TF Serving's REST API (predict, classify, regress, status, "
-                                "metadata) with schema validation, canary/shadow rollouts and "
-                                "metrics. Errors are {\"error\": \"...\"} like TF Serving's."},
+                                "metadata) with schema validation, canary/shadow rollouts, "
+                                "metrics and feedback labels. Errors are {\"error\": \"...\"} "
+                                "like TF Serving's."},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -127,6 +146,22 @@ def build(models: Optional[List[str]] = None, title: str = "TF Serving-compatibl
                         "type": "array", "minItems": 2, "maxItems": 2}}}}},
                 "RegressResponse": {"type": "object", "required": ["results"], "properties": {
                     "results": {"type": "array", "items": {"type": "number"}}}},
+                "FeedbackItem": {
+                    "type": "object", "required": ["request_id", "label"],
+                    "additionalProperties": False, "properties": {
+                        "request_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$",
+                                       "description": "the prediction's X-Request-Id"},
+                        "row": {"type": "integer", "minimum": 0, "default": 0,
+                                "description": "the row's index in the prediction request"},
+                        "label": {"oneOf": [{"type": "string"}, {"type": "number"}],
+                                  "description": "the raw label column's value"}}},
+                "FeedbackBatch": {
+                    "type": "object", "required": ["feedback"], "additionalProperties": False,
+                    "properties": {"feedback": {"type": "array", "minItems": 1,
+                                                "items": _ref("FeedbackItem")}}},
+                "FeedbackResponse": {"type": "object", "required": ["accepted", "duplicates"],
+                                     "properties": {"accepted": {"type": "integer"},
+                                                    "duplicates": {"type": "integer"}}},
                 "RolloutRequest": {"type": "object", "properties": {
                     "version": {"type": "integer", "minimum": 1},
                     "percent": {"type": "number", "minimum": 0, "maximum": 100}}},

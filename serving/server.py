@@ -29,6 +29,7 @@ from serving.api.request import Response
 from serving.backends import InProcessBackend, ProxyBackend
 from serving.batching import Demand
 from serving.errors import ServingError
+from serving.feedback.settings import FeedbackSettings, attach
 from serving.validation import SchemaValidator
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class GatewaySettings:
     request_log_window_seconds: int = 3600
     feature_dtypes: Tuple[Tuple[str, str], ...] = ()
     sensitive_features: Tuple[Tuple[str, str], ...] = ()
+    feedback: Optional[FeedbackSettings] = None  # labels for logged requests (serving.feedback)
 
 
 class GatewayHandler(http.server.BaseHTTPRequestHandler):
@@ -134,7 +136,7 @@ class GatewayHTTPServer(http.server.ThreadingHTTPServer):
 
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
-    """Backend (started), validator, router, request log and OpenAPI document."""
+    """Backend (started), validator, router, request log, feedback and OpenAPI document."""
     demand = Demand()
     if settings.backend == "proxy":
         if not settings.proxy_url:
@@ -152,9 +154,11 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         return openapi.build(backend.model_names(), feature_properties=properties)
     token = os.environ.get(settings.admin_token_env) or None
     rollouts, router, request_log = _rollout_parts(settings, backend)
+    request_log, feedback, feedback_unavailable = attach(settings.feedback, request_log)
     return Gateway(backend, validator, settings.limits, admin_token=token,
                    admin_token_env=settings.admin_token_env, router=router, rollouts=rollouts,
-                   request_log=request_log, openapi=document)
+                   request_log=request_log, openapi=document, feedback=feedback,
+                   feedback_unavailable=feedback_unavailable)
 
 
 def _rollout_parts(settings: GatewaySettings, backend: Any) -> Tuple[Any, Any, Any]:

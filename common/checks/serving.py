@@ -23,6 +23,9 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
     if serving.request_log_window_seconds < 1:
         fail("serving.request_log_window_seconds", "a positive number of seconds",
              serving.request_log_window_seconds)
+    if serving.feedback_window_spans < 1 or serving.feedback_max_request_ids < 1:
+        fail("serving.feedback_window_spans/feedback_max_request_ids", "positive integers",
+             (serving.feedback_window_spans, serving.feedback_max_request_ids))
     known = {f.name for f in cfg.features}
     for name in serving.sensitive_features:
         if name not in known:

@@ -4,6 +4,7 @@
 * ``model``: TF Serving's model API (status, metadata, predict/classify/regress,
   stable/canary/shadow routing, request log)
 * ``admin``: rollout status and actions behind a bearer token
+* ``feedback``: labels for logged predictions (``POST /v1/models/<m>/feedback``)
 * ``ops``: /healthz, /metrics, /openapi.json
 * ``errors``: the one mapping from our exceptions to TF Serving's error answers
 * ``request``: ``Request``/``Response`` and the URL and body checks all handlers share

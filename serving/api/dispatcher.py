@@ -2,12 +2,11 @@
 
 ``serving.server`` adapts ``Gateway.handle`` to HTTP. The handlers are split
 by job (``ops``: /healthz, /metrics, /openapi.json; ``model``: TF Serving's
-model API; ``admin``: rollouts) and each declares its own URL patterns; this
-module only builds them from the parts it is given, tries their patterns in
-order, and turns whatever they raise into an answer through
+model API; ``admin``: rollouts; ``feedback``: labels) and each declares its
+own URL patterns; this module only builds them from the parts it is given,
+tries their patterns in order, and turns whatever they raise into an answer through
 ``serving.api.errors`` (the one exception handler).
 """
-import re
 import time
 import uuid
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -15,15 +14,14 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from serving.api.admin import AdminAPI
 from serving.api.deps import Backend, Limits, RequestLogger, Router
 from serving.api.errors import error_response
+from serving.api.feedback import FeedbackAPI
 from serving.api.model import ModelAPI
 from serving.api.ops import OpsAPI
-from serving.api.request import REQUEST_ID_HEADER, Request, Response
+from serving.api.request import REQUEST_ID_HEADER, REQUEST_ID_PATTERN, Request, Response
 from serving.errors import NotFound, PayloadTooLarge
 from serving.metrics import Metrics
 from serving.routing import LabelRouter
 from serving.validation import SchemaValidator
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class Gateway:
@@ -32,7 +30,9 @@ class Gateway:
     The parts are injected (``serving.server.build_gateway`` makes the real
     ones): without a router, TF Serving's label routing; without
     ``rollouts`` or an admin token, the admin endpoints answer 501 / 401;
-    without ``openapi``, there is no /openapi.json.
+    without ``openapi``, there is no /openapi.json; without ``feedback``
+    (``serving.feedback.Feedback``), the feedback endpoint answers 404 saying
+    why (``feedback_unavailable``).
     """
 
     def __init__(self, backend: Backend, validator: Optional[SchemaValidator] = None,
@@ -40,7 +40,8 @@ class Gateway:
                  admin_token: Optional[str] = None, admin_token_env: str = "SERVING_ADMIN_TOKEN",
                  router: Optional[Router] = None, rollouts: Optional[Callable[[str], Any]] = None,
                  request_log: Optional[RequestLogger] = None,
-                 openapi: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
+                 openapi: Optional[Callable[[], Dict[str, Any]]] = None,
+                 feedback: Optional[Any] = None, feedback_unavailable: str = "") -> None:
         self.backend = backend
         self.limits = limits
         self.metrics = metrics or Metrics()
@@ -48,7 +49,9 @@ class Gateway:
         self.model = ModelAPI(backend, router or LabelRouter(backend), limits, validator, request_log)
         self.admin = AdminAPI(backend, rollouts, admin_token, admin_token_env)
         self.ops = OpsAPI(backend, self.metrics, request_log, openapi)
-        self._endpoints = [*self.ops.endpoints(), *self.model.endpoints(), *self.admin.endpoints()]
+        self.feedback = FeedbackAPI(backend, limits, feedback, feedback_unavailable)
+        self._endpoints = [*self.ops.endpoints(), *self.model.endpoints(), *self.admin.endpoints(),
+                           *self.feedback.endpoints()]
 
     def close(self) -> None:
         self.model.close()
@@ -58,7 +61,7 @@ class Gateway:
         started = time.perf_counter()
         path = raw_path.split("?", 1)[0]
         request_id = headers.get(REQUEST_ID_HEADER) or ""
-        if not _REQUEST_ID.match(request_id):
+        if not REQUEST_ID_PATTERN.match(request_id):
             request_id = uuid.uuid4().hex
         request = Request(method, path, headers, body, request_id)
         try:

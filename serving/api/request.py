@@ -18,6 +18,8 @@ PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_ID_HEADER = "X-Request-Id"
 VERSION_HEADER = "X-Model-Version"
 
+# A caller's X-Request-Id is kept when it matches; otherwise the gateway makes one.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[0-9]{1,18}$")

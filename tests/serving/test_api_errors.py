@@ -5,12 +5,13 @@ import pytest
 
 from serving import rollout
 from serving.api.errors import as_serving_error, error_response
-from serving.errors import BadRequest, Unavailable
+from serving.errors import BadRequest, Conflict, Unavailable
 
 
 @pytest.mark.parametrize("error, status, message", [
     (BadRequest("'fare' must be a number"), 400, "'fare' must be a number"),
     (Unavailable("batching queue is full"), 503, "batching queue is full"),
+    (Conflict("label: row 0 already has the label 1.0"), 409, "label: row 0 already has the label 1.0"),
     # a request's version that is not on disk: TF Serving's NOT_FOUND wording
     (rollout.RouteVersionError("taxi", 9, "model 'taxi' has no version 9 on disk"), 404,
      "Servable not found for request: Specific(taxi, 9)"),
