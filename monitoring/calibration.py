@@ -280,7 +280,7 @@ def candidate_schema(schema: schema_pb2.Schema, calibration: Calibration) -> sch
     by_feature = {f.name: f for f in candidate.feature}
     for comparator in calibration.comparators:
         for name in calibration.features:
-            getattr(by_feature[name], f"{comparator}_comparator").Clear()
+            by_feature[name].ClearField(f"{comparator}_comparator")
     for t in calibration.thresholds:
         if t.measure in COMPARATOR_FIELDS:
             message = getattr(by_feature[t.feature], f"{t.comparator}_comparator")

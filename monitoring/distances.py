@@ -103,10 +103,9 @@ def measuring_schema(schema: schema_pb2.Schema, features: Sequence[str],
     probe = copy.deepcopy(schema)
     for feature in probe.feature:
         measures = measures_of(feature, comparator) if feature.name in wanted else ()
-        message = _comparator(feature, comparator)
-        message.Clear()
+        feature.ClearField(f"{comparator}_comparator")
         for measure in measures:
-            getattr(message, COMPARATOR_FIELDS[measure]).threshold = 0.0
+            getattr(_comparator(feature, comparator), COMPARATOR_FIELDS[measure]).threshold = 0.0
     return probe
 
 
