@@ -16,17 +16,17 @@ from common import executor_config
 from common.config import PipelineConfig
 from common.loader import load_config
 from common.paths import REPO_ROOT
-from components.claim_record import ClaimIndex, ClaimNeighbours
 from components.baselines import BaselineMetrics
+from components.claim_record import ClaimIndex, ClaimNeighbours
 from components.error_analysis import ANALYSIS_FILE, ErrorAnalysis, ModelAnalysis
 from components.text_baselines import TEXT_BASELINES_FILE, TextBaselines
+from components.trainer_run import run_fn
 from components.tsv_example_gen import parse_line
 from testing import liar_fixture
 from testing.config_reads import outside, recording_reads
 from tests.conftest import ROWS, TAXI_CONFIG
 from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import features, preprocessing
-from trainer.run import run_fn
 from trainer.tuning import tuner_fn
 
 EXECUTORS = {
