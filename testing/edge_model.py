@@ -20,7 +20,6 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from common import executor_config
 from common.config import PipelineConfig
-
 from common.paths import taxi_data_dir
 from components.trainer_run import export_model
 from edge import runtime

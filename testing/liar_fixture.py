@@ -7,6 +7,8 @@ statement, empty job/state/context fields, comma-separated subjects.
 import os
 from typing import List, Sequence
 
+from common.paths import REPO_ROOT
+
 COLUMNS = ["id", "label", "statement", "subjects", "speaker", "job", "state", "party",
            "barely_true_count", "false_count", "half_true_count", "mostly_true_count",
            "pants_fire_count", "context"]
@@ -60,3 +62,12 @@ def write_fixture(directory: str, train_rows: int = 120, eval_rows: int = 40) ->
     write_tsv(os.path.join(directory, "train.tsv"), TRICKY + rows(train_rows))
     write_tsv(os.path.join(directory, "valid.tsv"), rows(eval_rows, offset=10_000))
     return directory
+
+
+# The shipped LIAR config, pointed at a fixture directory by these overrides.
+LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")
+
+
+def fixture_overrides(directory: str) -> List[str]:
+    """``--set`` overrides that read the LIAR config's data from ``directory``."""
+    return [f"data.path={directory}", "data.path_env=''"]

@@ -24,8 +24,8 @@ from components.trainer_run import run_fn
 from components.tsv_example_gen import parse_line
 from testing import liar_fixture
 from testing.config_reads import outside, recording_reads
+from testing.liar_fixture import fixture_overrides
 from tests.conftest import ROWS, TAXI_CONFIG
-from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import features, preprocessing
 from trainer.tuning import tuner_fn
 

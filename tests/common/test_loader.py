@@ -5,9 +5,7 @@ import pytest
 import yaml
 
 from common.config import ConfigError, to_dict
-
 from common.loader import config_from_dict, load_config
-
 from common.paths import taxi_data_dir
 from tests.conftest import TAXI_CONFIG
 

@@ -3,13 +3,13 @@ training rows, the whole index for other splits, nothing for empty text."""
 import pytest
 import tensorflow as tf
 
+from common.loader import load_config
 from components.claim_neighbours import statement_folds
 from components.claim_record import build_records, record_separator, with_record
 from components.sentence_encoder import SentenceEncoder
 from components.tsv_example_gen import parse_line
-from common.loader import load_config
 from testing import liar_fixture
-from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
+from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 
 
 @pytest.fixture(scope="module")

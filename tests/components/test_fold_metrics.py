@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import tensorflow_model_analysis as tfma
 
+from common.loader import load_config
 from components import evaluation
 from components.fold_metrics import RATES, FoldedRate
-from common.loader import load_config
 from testing import liar_fixture
-from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
+from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 
 POSITIVE = [3, 4, 5]
 

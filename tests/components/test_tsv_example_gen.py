@@ -10,9 +10,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.tsv_example_gen import (TsvFormatError, _TsvToExample, build_tsv_example_gen,
-                                        columns_to_json, parse_line)
 from common.config import ColumnConfig
+from components.tsv_example_gen import TsvFormatError, _TsvToExample, build_tsv_example_gen, columns_to_json, parse_line
 from testing import liar_fixture
 
 COLUMNS = [ColumnConfig("id", "string"), ColumnConfig("label", "string"), ColumnConfig("statement", "string"),
@@ -69,7 +68,7 @@ def test_ptransform_reads_every_line_of_a_split(tmp_path):
 
 def test_builder_makes_one_split_per_file(tmp_path):
     from common.loader import load_config
-    from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
+    from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 
     directory = liar_fixture.write_fixture(str(tmp_path))
     open(os.path.join(directory, "test.tsv"), "w").write(open(os.path.join(directory, "valid.tsv")).read())

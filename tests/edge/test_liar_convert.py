@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.tsv_example_gen import parse_line
 from common.loader import load_config
-from testing import liar_fixture
-from testing.edge_model import assert_edge_transform_matches, train_and_export_instances
-from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
+from components.tsv_example_gen import parse_line
 from edge import runtime
 from edge.signature import read_signature
+from testing import liar_fixture
+from testing.edge_model import assert_edge_transform_matches, train_and_export_instances
+from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 from trainer import features
 
 TOLERANCE = 1e-4

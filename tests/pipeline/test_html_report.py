@@ -13,7 +13,7 @@ from pipeline import html_report
 from common.loader import load_config
 from pipeline.results import RunResult
 from testing import liar_fixture
-from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
+from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 
 NAMES = liar_fixture.CLASSES
 

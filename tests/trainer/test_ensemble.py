@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.unit.test_liar_model import INPUTS, _batch
+from tests.trainer.test_model import INPUTS, _batch
 from trainer.ensemble import merge_members
 from trainer.features import ModelInput
 from trainer.model import HyperParameters, build_model

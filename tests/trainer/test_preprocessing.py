@@ -11,8 +11,8 @@ from common import executor_config
 from common.loader import load_config
 from components.tsv_example_gen import parse_line
 from testing import liar_fixture
+from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 from tests.conftest import ROWS
-from tests.unit.test_liar_config import LIAR_CONFIG, fixture_overrides
 from trainer import features, preprocessing
 
 

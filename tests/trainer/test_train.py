@@ -11,9 +11,9 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from common import executor_config
+from common.serving_contract import OUTPUT_KEY
 from tests.conftest import ROWS
 from trainer import features, preprocessing
-from common.serving_contract import OUTPUT_KEY
 from trainer.export import export_serving_model
 from trainer.model import HyperParameters
 from trainer.train import build_for, train, vocabulary_sizes

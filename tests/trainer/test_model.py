@@ -1,17 +1,10 @@
-"""Model pieces for text-like inputs, feature dropout, and the shared classification figures."""
+"""trainer.model: bag pooling, token dropout, multi-class and binary heads, the fold loss, weight averaging."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import classification_metrics as cm
-from components.error_analysis import analyse
-from components.text_baselines import fit_and_score
-from common.loader import load_config
-from testing import liar_fixture
-from trainer import feature_dropout
 from trainer.features import ModelInput
 from trainer.model import BagMean, FoldedCrossEntropy, HyperParameters, build_model
-from tests.unit.test_liar_config import LIAR_CONFIG
 
 HP = HyperParameters(learning_rate=0.01, hidden_units=16, num_layers=1, embedding_dim=4, dropout=0.0)
 INPUTS = [ModelInput("statement_xf", 20, "statement", length=5), ModelInput("party_xf", 3, "party"),
@@ -73,71 +66,6 @@ def test_multiclass_and_binary_models_train(num_classes, width):
     assert out.shape == (32, width) and np.isfinite(out).all()
     if num_classes > 2:
         np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
-
-
-def test_feature_dropout_blanks_a_fixed_share_with_missing_values():
-    feats = {"statement_xf": tf.ones([1000, 5], tf.int64), "party_xf": tf.fill([1000], tf.constant(2, tf.int64)),
-             "prior_xf": tf.ones([1000, 6])}
-    missing = {"party_xf": tf.constant([7], tf.int64), "prior_xf": tf.fill([1, 6], 0.5)}
-    ds = tf.data.Dataset.from_tensors((feats, tf.zeros([1000], tf.int64)))
-
-    def run():
-        out = feature_dropout.apply_dropout(ds, ["party_xf", "prior_xf"], missing, 0.3, seed=42)
-        return next(iter(out))[0]
-
-    first, second = run(), run()
-    dropped = first["party_xf"].numpy() == 7
-    assert 0.25 < dropped.mean() < 0.35
-    np.testing.assert_array_equal(dropped, second["party_xf"].numpy() == 7)  # seeded
-    np.testing.assert_array_equal(first["prior_xf"].numpy()[dropped], 0.5)  # same rows, every key
-    np.testing.assert_array_equal(first["prior_xf"].numpy()[~dropped], 1.0)
-    np.testing.assert_array_equal(first["statement_xf"].numpy(), 1)  # kept
-
-
-def test_classification_scores_and_binary_fold():
-    labels = np.array([0, 1, 2, 3, 4, 5])
-    probabilities = np.eye(6)[[0, 1, 1, 3, 5, 5]]
-    predictions = cm.predicted_classes(probabilities)
-    folded = (cm.positive_probability(probabilities, [3, 4, 5]) > 0.5).astype(int)
-    result = cm.scores(labels, predictions, 6, cm.fold(labels, [3, 4, 5]), folded)
-    assert result["accuracy"] == pytest.approx(4 / 6) and result["binary_accuracy"] == 1.0
-    assert result["confusion_matrix"][2][1] == 1
-    assert cm.predicted_classes(np.array([[0.2], [0.7]])).tolist() == [0, 1]
-    with pytest.raises(ValueError, match="split eval: label 'maybe' is not one of"):
-        cm.class_ids([b"maybe"], liar_fixture.CLASSES, "split eval")
-
-
-def test_calibration_bins_predicted_against_actual_and_weights_the_gaps():
-    p = np.array([0.05, 0.15, 0.15, 0.55, 0.95, 1.0])
-    y = np.array([0, 0, 1, 1, 1, 1])
-    result = cm.calibration(p, y, bins=10)
-    bins = result["bins"]
-    assert [b["examples"] for b in bins] == [1, 2, 0, 0, 0, 1, 0, 0, 0, 2]  # 1.0 falls in the last bin
-    assert bins[1]["mean_predicted"] == pytest.approx(0.15) and bins[1]["positive_share"] == 0.5
-    assert "mean_predicted" not in bins[2]  # an empty bin has no mean
-    # gaps: 0.05 (1 row), 0.35 (2), 0.45 (1), 0.025 (2) -> weighted by rows over 6
-    assert result["expected_calibration_error"] == pytest.approx((0.05 + 0.7 + 0.45 + 0.05) / 6)
-    assert cm.calibration(np.array([0.3, 0.7]), np.array([0, 1]), bins=2)["expected_calibration_error"] == \
-        pytest.approx(0.3)
-
-
-def test_error_analysis_reports_the_calibration_of_the_binary_fold():
-    liar_cfg = load_config(LIAR_CONFIG, require_data=False)  # six classes, half-true and above positive
-    probabilities = np.array([[0.1, 0.1, 0.1, 0.3, 0.2, 0.2], [0.4, 0.3, 0.1, 0.1, 0.05, 0.05]])
-    result = analyse(liar_cfg, probabilities, np.array([4, 0]))
-    filled = [b for b in result["calibration"]["bins"] if b["examples"]]
-    assert [(round(b["mean_predicted"], 6), b["positive_share"]) for b in filled] == [(0.2, 0.0), (0.7, 1.0)]
-
-
-def test_text_baselines_on_the_fixture():
-    train, test = liar_fixture.rows(300), liar_fixture.rows(100, offset=5000)
-    ids = lambda rows: cm.class_ids([r[1] for r in rows], liar_fixture.CLASSES, "x")  # noqa: E731
-    result = fit_and_score([r[2] for r in train], ids(train), [r[2] for r in test], ids(test),
-                           liar_fixture.CLASSES, [3, 4, 5], seed=0)
-    lr, majority = result["tfidf_logistic_regression"], result["majority_class"]
-    # the fixture's wording decides the binary label: TF-IDF finds it, the majority cannot
-    assert lr["binary_accuracy"] > 0.9 > majority["binary_accuracy"]
-    assert 0 <= lr["macro_f1"] <= 1 and majority["predicts"] in liar_fixture.CLASSES
 
 
 def test_folded_cross_entropy_adds_the_binary_fold_term():

@@ -7,18 +7,12 @@ import yaml
 
 from common import executor_config
 from common.config import ConfigError, to_dict
-
 from common.loader import config_from_dict, load_config
-
 from common.paths import REPO_ROOT
 from testing import liar_fixture
+from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
 
-LIAR_CONFIG = os.path.join(REPO_ROOT, "configs", "liar.yaml")
 COUNTS = {"barely_true_count", "false_count", "half_true_count", "mostly_true_count", "pants_fire_count"}
-
-
-def fixture_overrides(directory):
-    return [f"data.path={directory}", "data.path_env=''"]
 
 
 @pytest.fixture(scope="module")
@@ -139,33 +133,9 @@ def test_transform_slice_ignores_training_and_evaluation_settings(data_dir):
         assert executor_config.config_from_slice(executor_config.transform(cfg), "test").features == cfg.features
 
 
-def test_the_extension_reads_the_statement_the_model_is_trained_to_use_alone(data_dir):
-    """LIAR has three text features; pages carry only the statement (feature_dropout_keep)."""
-    from edge.browser_extension import ExtensionBuildError, text_feature
-
-    cfg = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
-    assert text_feature(cfg) == "statement"
-    assert text_feature(cfg, "context") == "context"
-    ambiguous = load_config(LIAR_CONFIG, fixture_overrides(data_dir) + ["trainer.feature_dropout_keep=[]"])
-    with pytest.raises(ExtensionBuildError, match=r"found \['statement', 'job', 'context'\]"):
-        text_feature(ambiguous)
-
-
 def test_class_names_follow_the_trained_label(data_dir):
     """Six names for the six-way model (its binary fold is only reported), two when trained folded."""
     six_way = load_config(LIAR_CONFIG, fixture_overrides(data_dir))
     assert six_way.class_names == liar_fixture.CLASSES and six_way.num_classes == 6
     binary = load_config(os.path.join(REPO_ROOT, "configs", "liar-binary.yaml"), fixture_overrides(data_dir))
     assert binary.class_names == ["not truthful", "truthful"] and binary.num_classes == 2
-
-
-def test_extension_cli_takes_overrides_and_names_what_is_missing(tmp_path, capsys):
-    """`python -m edge.browser_extension --config ... --set ...`, on a host without the data."""
-    from edge.browser_extension import main
-
-    empty = tmp_path / "serving"
-    code = main(["--config", LIAR_CONFIG, "--set", f"serving.push_dir={empty}", "--set", "data.path=/nonexistent",
-                 "--out", str(tmp_path / "extension")])
-    assert code == 2 and f"{empty}/liar: no pushed model" in capsys.readouterr().err
-    assert main(["--config", LIAR_CONFIG, "--set", "serving.no_such_key=1"]) == 2
-    assert "serving.no_such_key" in capsys.readouterr().err
