@@ -21,6 +21,7 @@ from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 from tfx.utils import path_utils
 
+from common.serving_contract import OUTPUT_KEY, TF_EXAMPLE_SIGNATURE, TRANSFORM_SIGNATURE
 from components import classification_metrics as cm
 from components import raw_examples
 
@@ -37,7 +38,7 @@ class ModelAnalysis(Artifact):
 def _predict(signature, records: Sequence[bytes]) -> np.ndarray:
     import tensorflow as tf
 
-    out = [signature(examples=tf.constant(records[i:i + _BATCH]))["outputs"].numpy()
+    out = [signature(examples=tf.constant(records[i:i + _BATCH]))[OUTPUT_KEY].numpy()
            for i in range(0, len(records), _BATCH)]
     return np.concatenate(out) if out else np.zeros((0, 1))
 
@@ -83,7 +84,7 @@ def ErrorAnalysis(
 
     cfg = config_from_slice(json.loads(config_json), source="ErrorAnalysis")
     loaded = tf.saved_model.load(path_utils.serving_model_path(model.uri))
-    serve, transform = loaded.signatures["serving_tf_example"], loaded.signatures["transform_features"]
+    serve, transform = loaded.signatures[TF_EXAMPLE_SIGNATURE], loaded.signatures[TRANSFORM_SIGNATURE]
     label_key = features.transformed_label_name(cfg)
     reduced = [f.column for f in cfg.features if f.name in cfg.evaluation.reduced_features]
     result: Dict[str, object] = {"class_names": cfg.class_names, "splits": {}}

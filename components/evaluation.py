@@ -14,13 +14,11 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from common.config import PipelineConfig, extra_slice_keys
+from common.serving_contract import TF_EXAMPLE_SIGNATURE, TRANSFORM_SIGNATURE
 from components import baseline_gate
 from components.baselines import BaselineMetrics
 from components.fold_metrics import RATES, FoldedRate
 from trainer import features
-
-EVAL_SIGNATURE = "serving_tf_example"
-LABEL_SIGNATURE = "transform_features"
 
 
 def _overall(threshold: tfma.MetricThreshold) -> dict:
@@ -86,9 +84,9 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     """Labels come from the model's own Transform graph, so raw examples suffice."""
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
-            signature_name=EVAL_SIGNATURE,
+            signature_name=TF_EXAMPLE_SIGNATURE,
             label_key=features.transformed_label_name(cfg),
-            preprocessing_function_names=[LABEL_SIGNATURE])],
+            preprocessing_function_names=[TRANSFORM_SIGNATURE])],
         slicing_specs=[tfma.SlicingSpec()] + [
             tfma.SlicingSpec(feature_keys=list(keys)) for keys in slice_keys(cfg)],
         metrics_specs=_metrics_specs(cfg))

@@ -16,9 +16,9 @@ from tfx.components.infra_validator import component as infra_validator_componen
 from tfx.dsl.components.base import base_component
 from tfx.types import standard_artifacts
 
-from components.evaluation import EVAL_SIGNATURE
-from components import local_infra_validator
 from common.config import PipelineConfig
+from common.serving_contract import TF_EXAMPLE_SIGNATURE
+from components import local_infra_validator
 from trainer import features
 
 
@@ -73,5 +73,5 @@ def _validator(cfg: PipelineConfig, model, examples):
         model=model, examples=examples, serving_spec=serving_spec(cfg),
         validation_spec=tfx.proto.ValidationSpec(max_loading_time_seconds=120, num_tries=3),
         request_spec=tfx.proto.RequestSpec(
-            tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(signature_names=[EVAL_SIGNATURE]),
+            tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(signature_names=[TF_EXAMPLE_SIGNATURE]),
             num_examples=cfg.serving.canary_requests)).with_id("InfraValidator")
