@@ -224,6 +224,7 @@ def blessings(tmp_path_factory) -> Dict[str, types.Artifact]:
     return {name: future.result() for name, future in futures.items()}
 
 
+@pytest.mark.integration  # Do() starts the gateway as a model server process
 def test_do_blesses_a_servable_probability_model(blessings):
     blessing = blessings["good"]
     assert blessing.get_int_custom_property("blessed") == 1
@@ -232,6 +233,7 @@ def test_do_blesses_a_servable_probability_model(blessings):
     assert not blessing.has_custom_property("reason")
 
 
+@pytest.mark.integration  # Do() starts the gateway as a model server process
 def test_do_does_not_bless_nan_or_out_of_range_outputs(blessings):
     blessing = blessings["broken"]
     assert blessing.get_int_custom_property("blessed") == 0
@@ -242,6 +244,7 @@ def test_do_does_not_bless_nan_or_out_of_range_outputs(blessings):
     assert "request 1: prediction nan is not finite" in reason
 
 
+@pytest.mark.integration  # Do() starts the gateway as a model server process
 def test_do_validates_canary_requests_against_the_schema(blessings):
     blessing = blessings["strict"]
     assert blessing.get_int_custom_property("blessed") == 0

@@ -19,6 +19,9 @@ import tensorflow as tf
 from edge import browser_extension
 from tests.extension.conftest import drive_extension
 
+# Node (TF.js) and Chromium run as child processes.
+pytestmark = pytest.mark.integration
+
 STATEMENTS = [
     "Says the state budget grew by 40 percent in four years.",
     "Unemployment is at its LOWEST level since 1969!",
