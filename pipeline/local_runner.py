@@ -16,6 +16,7 @@ from common.config import PipelineConfig
 
 from common.paths import resolve_path
 from pipeline.pipeline import create_pipeline
+from pipeline.span_backfill import backfill
 
 
 @dataclass(frozen=True)
@@ -56,5 +57,9 @@ def build_local_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tf
 
 
 def run_local(cfg: PipelineConfig, tune: Optional[bool] = None) -> None:
-    """Runs the whole DAG; raises on the first failed component."""
+    """Runs the whole DAG; raises on the first failed component. With spans, the window's
+    older spans are ingested first (pipeline.span_backfill)."""
+    if cfg.data.spans.pattern:
+        paths = local_paths(cfg)
+        backfill(cfg, paths.pipeline_root, paths.metadata, local_beam_args(cfg))
     tfx.orchestration.LocalDagRunner().run(build_local_pipeline(cfg, tune))

@@ -13,7 +13,7 @@ _SHOWN_METRICS = ("auc", "binary_accuracy", "sparse_categorical_accuracy", "prec
 
 def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     result = result or collect(local_paths(cfg).metadata, cfg.pipeline_name)
-    lines = ["Evaluation (eval split):"]
+    lines = data_lines(result) + ["Evaluation (eval split):"]
     for name in _SHOWN_METRICS:
         if name in result.metrics:
             lines.append(f"  {name:<28} {result.metrics[name]:.4f}")
@@ -42,6 +42,23 @@ def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     else:
         lines.append(f"Not pushed: the model serving from {cfg.push_dir} (if any) is unchanged.")
     return "\n".join(lines)
+
+
+def data_lines(result: RunResult) -> list:
+    """Which spans trained and evaluated (with versions), and what the data gate compared."""
+    lines = []
+    spans = result.spans
+    if spans:
+        def label(span):
+            version = spans["versions"].get(str(span), {}).get("version", -1)
+            return f"{span}" + (f" (version {version})" if version >= 0 else "")
+        ingested = f"; this run ingested span {spans['ingested']}" if "ingested" in spans else ""
+        lines.append(f"Data: train on spans {', '.join(label(s) for s in spans['train'])}, "
+                     f"evaluate on span {label(spans['eval'])}{ingested}")
+    if result.drift_checked is not None:
+        lines.append("Data gate: " + (result.gate_notes[0] if result.gate_notes else "passed"))
+        lines += [f"  {note}" for note in result.gate_notes[1:]]
+    return lines
 
 
 def error_analysis_lines(result: RunResult) -> list:
