@@ -81,13 +81,13 @@ def _feature_name(info: anomalies_pb2.AnomalyInfo, key: str) -> str:
     return ".".join(info.path.step) or key
 
 
-def _drift_line(split: str, feature: str, info: anomalies_pb2.AnomalyInfo,
+def _drift_line(split: str, feature: str, reason: anomalies_pb2.AnomalyInfo.Reason,
                 measured: Dict[str, float]) -> str:
     """'split 'eval': feature 'fare': drift vs the accepted data: Jensen-Shannon divergence
     0.42 above the threshold 0.2'; L-infinity adds the value that changed most."""
     if not measured:
-        return f"split '{split}': feature '{feature}': drift vs the accepted data: {info.description}"
-    largest = _LARGEST_CHANGE.search(info.description)
+        return f"split '{split}': feature '{feature}': drift vs the accepted data: {reason.description}"
+    largest = _LARGEST_CHANGE.search(reason.description)
     detail = f" (largest change: {largest.group(1)!r})" if largest else ""
     return (f"split '{split}': feature '{feature}': drift vs the accepted data: {measured['measure']} "
             f"{measured['value']:.4g} above the threshold {measured['threshold']:g}{detail}")

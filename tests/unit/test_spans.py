@@ -76,6 +76,9 @@ def test_spans_on_disk_reads_span_numbers_from_the_pattern(tmp_path):
     assert sorted(found) == [1, 3, 12]
     assert found[12] == [str(tmp_path / "span-12" / "data.csv")]
     assert sorted(spans_on_disk(str(tmp_path), "span-{SPAN}/*.tsv")) == []
+    os.makedirs(tmp_path / "v" / "span-4" / "version-2")
+    _write_csv(tmp_path / "v" / "span-4" / "version-2" / "data.csv", [])
+    assert list(spans_on_disk(str(tmp_path / "v"), "span-{SPAN}/version-{VERSION}/*")) == [4]
 
 
 def _config(tmp_path, *overrides):
