@@ -112,10 +112,25 @@ class LabelConfig:
 
 
 @dataclass(frozen=True)
+class SpansConfig:
+    """Data that arrives in spans (e.g. one directory per quarter), split by time.
+
+    ``pattern`` (relative to ``data.path``) names a span's files with TFX's
+    ``{SPAN}`` spec (and optionally ``{VERSION}``), e.g. ``span-{SPAN}/*``. Each
+    run evaluates on the newest span and trains on the ``train_spans`` spans
+    before it (a rolling window); ExampleGen records span and version in ML
+    Metadata. Empty: one dataset split by hash buckets (``data.splits``).
+    """
+    pattern: str = ""
+    train_spans: int = 4
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the data lives and how it is split.
 
-    ``csv``: files with a header, split by hash buckets (``splits``). ``tsv``:
+    ``csv``: files with a header, split by hash buckets (``splits``), or by time
+    when ``spans.pattern`` is set (``splits`` is then unused). ``tsv``:
     headerless tab-separated files whose columns are named by ``columns``, with
     predefined splits from ``files`` (train, eval, and test only when given).
     """
@@ -129,6 +144,7 @@ class DataConfig:
     columns: Tuple[ColumnConfig, ...] = ()
     excluded_columns: Tuple[str, ...] = ()
     seed: int = 42
+    spans: SpansConfig = field(default_factory=SpansConfig)
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,22 @@ class ClaimNeighboursConfig:
     temperature: float = 20.0
     repeats: int = 10
     folds: int = 5
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """The data gate's dataset-level thresholds (components.anomalies_gate).
+
+    Per-feature constraints (presence, domains) and drift comparators live in
+    the curated schema; these depend on the dataset's size and cadence, so they
+    live with the run. They become the schema's ``dataset_constraints`` for
+    TFDV: ``min_examples`` per split name (an empty split always stops the run),
+    and the ratio of a split's examples to the last accepted data's
+    (``min_count_ratio`` .. ``max_count_ratio``; 0 = that bound unchecked).
+    """
+    min_examples: Mapping[str, int] = field(default_factory=dict)
+    min_count_ratio: float = 0.0
+    max_count_ratio: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -319,6 +351,7 @@ class PipelineConfig:
     features: Tuple[FeatureConfig, ...]
     data: DataConfig = field(default_factory=DataConfig)
     claim_neighbours: ClaimNeighboursConfig = field(default_factory=ClaimNeighboursConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     tuner: TunerConfig = field(default_factory=TunerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

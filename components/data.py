@@ -1,8 +1,8 @@
-"""ExampleGen, statistics, the curated schema and the data gate."""
+"""ExampleGen (hash split, or spans split by time), the curated schema and the data gate."""
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+from typing import List, Optional
 
 from tfx import types
 from tfx import v1 as tfx
@@ -10,7 +10,10 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
-from components.anomalies_gate import AnomaliesGate
+from components.accepted_statistics import build_accepted_statistics_resolver
+from components.anomalies_gate import AnomaliesGate, thresholds_json
+from components.span_inputs import build_span_example_gen, build_span_window_resolver
+from components.time_split import TimeSplit
 from components.tsv_example_gen import build_tsv_example_gen
 from common import executor_config
 from common.config import PipelineConfig
@@ -19,9 +22,12 @@ PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 
 
 def build_example_gen(cfg: PipelineConfig):
-    """By ``data.format``: CSV split by hash buckets, or TSV with splits from files."""
+    """By ``data.format``: CSV split by hash buckets (or the newest span, with ``data.spans``),
+    or TSV with splits from files."""
     if cfg.data.format == "tsv":
         return build_tsv_example_gen(cfg)
+    if cfg.data.spans.pattern:
+        return build_span_example_gen(cfg)
     splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
               for name, buckets in cfg.data.splits.items()]
     return tfx.components.CsvExampleGen(
@@ -64,11 +70,21 @@ def build_schema_importer(cfg: PipelineConfig, schema_sha256: Optional[str] = No
     return CuratedImportSchemaGen(cfg.schema_path, digest).with_id("ImportSchemaGen")
 
 
-def build_data_validation(statistics, schema):
-    """ExampleValidator plus the gate that stops the run on any anomaly."""
+def build_time_split(cfg: PipelineConfig, example_gen) -> List:
+    """The span window from ML Metadata and TimeSplit: eval = newest span, train = the ones before."""
+    window = build_span_window_resolver(cfg, example_gen)
+    return [window, TimeSplit(spans=window.outputs["spans"])]
+
+
+def build_data_validation(cfg: PipelineConfig, statistics, schema) -> List:
+    """ExampleValidator, the last accepted statistics, and the gate that stops the run on any
+    anomaly, empty split or drift from them (the gate is last)."""
     validator = tfx.components.ExampleValidator(statistics=statistics, schema=schema)
-    gate = AnomaliesGate(anomalies=validator.outputs["anomalies"], schema=schema)
-    return validator, gate
+    accepted = build_accepted_statistics_resolver()
+    gate = AnomaliesGate(anomalies=validator.outputs["anomalies"], statistics=statistics, schema=schema,
+                         previous_statistics=accepted.outputs["accepted_statistics"],
+                         thresholds=thresholds_json(cfg.validation))
+    return [validator, accepted, gate]
 
 
 def build_transform(cfg: PipelineConfig, examples, validated_schema) -> tfx.components.Transform:

@@ -99,6 +99,11 @@ def build_kubeflow_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) ->
 
 def compile_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> str:
     """Writes the pipeline spec JSON to ``kubeflow.output_file``; returns its path."""
+    if cfg.data.spans.pattern:
+        raise ConfigError(
+            f"{cfg.source_file}: key 'data.spans.pattern': expected none for Kubeflow, whose "
+            "KubeflowV2DagRunner compiles only LatestArtifact and LatestBlessedModel resolvers, not the "
+            f"span window's SpanRangeStrategy (run spans with the local runner), got {cfg.data.spans.pattern!r}")
     path = output_path(cfg)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.kubeflow.image),

@@ -5,6 +5,7 @@ Examples:
   python -m pipeline report --config configs/liar.yaml   # summary + report.html of the last run
   python -m pipeline run --config configs/taxi.yaml --set trainer.train_steps=200 --no-tune
   python -m pipeline schema-candidate --config configs/taxi.yaml
+  python -m pipeline spans --config configs/taxi.yaml --out data/taxi_spans   # quarterly spans
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def main(argv=None) -> int:
                          tune_flag=False)
     add_config_arguments(sub.add_parser("report", help="summary and HTML report of the last run"),
                          tune_flag=False)
+    spans = sub.add_parser("spans", help="cut the config's CSV data into quarterly spans (span-<N>/data.csv)")
+    add_config_arguments(spans, tune_flag=False)
+    spans.add_argument("--out", required=True, help="a new directory for the spans, e.g. data/taxi_spans")
+    spans.add_argument("--column", help="epoch-seconds column to cut by (default: the config's timestamp feature)")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -46,6 +51,14 @@ def main(argv=None) -> int:
         return 0
     if args.command == "report":
         return _report(cfg)
+    if args.command == "spans":
+        from pipeline.span_cutter import SpanCutError, cut_config_data
+        try:
+            print(cut_config_data(cfg, args.out, args.column))
+        except SpanCutError as e:
+            print(f"spans: {e}", file=sys.stderr)
+            return 2
+        return 0
     return _run(cfg, tune=args.tune)
 
 

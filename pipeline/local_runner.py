@@ -19,6 +19,7 @@ from pipeline.pipeline import create_pipeline
 from pipeline.results import has_live_artifact
 
 NO_EARLIER_TUNING = "no earlier tuning result: training with the trainer section's hyperparameters"
+from pipeline.span_backfill import backfill
 
 
 @dataclass(frozen=True)
@@ -79,4 +80,7 @@ def with_reusable_hyperparameters(cfg: PipelineConfig, tune: Optional[bool] = No
 def run_local(cfg: PipelineConfig, tune: Optional[bool] = None, say: Callable[[str], None] = print) -> None:
     """Runs the whole DAG; raises on the first failed component."""
     cfg = with_reusable_hyperparameters(cfg, tune, say)
+    if cfg.data.spans.pattern:  # the window's older spans are ingested first
+        paths = local_paths(cfg)
+        backfill(cfg, paths.pipeline_root, paths.metadata, local_beam_args(cfg))
     tfx.orchestration.LocalDagRunner().run(build_local_pipeline(cfg, tune))

@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 from components.baselines import TrivialBaselines
 from components.claim_record import ClaimNeighbours
 from components.data import (build_data_validation, build_example_gen, build_schema_importer,
-                             build_transform)
+                             build_time_split, build_transform)
 from components.error_analysis import ErrorAnalysis
 from components.evaluation import build_baseline_model_resolver, build_evaluator
 from components.infra_validation import build_infra_validator
@@ -36,6 +36,10 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
 
     example_gen = build_example_gen(cfg)
     examples = example_gen.outputs["examples"]
+    # Spans: the newest ingested span is the eval split, the train_spans before it the train split.
+    time_split = build_time_split(cfg, example_gen) if cfg.data.spans.pattern else []
+    if time_split:
+        examples = time_split[-1].outputs["examples"]
     # Columns derived from other rows' labels are added before anything reads the data
     # (its own slice of the config: training settings keep this step cached).
     derived = []
@@ -46,9 +50,12 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     schema_importer = build_schema_importer(cfg, schema_sha256)
     schema = schema_importer.outputs["schema"]
-    example_validator, anomalies_gate = build_data_validation(statistics_gen.outputs["statistics"], schema)
+    validation = build_data_validation(cfg, statistics_gen.outputs["statistics"], schema)
 
-    transform = build_transform(cfg, examples, anomalies_gate.outputs["validated_schema"])
+    transform = build_transform(cfg, examples, schema)
+    # After the gate, by an explicit edge: the gate reads the last accepted statistics, so it runs
+    # anew every time, and a data edge from it would also make Transform rerun on unchanged data.
+    transform.add_upstream_node(validation[-1])
     transformed = transform.outputs["transformed_examples"]
     transform_graph = transform.outputs["transform_graph"]
 
@@ -83,8 +90,8 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, *derived, statistics_gen, schema_importer, example_validator,
-                    anomalies_gate, transform, *hyperparameter_sources, trainer, baselines, baseline_model,
+        components=[example_gen, *time_split, *derived, statistics_gen, schema_importer, *validation,
+                    transform, *hyperparameter_sources, trainer, baselines, baseline_model,
                     evaluator, infra_validator, pusher] + analyses,
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,

@@ -13,10 +13,22 @@ import sys
 import time
 from typing import Dict, List, Optional, TextIO, Tuple
 
+from components.accepted_statistics import RESOLVER_ID as ACCEPTED_RESOLVER_ID
+
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
 _CACHED = re.compile(r"A cached execution \d+ is used\.")
 _SKIPPED = re.compile(r"Skipping (component|execution for)")
+# A pipeline's first run has no accepted statistics yet: the gate says so ("drift not checked"),
+# while TFX logs the empty resolution as an error with a traceback. The log file keeps it.
+_NO_ACCEPTED_STATISTICS = re.compile(r"\[%s\] Input resolution error" % re.escape(ACCEPTED_RESOLVER_ID))
+
+
+class _ExpectedEmptyResolution(logging.Filter):
+    """Keeps the first run's empty accepted-statistics resolution off the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _NO_ACCEPTED_STATISTICS.search(record.getMessage())
 
 
 class ProgressHandler(logging.Handler):
@@ -72,6 +84,8 @@ def attach(log_file: str) -> ProgressHandler:
     terminal.setLevel(logging.ERROR)  # terminal: errors only
     if _not_the_failed_execution not in terminal.filters:
         terminal.addFilter(_not_the_failed_execution)
+    if not any(isinstance(f, _ExpectedEmptyResolution) for f in terminal.filters):
+        terminal.addFilter(_ExpectedEmptyResolution())
     absl_logging.set_verbosity(absl_logging.INFO)
     tf_logger = logging.getLogger("tensorflow")  # has its own stderr handler
     tf_logger.handlers.clear()

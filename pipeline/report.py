@@ -14,7 +14,7 @@ _SHOWN_METRICS = ("auc", "binary_accuracy", "sparse_categorical_accuracy", "prec
 
 def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     result = result or collect(local_paths(cfg).metadata, cfg.pipeline_name)
-    lines = ["Evaluation (eval split):"]
+    lines = data_lines(result) + ["Evaluation (eval split):"]
     shown = [(name, figure(result.metrics.get(name)), "") for name in _SHOWN_METRICS]
     majority = result.baselines.get("majority_class") or {}
     rule = result.baselines.get("one_feature_rule") or {}
@@ -48,6 +48,23 @@ def blessing_line(result: RunResult) -> str:
         why = "; ".join(["all thresholds met"] + ([result.baseline_gate] if result.baseline_gate else []))
         return f"Evaluator: BLESSED ({why})"
     return f"Evaluator: NOT blessed ({'; '.join(result.blessing_failures) or 'no reason recorded'})"
+
+
+def data_lines(result: RunResult) -> list:
+    """Which spans trained and evaluated (with versions), and what the data gate compared."""
+    lines = []
+    spans = result.spans
+    if spans:
+        def label(span):
+            version = spans["versions"].get(str(span), {}).get("version", -1)
+            return f"{span}" + (f" (version {version})" if version >= 0 else "")
+        ingested = f"; this run ingested span {spans['ingested']}" if "ingested" in spans else ""
+        lines.append(f"Data: train on spans {', '.join(label(s) for s in spans['train'])}, "
+                     f"evaluate on span {label(spans['eval'])}{ingested}")
+    if result.drift_checked is not None:
+        lines.append("Data gate: " + (result.gate_notes[0] if result.gate_notes else "passed"))
+        lines += [f"  {note}" for note in result.gate_notes[1:]]
+    return lines
 
 
 def error_analysis_lines(result: RunResult) -> list:

@@ -15,10 +15,13 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.accepted_statistics import DRIFT_CHECKED, GATE_NOTES
 from components import baseline_gate
 from components.baselines import BASELINES_FILE
 from components.error_analysis import ANALYSIS_FILE
+from components.span_inputs import EXAMPLE_GEN_ID
 from components.text_baselines import TEXT_BASELINES_FILE
+from components.time_split import EVAL_SPAN, SPAN_VERSIONS, TRAIN_SPANS
 
 
 @dataclass
@@ -37,6 +40,11 @@ class RunResult:
     analysis: Dict[str, object] = field(default_factory=dict)  # ErrorAnalysis's analysis.json
     evaluation_uri: str = ""
     artifacts: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    # Spans (data.spans): {"train": [spans], "eval": span, "versions": {span: {version, artifact_id}},
+    # "ingested": the span this run's ExampleGen ingested}; empty for the hash split.
+    spans: Dict[str, object] = field(default_factory=dict)
+    drift_checked: Optional[bool] = None  # None: the gate did not pass (or did not run)
+    gate_notes: List[str] = field(default_factory=list)
 
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -148,10 +156,29 @@ def collect(metadata_path: str, pipeline_name: str) -> RunResult:
     if infra_blessing is not None:
         result.infra_blessed = _int_prop(infra_blessing, "blessed") == 1
         result.infra_reason = _str_prop(infra_blessing, "reason")
+    result.spans = _spans(outputs)
+    accepted = outputs.get("AnomaliesGate", {}).get("accepted_statistics")
+    if accepted is not None:
+        result.drift_checked = _int_prop(accepted, DRIFT_CHECKED) == 1
+        result.gate_notes = [line for line in _str_prop(accepted, GATE_NOTES).split("\n") if line]
     pushed_model = outputs.get("Pusher", {}).get("pushed_model")
     if pushed_model is not None:
         result.pushed = _int_prop(pushed_model, "pushed") == 1
         result.pushed_to = _str_prop(pushed_model, "pushed_destination")
+    return result
+
+
+def _spans(outputs) -> Dict[str, object]:
+    """The time split's spans and versions (TimeSplit's record), and the span ExampleGen ingested."""
+    split = outputs.get("TimeSplit", {}).get("examples")
+    if split is None:
+        return {}
+    train = _str_prop(split, TRAIN_SPANS)
+    result = {"train": [int(s) for s in train.split(",") if s], "eval": _int_prop(split, EVAL_SPAN),
+              "versions": json.loads(_str_prop(split, SPAN_VERSIONS) or "{}")}
+    ingested = outputs.get(EXAMPLE_GEN_ID, {}).get("examples")
+    if ingested is not None:
+        result["ingested"] = _int_prop(ingested, "span")
     return result
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, NoReturn
 
-from common.checks import claim_neighbours, data, evaluation, features, serving, training
+from common.checks import claim_neighbours, data, evaluation, features, serving, training, validation
 from common.config import ConfigError, PipelineConfig
 
 
@@ -21,6 +21,7 @@ def check_config(cfg: PipelineConfig, path: str, require_data: bool = True) -> N
     features.check(cfg, fail)
     data.check(cfg, fail, require_data)
     claim_neighbours.check(cfg, fail)
+    validation.check(cfg, fail)
     training.check(cfg, fail)
     evaluation.check(cfg, fail)
     serving.check(cfg, fail)

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import tfx
+from tfx.v1.dsl import Resolver
 
 from kubeflow import runner, submit
 from common.config import ConfigError
@@ -75,13 +76,14 @@ def _infra_validator_id(pipeline):
 def test_every_component_is_a_task(default):
     cfg, pipeline, job = default
     ids = [c.id for c in pipeline.components]
-    assert len(ids) == 14
+    assert len(ids) == 15
     for node_id in ids:
         assert _task_ids(job, node_id), f"{node_id} missing from {sorted(_tasks(job))}"
     assert set(_tasks(job)) == set().union(*(_task_ids(job, i) for i in ids))
     assert {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
             "Transform", "Tuner", "Trainer", "TrivialBaselines", "latest_blessed_model_resolver",
-            "Evaluator", _infra_validator_id(pipeline), "Pusher", "ErrorAnalysis"} == set(ids)
+            "latest_accepted_statistics_resolver", "Evaluator", _infra_validator_id(pipeline), "Pusher",
+            "ErrorAnalysis"} == set(ids)
     assert cfg.serving.infra_validation == "local"
     args = _executors(job)[_infra_validator_id(pipeline) + "_executor"]["container"]["args"]
     assert args[args.index("--executor_class_path") + 1] == "components.local_infra_validator.Executor"
@@ -91,8 +93,8 @@ def test_every_input_channel_is_wired_to_its_producer(default):
     _, pipeline, job = default
     checked = 0
     for component in pipeline.components:
-        if component.id not in _tasks(job):
-            continue  # resolvers: checked by name below
+        if component.id not in _tasks(job) or isinstance(component, Resolver):
+            continue  # resolvers query ML Metadata, no producer task: checked by name below
         for key, channel in component.inputs.items():
             producer = _producer(job, component.id, key)
             assert producer in _task_ids(job, channel.producer_component_id), (component.id, key)
@@ -106,9 +108,10 @@ def test_key_dependencies(default):
     infra_validator = _infra_validator_id(pipeline)
     deps = {t: set(spec.get("dependentTasks", [])) for t, spec in _tasks(job).items()}
     assert _producer(job, "AnomaliesGate", "anomalies") == "ExampleValidator"
-    assert _producer(job, "Transform", "schema") == "AnomaliesGate"  # the gate is a real data edge
-    assert {"AnomaliesGate", "CsvExampleGen"} <= deps["Transform"]
-    assert "ImportSchemaGen" not in deps["Transform"]
+    assert _producer(job, "AnomaliesGate", "previous_statistics") == "latest_accepted_statistics_resolver"
+    # Transform runs after the gate by an explicit edge (a data edge would defeat its cache)
+    assert _producer(job, "Transform", "schema") == "ImportSchemaGen"
+    assert {"AnomaliesGate", "CsvExampleGen", "ImportSchemaGen"} <= deps["Transform"]
     assert {"Transform", "Tuner"} <= deps["Trainer"]
     assert _producer(job, "Trainer", "hyperparameters") == "Tuner"
     assert {"Trainer", "latest_blessed_model_resolver-model-resolver"} <= deps["Evaluator"]
@@ -121,7 +124,7 @@ def test_key_dependencies(default):
 def test_every_executor_runs_the_project_image(default):
     cfg, _, job = default
     containers = _containers(job)
-    assert len(containers) == 13  # every node except the resolver
+    assert len(containers) == 13  # every node except the resolvers
     for name, container in containers.items():
         assert container["image"] == cfg.kubeflow.image, name
     assert cfg.kubeflow.image == "ghcr.io/example/tfx-pipeline:1.16.0"
