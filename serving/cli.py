@@ -24,10 +24,9 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common.config import ConfigError, PipelineConfig
-
 from common.loader import load_config
-
 from common.paths import resolve_path
+from serving.http_limits import HttpLimits
 
 DEFAULT_PORT = 8501
 
@@ -46,6 +45,32 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace) -> Optional[PipelineConfig]:
     return load_config(args.config, args.overrides, require_data=False) if args.config else None
+
+
+# HTTP limits of ``start``: flag -> (HttpLimits field, type, help).
+HTTP_LIMIT_FLAGS = {
+    "max_connections": ("max_connections", int,
+                        "open connections or in-flight requests beyond this get 503"),
+    "head_timeout_seconds": ("head_timeout_s", float,
+                             "time a client has to send a request's line and headers"),
+    "body_timeout_seconds": ("body_timeout_s", float,
+                             "time a client has to send a request's body (then 408)"),
+    "keep_alive_seconds": ("keep_alive_s", float, "idle keep-alive connections are closed after this"),
+    "worker_threads": ("worker_threads", int, "threads running request handlers"),
+    "shutdown_grace_seconds": ("shutdown_grace_s", float,
+                               "on SIGTERM, time in-flight requests get to finish"),
+}
+
+
+def _add_http_limits(parser: argparse.ArgumentParser) -> None:
+    """HTTP-level limits of ``start`` (defaults: ``serving.http_limits.HttpLimits``)."""
+    group = parser.add_argument_group("HTTP limits")
+    for flag, (field, kind, text) in HTTP_LIMIT_FLAGS.items():
+        group.add_argument(f"--{flag}", type=kind, default=getattr(HttpLimits(), field), help=text)
+
+
+def _http_limits(args: argparse.Namespace) -> HttpLimits:
+    return HttpLimits(**{field: getattr(args, flag) for flag, (field, _, _) in HTTP_LIMIT_FLAGS.items()})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--no_batching", action="store_true", help="disable server-side batching")
     start.add_argument("--request_log_dir", help="default: serving.request_log_dir")
     start.add_argument("--no_request_log", action="store_true", help="do not log requests")
+    _add_http_limits(start)
 
     predict = sub.add_parser("predict", help="send rows to a running gateway, print the answer")
     _add_common(predict)
@@ -142,6 +168,7 @@ def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
         port=args.port if args.port is not None else (serving.rest_port if serving else DEFAULT_PORT),
         batching=batching,
         limits=Limits(serving.max_request_bytes, serving.max_batch_rows) if serving else Limits(),
+        http=_http_limits(args),
         poll_interval_s=args.poll_seconds,
         admin_token_env=serving.admin_token_env if serving else "SERVING_ADMIN_TOKEN",
         request_log_dir=log_dir,

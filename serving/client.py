@@ -1,12 +1,15 @@
 """A minimal HTTP client for the gateway (CLI, tests, benchmark).
 
-Standard library only, with a keep-alive connection per ``Client`` so that
+Standard library only (and the gateway's case-insensitive ``Headers``), with a
+keep-alive connection per ``Client`` so that
 benchmarks measure the gateway rather than TCP handshakes.
 """
 import http.client
 import json
 import urllib.parse
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
+
+from serving.api.request import Headers
 
 
 class Client:
@@ -21,8 +24,9 @@ class Client:
         self._conn: Optional[http.client.HTTPConnection] = None
 
     def request(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
-                headers: Optional[Mapping[str, str]] = None) -> Tuple[int, Any, Dict[str, str]]:
-        """(status, parsed JSON or text, headers). Reconnects once on a dropped connection."""
+                headers: Optional[Mapping[str, str]] = None) -> Tuple[int, Any, Headers]:
+        """(status, parsed JSON or text, headers (case-insensitive)). Reconnects once on a
+        dropped connection."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         for attempt in (0, 1):
@@ -44,7 +48,7 @@ class Client:
             parsed: Any = json.loads(text)
         except ValueError:
             parsed = text
-        return response.status, parsed, {k: v for k, v in response.getheaders()}
+        return response.status, parsed, Headers(response.getheaders())
 
     def close(self) -> None:
         if self._conn is not None:

@@ -8,14 +8,26 @@ errors and clients written for TF Serving see the same codes and body shape.
 """
 
 
+from typing import Any, Dict, Optional
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """repr() of a request value, cut for error messages (a value may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class ServingError(Exception):
-    """A request failed; carries the HTTP status sent back as {"error": ...}."""
+    """A request failed; carries the HTTP status sent back as {"error": ...}
+    and any headers the answer needs (``Allow`` on a 405)."""
 
     status = 500
 
-    def __init__(self, message: str, status: int = 0) -> None:
+    def __init__(self, message: str, status: int = 0,
+                 headers: Optional[Dict[str, str]] = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = dict(headers or {})
         if status:
             self.status = status
 
@@ -36,8 +48,11 @@ class NotFound(ServingError):
 
 
 class MethodNotAllowed(ServingError):
-    """A known URL called with the wrong HTTP method."""
+    """A known URL called with the wrong HTTP method; ``Allow`` names the right one (RFC 9110)."""
     status = 405
+
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message, headers={"Allow": allowed})
 
 
 class Conflict(ServingError):

@@ -18,7 +18,8 @@ version policy in models.config to ``specific`` {stable, canary, shadow,
 previous stable}, because TF Serving answers a label only when its version is
 loaded. Merely routing writes nothing, except the one-time bootstrap (no
 ``stable`` label yet: the newest version on disk becomes stable) and the
-history record of a stable label changed by hand.
+history record of a stable label changed by hand; reading the state
+(``state()``, the admin API's GET) writes nothing at all.
 
 Every change is validated first (versions must be on disk, percent in
 [0, 100]; ``RolloutError`` names the field and what was expected), then
@@ -177,10 +178,18 @@ class RolloutController:
     # ------------------------------------------------------------------ reads
 
     def state(self) -> RolloutState:
-        """The current rollout (bootstraps the stable label if there is none)."""
+        """The current rollout, as the next routed request or change would see it.
+
+        A pure read: it writes no file, so a status probe can never pin a
+        version. Without a ``stable`` label yet it reports the newest version
+        on disk (what the bootstrap would pick); a ``stable`` label changed by
+        hand is reported with the previous one on the history, as the next
+        write will record it.
+        """
         with self._lock:
-            self._ensure_stable()
-            return self._state()
+            self._reload()
+            entry, state, _ = self._reconciled(self._entry(), self._json, None)
+            return self._state_of(entry, state)
 
     def route(self, request_id: str, explicit_version: Optional[int] = None,
               explicit_label: Optional[str] = None) -> Route:
@@ -340,12 +349,14 @@ class RolloutController:
         return Route(primary=primary, shadow=shadow if shadow != primary else None, reason=reason)
 
     def _state(self) -> RolloutState:
-        labels = self._entry().labels
-        canary = labels.get(CANARY)
-        return RolloutState(stable=labels.get(STABLE), canary=canary,
-                            canary_percent=self._json.canary_percent if canary is not None else 0.0,
-                            shadow=self._json.shadow, history=self._json.history,
-                            updated_at=self._json.updated_at)
+        return self._state_of(self._entry(), self._json)
+
+    @staticmethod
+    def _state_of(entry: ModelEntry, state: _Json) -> RolloutState:
+        canary = entry.labels.get(CANARY)
+        return RolloutState(stable=entry.labels.get(STABLE), canary=canary,
+                            canary_percent=state.canary_percent if canary is not None else 0.0,
+                            shadow=state.shadow, history=state.history, updated_at=state.updated_at)
 
     def _versions_on_disk(self) -> Tuple[int, ...]:
         return tuple(sorted({int(v) for v in self._available()}))
@@ -406,18 +417,31 @@ class RolloutController:
             self._bootstrap(None)
 
     def _bootstrap(self, available: Optional[Tuple[int, ...]]) -> None:
-        """Gives the model a stable label and notices external stable changes.
+        """Gives the model a stable label and notices external stable changes, on disk.
 
-        No ``stable`` label yet: the newest version on disk becomes stable and
-        is written to models.config. A stable label that differs from the last
-        one this module wrote (a hand edit, or a crash between the two file
-        writes) is taken as a promote: the previous one goes onto the history,
-        so rollback still works. Caller holds both locks.
+        See ``_reconciled``; caller holds both locks. Only a bootstrap pins the
+        served versions (TF Serving must keep the labelled version loaded);
+        noticing an external edit writes no models.config.
         """
-        entry, state = self._entry(), self._json
+        entry, state, bootstrap = self._reconciled(self._entry(), self._json, available)
+        if entry is self._entry() and state is self._json:
+            return
+        self._commit(entry, state, available if available is not None else self._versions_on_disk(),
+                     pin_versions=bootstrap)
+
+    def _reconciled(self, entry: ModelEntry, state: _Json, available: Optional[Tuple[int, ...]]
+                    ) -> Tuple[ModelEntry, _Json, bool]:
+        """(entry, state, bootstrapped) with a stable label and the history up to date.
+
+        No ``stable`` label yet: the newest version on disk becomes stable. A
+        stable label that differs from the last one this module wrote (a hand
+        edit, or a crash between the two file writes) is taken as a promote:
+        the previous one goes onto the history, so rollback still works.
+        Returns ``entry`` and ``state`` themselves when nothing changes.
+        """
         stable = entry.labels.get(STABLE)
         if stable is not None and stable == state.stable_seen:
-            return
+            return entry, state, False
         available = available if available is not None else self._versions_on_disk()
         bootstrap = stable is None
         if bootstrap:
@@ -433,9 +457,7 @@ class RolloutController:
                 history = history + (state.stable_seen,)
             state = dataclasses.replace(state, history=history[-MAX_HISTORY:],
                                         shadow=None if state.shadow == stable else state.shadow)
-        # Only a bootstrap pins the served versions (TF Serving must keep the
-        # labelled version loaded); noticing an external edit writes no models.config.
-        self._commit(entry, dataclasses.replace(state, stable_seen=stable), available, pin_versions=bootstrap)
+        return entry, dataclasses.replace(state, stable_seen=stable), bootstrap
 
     def _commit(self, entry: ModelEntry, state: _Json, available: Tuple[int, ...],
                 pin_versions: bool = True) -> None:

@@ -8,33 +8,34 @@ SIGINT.
 """
 import contextlib
 import dataclasses
-import http.server
 import logging
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from common.config import BatchingConfig
 from serving import openapi, routing
 from serving.api.deps import Limits
 from serving.api.dispatcher import Gateway
-from serving.api.errors import error_response
-from serving.api.request import Response
+from serving.asgi import GatewayApp, head_timeout_protocol
 from serving.backends import InProcessBackend, ProxyBackend
 from serving.batching import Demand
 from serving.errors import ServingError
 from serving.feedback.settings import FeedbackSettings, attach
+from serving.http_limits import HttpLimits
 from serving.validation import SchemaValidator
 
 logger = logging.getLogger(__name__)
 
 LISTENING_PREFIX = "LISTENING"
+SERVER_HEADER = "TFServingGateway/1.0"
 # Python hands the GIL between threads every 5 ms by default: a request thread
 # waiting behind the request-log writer or a batch worker would lose up to 5 ms
 # per hand-off. 0.5 ms measured 40 -> 15 ms p50 for a 64-row request with the log on.
@@ -55,6 +56,7 @@ class GatewaySettings:
     port: int = 8501
     batching: BatchingConfig = BatchingConfig()
     limits: Limits = Limits()
+    http: HttpLimits = HttpLimits()
     poll_interval_s: float = 1.0
     admin_token_env: str = "SERVING_ADMIN_TOKEN"
     rollout_state_dir: Optional[str] = None
@@ -63,76 +65,6 @@ class GatewaySettings:
     feature_dtypes: Tuple[Tuple[str, str], ...] = ()
     sensitive_features: Tuple[Tuple[str, str], ...] = ()
     feedback: Optional[FeedbackSettings] = None  # labels for logged requests (serving.feedback)
-
-
-class GatewayHandler(http.server.BaseHTTPRequestHandler):
-    """HTTP/1.1 (keep-alive) adapter: reads the body, calls Gateway.handle."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "TFServingGateway/1.0"
-    # Headers and body are two writes: without TCP_NODELAY, Nagle's algorithm
-    # and the client's delayed ACK add ~40 ms to every keep-alive response.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self._respond("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._respond("POST")
-
-    def __getattr__(self, name: str) -> Any:
-        """Any other method (PUT, DELETE, TRACE, ...) gets a JSON 405/404 from
-        the gateway instead of http.server's HTML 501."""
-        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
-            return lambda: self._respond(name[3:])
-        raise AttributeError(name)
-
-    def _respond(self, method: str) -> None:
-        gateway: Gateway = self.server.gateway
-        try:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                raise ServingError("chunked request bodies are not supported; send Content-Length",
-                                   status=411)
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                raise ServingError("Content-Length is not a number", status=400) from None
-            gateway.check_content_length(length)
-        except ServingError as err:
-            # The body is not read: answer and drop the connection.
-            self.close_connection = True
-            self._write(error_response(err), close=True)
-            return
-        body = self.rfile.read(length) if length > 0 else b""
-        self._write(gateway.handle(method, self.path, self.headers, body))
-
-    def _write(self, response: Response, close: bool = False) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        logger.debug("%s - %s", self.address_string(), format % args)
-
-
-class GatewayHTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: Tuple[str, int], gateway: Gateway) -> None:
-        super().__init__(address, GatewayHandler)
-        self.gateway = gateway
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
 
 
 def build_gateway(settings: GatewaySettings) -> Gateway:
@@ -148,10 +80,14 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
                                    settings.poll_interval_s)
     backend.start()
     validator = SchemaValidator.from_file(settings.schema_path) if settings.schema_path else None
-    properties = openapi.feature_properties(validator.kinds) if validator else None
+    if validator is not None and settings.feature_dtypes:
+        validator = validator.only(name for name, _ in settings.feature_dtypes)
 
     def document() -> Dict[str, Any]:
-        return openapi.build(backend.model_names(), feature_properties=properties)
+        models = backend.model_names()
+        labels = sorted({label for name in models for label in backend.labels(name)})
+        return openapi.build(models, contract=openapi.Contract(
+            validator.rules if validator else None, settings.limits.max_batch_rows, labels))
     token = os.environ.get(settings.admin_token_env) or None
     rollouts, router, request_log = _rollout_parts(settings, backend)
     request_log, feedback, feedback_unavailable = attach(settings.feedback, request_log)
@@ -204,39 +140,70 @@ def _request_log(settings: GatewaySettings) -> Any:
     return log
 
 
-def _stop_on_signals(server: GatewayHTTPServer) -> None:
-    """SIGTERM/SIGINT stop serve_forever; shutdown() must run off the loop."""
-    def _handler(signum: int, frame: Any) -> None:
-        del frame
-        logger.info("Got signal %d, shutting down", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
-
-
 def serve(settings: GatewaySettings) -> int:
-    """Loads the models, prints LISTENING <port>, serves until a signal."""
+    """Loads the models, prints LISTENING <port>, serves until SIGTERM or SIGINT.
+
+    On the signal, uvicorn stops accepting connections, closes idle ones and
+    lets in-flight requests finish (``HttpLimits.shutdown_grace_s`` at most)
+    before the backend and the request log are closed; the exit code is 0.
+    """
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         gateway = build_gateway(settings)
     except Exception as err:  # pylint: disable=broad-except
         logger.error("Cannot start the gateway: %s", err)
         return 1
-    server = GatewayHTTPServer((settings.host, settings.port), gateway)
-    _stop_on_signals(server)
-    print(f"{LISTENING_PREFIX} {server.port}", flush=True)
-    logger.info("Serving %s on http://%s:%d (%s backend)", gateway.backend.model_names(),
-                settings.host, server.port, settings.backend)
+    app = GatewayApp(gateway, settings.http)
     try:
-        server.serve_forever()
+        _run_uvicorn(app, settings, on_listening=lambda port: logger.info(
+            "Serving %s on http://%s:%d (%s backend)", gateway.backend.model_names(),
+            settings.host, port, settings.backend))
     finally:
-        server.server_close()
+        app.close()
         gateway.close()
         gateway.backend.close()
         if gateway.request_log is not None:
             gateway.request_log.close()
     return 0
+
+
+def _run_uvicorn(app: GatewayApp, settings: GatewaySettings,
+                 on_listening: Callable[[int], None]) -> None:
+    """Binds the socket, runs uvicorn until a signal, prints LISTENING once it accepts."""
+    import uvicorn
+
+    limits = settings.http
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.create_server((settings.host, settings.port), family=family, backlog=128)
+    config = uvicorn.Config(
+        app, http=head_timeout_protocol(limits.head_timeout_s), loop="asyncio", lifespan="off",
+        ws="none", interface="asgi3", timeout_keep_alive=limits.keep_alive_s,
+        timeout_graceful_shutdown=limits.shutdown_grace_s,
+        access_log=False, log_config=None, server_header=False,
+        headers=[("Server", SERVER_HEADER)])
+    port = sock.getsockname()[1]
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Optional[List[socket.socket]] = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(f"{LISTENING_PREFIX} {port}", flush=True)
+                on_listening(port)
+
+    server = Server(config)
+    app.load = lambda: (len(server.server_state.connections), len(server.server_state.tasks))
+    # uvicorn handles SIGTERM/SIGINT while it runs, then re-raises the signal
+    # with the handler found before it: an ignoring one, so the process exits 0
+    # after the cleanup in serve().
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _log_signal)
+    server.run(sockets=[sock])
+
+
+def _log_signal(signum: int, frame: Any) -> None:
+    """Outside uvicorn's run (the re-raised signal, or one during the cleanup): no exit."""
+    del frame
+    logger.info("Signal %d: the gateway is already stopping", signum)
 
 
 # --------------------------------------------------------------------------
@@ -249,10 +216,15 @@ class ServerStartError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class RunningServer:
-    """A started child gateway: where to reach it and its process."""
+    """A started child gateway: where to reach it, its process and its stderr (a file)."""
     port: int
     process: subprocess.Popen
     host: str = "127.0.0.1"
+    stderr: Any = None
+
+    def stderr_text(self) -> str:
+        """Everything the child wrote to stderr so far (its log)."""
+        return "" if self.stderr is None else _read_all(self.stderr)
 
     @property
     def base_url(self) -> str:
@@ -278,7 +250,7 @@ def launch(args: Sequence[str], startup_timeout_s: float = 120.0,
                                    env=child_env)
         try:
             port = _wait_for_listening(process, stderr, startup_timeout_s)
-            yield RunningServer(port=port, process=process)
+            yield RunningServer(port=port, process=process, stderr=stderr)
         finally:
             terminate(process)
 
@@ -319,9 +291,14 @@ def _wait_for_listening(process: subprocess.Popen, stderr: Any, timeout_s: float
 
 
 def _tail(stream: Any, limit: int = 2000) -> str:
-    stream.flush()
-    stream.seek(0)
-    return stream.read()[-limit:].strip()
+    return _read_all(stream)[-limit:].strip()
+
+
+def _read_all(stream: Any) -> str:
+    """A file the child writes to, read without moving the offset it shares with the child
+    (a seek here would make the child's next lines overwrite the start)."""
+    fd = stream.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
 
 
 def terminate(process: subprocess.Popen, grace_s: float = 10.0) -> None:

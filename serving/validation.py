@@ -9,14 +9,15 @@ SERVING, which are required (``presence.min_fraction: 1``), their types,
 value counts and domains. Each problem becomes a 400 naming the row, the
 feature and what was expected.
 """
+import base64
 import dataclasses
 import math
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from serving.errors import BadRequest
+from serving.errors import BadRequest, shorten
 
 SERVING = "SERVING"
 _TYPE_NAMES = {"int": "an INT (integer)", "float": "a FLOAT (number)", "bytes": "a BYTES (string)"}
@@ -38,16 +39,31 @@ class FeatureRule:
     def expected(self) -> str:
         text = _TYPE_NAMES[self.kind]
         if self.minimum is not None or self.maximum is not None:
-            text += f" in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+            text += f" in [{_fmt(self.minimum, '-inf')}, {_fmt(self.maximum, 'inf')}]"
         if self.allowed is not None:
             text += f" from the domain {sorted(self.allowed)}"
         return text
 
 
-def _fmt(value: Optional[float]) -> str:
+_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
+_FLOAT32_MAX = 3.4028234663852886e38  # FLOAT features are float32 tensors in the model
+
+
+def _fmt(value: Optional[float], unbounded: str) -> str:
     if value is None:
-        return "-inf"
+        return unbounded
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _decode_b64(item: Mapping[str, Any], fail: Callable[[str], None]) -> str:
+    """A {"b64": ...} value as text for the domain check; 400 unless it is strict base64."""
+    if not isinstance(item["b64"], str):
+        fail(" (b64 must hold a base64 string)")
+    try:
+        return base64.b64decode(item["b64"], validate=True).decode("utf-8", "replace")
+    except (ValueError, TypeError):
+        fail(" (invalid base64)")
+    return ""
 
 
 def in_environment(feature: Any, schema: Any, environment: str) -> bool:
@@ -111,6 +127,14 @@ class SchemaValidator:
                 rules[feature.name] = rule
         return cls(rules, excluded, path)
 
+    def only(self, names: Iterable[str]) -> "SchemaValidator":
+        """The rules of the features the model takes (the dataset config's): a
+        schema feature the model has no input for is then refused as unknown,
+        as the model's signature would refuse it."""
+        wanted = set(names)
+        return SchemaValidator({n: r for n, r in self.rules.items() if n in wanted}, self.excluded,
+                               self.source)
+
     @property
     def kinds(self) -> Dict[str, str]:
         """Feature -> "int"/"float"/"bytes": how classify examples are typed."""
@@ -130,10 +154,13 @@ class SchemaValidator:
         if value is None or (isinstance(value, list) and not value):
             if rule.required:
                 raise BadRequest(f"{where}: feature '{name}' is required, expected {rule.expected()}, "
-                                 f"got {value!r}")
+                                 f"got {shorten(value)}")
             return
         if rule.max_values is not None and len(values) > rule.max_values:
             raise BadRequest(f"{where}: feature '{name}': expected at most {rule.max_values} "
+                             f"value(s), got {len(values)}")
+        if len(values) < rule.min_values:
+            raise BadRequest(f"{where}: feature '{name}': expected at least {rule.min_values} "
                              f"value(s), got {len(values)}")
         for item in values:
             self._check_scalar(rule, item, where)
@@ -141,22 +168,28 @@ class SchemaValidator:
     def _check_scalar(self, rule: FeatureRule, item: Any, where: str) -> None:
         def fail(problem: str = "") -> None:
             raise BadRequest(f"{where}: feature '{rule.name}': expected {rule.expected()}, "
-                             f"got {item!r}{problem}")
+                             f"got {shorten(item)}{problem}")
 
         if rule.kind == "bytes":
             if isinstance(item, dict) and set(item) == {"b64"}:
-                return  # binary: only the type can be checked
-            if not isinstance(item, str):
+                item = _decode_b64(item, fail)
+            elif not isinstance(item, str):
                 fail()
             if rule.allowed is not None and item not in rule.allowed:
                 fail(" (not in the domain)")
             return
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             fail()
-        if rule.kind == "int" and not float(item).is_integer():
-            fail(" (not an integer)")
+        # Python ints are unbounded: compare exactly, never through float() (which overflows).
         if isinstance(item, float) and not math.isfinite(item):
-            fail(" (not finite)")
+            fail(" (not finite: beyond the float range)")
+        if rule.kind == "int":
+            if isinstance(item, float) and not item.is_integer():
+                fail(" (not an integer)")
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                fail(" (outside the int64 range)")
+        elif not -_FLOAT32_MAX <= item <= _FLOAT32_MAX:
+            fail(" (outside the float32 range)")
         if rule.minimum is not None and item < rule.minimum:
             fail(" (below the minimum)")
         if rule.maximum is not None and item > rule.maximum:
@@ -175,11 +208,30 @@ class SchemaValidator:
             raise BadRequest(f"{where}: missing required feature '{rule.name}' "
                              f"(expected {rule.expected()}); all missing: {missing}")
 
+    def _check_known(self, names: Mapping[str, Any], where: str) -> None:
+        """In a body that speaks the schema's language, a name the schema does not
+        know is refused: a misspelt optional feature would otherwise be scored
+        as missing without a word."""
+        if not any(name in self.rules for name in names):
+            return
+        unknown = sorted(name for name in names if name not in self.rules and name not in self.excluded)
+        if unknown:
+            raise BadRequest(f"{where}: unknown feature(s) {[shorten(n) for n in unknown]}; the "
+                             f"schema {self.source} has the {SERVING} features {sorted(self.rules)}")
+
     def check_row(self, row: Mapping[str, Any], where: str) -> None:
         """One instance / example (row format)."""
+        self._check_known(row, where)
         self._check_required(row, where)
         for name, value in row.items():
             self.check_value(name, value, where)
+
+    def has_missing(self, row: Mapping[str, Any]) -> bool:
+        """Whether a row of schema features leaves one out, null or empty (only optional
+        ones pass ``check_row``); False for a row that speaks another language."""
+        if not any(name in self.rules for name in row):
+            return False
+        return any(row.get(name) is None or row.get(name) == [] for name in self.rules)
 
     def check_instances(self, instances: List[Any]) -> None:
         for index, row in enumerate(instances):
@@ -188,6 +240,7 @@ class SchemaValidator:
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Columnar ``inputs``: one list of per-row values per feature."""
+        self._check_known(inputs, "'inputs'")
         self._check_required(inputs, "'inputs'")
         for name, column in inputs.items():
             rows = column if isinstance(column, list) else [column]
@@ -195,6 +248,12 @@ class SchemaValidator:
                 self.check_value(name, value, f"'inputs' row {index}")
 
     def check_examples(self, examples: List[Any], context: Optional[Mapping[str, Any]]) -> None:
+        """Each example with the shared ``context``; the context's own values are
+        checked too, even those every example overrides."""
+        if context:
+            self._check_known(context, "'context'")
+            for name, value in context.items():
+                self.check_value(name, value, "'context'")
         for index, example in enumerate(examples):
             if isinstance(example, dict):
                 merged = dict(context or {})

@@ -44,4 +44,4 @@ def error_response(err: BaseException, method: str = "", path: str = "") -> Resp
     if known is None:
         logger.exception("Internal error on %s %s", method, path)
         return json_response(500, {"error": f"Internal error: {err}"})
-    return json_response(known.status, {"error": known.message})
+    return json_response(known.status, {"error": known.message}, known.headers)

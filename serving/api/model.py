@@ -11,6 +11,7 @@ never returned). Bodies are checked against the row limit and the schema
 before any model work; every answer (primary and shadow) goes to the request
 log when there is one.
 """
+import base64
 import concurrent.futures
 import logging
 import re
@@ -18,10 +19,12 @@ import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
+from common.serving_contract import SERVING_SIGNATURE, TF_EXAMPLE_SIGNATURE
+from serving import codec
 from serving.api import request as req
 from serving.api.deps import Backend, Limits, RequestLogger, Router
 from serving.api.request import VERSION_HEADER, Endpoint, Request, Response, json_response
-from serving.errors import BadRequest, NotFound, ServingError
+from serving.errors import BadRequest, NotFound, ServingError, shorten
 from serving.routing import resolve_label
 from serving.validation import SchemaValidator
 
@@ -33,6 +36,10 @@ MODEL_PATH = re.compile(
     r"(?P<metadata>/metadata)?"
     r"(?::(?P<verb>[^/:]*))?$")
 VERBS = ("predict", "classify", "regress")
+# The keys of TF Serving's REST request bodies, per verb.
+BODY_KEYS = {"predict": ("signature_name", "instances", "inputs"),
+             "classify": ("signature_name", "context", "examples"),
+             "regress": ("signature_name", "context", "examples")}
 MAX_PENDING_SHADOWS = 256
 
 
@@ -101,22 +108,60 @@ class ModelAPI:
         self._check_body(verb, parsed)
         route = self._router.route(name, request.request_id, version, label)
         request.observed["version"] = str(route.primary)
+        body = self._with_missing_values(parsed) if verb == "predict" else parsed
         with self._backend.demand:
             started = time.perf_counter()
-            answer = self._backend.infer(name, route.primary, verb, parsed, self._kinds)
+            answer = self._backend.infer(name, route.primary, verb, body, self._kinds)
             latency_ms = (time.perf_counter() - started) * 1000.0
         self._log(request.request_id, name, route.primary, "primary", verb, parsed, answer, latency_ms)
         if route.shadow is not None and route.shadow != route.primary:
             if self._shadow_slots.acquire(blocking=False):
                 self._shadow_pool.submit(self._run_shadow, request.request_id, name, route.shadow,
-                                         verb, parsed)
+                                         verb, body)
             else:
                 logger.warning("Shadow version %d skipped for request %s: %d shadow calls pending",
                                route.shadow, request.request_id, MAX_PENDING_SHADOWS)
         return json_response(200, answer, {VERSION_HEADER: str(route.primary)})
 
+    def _with_missing_values(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        """A row predict whose instances leave optional features out (or null) for
+        the tf.Example signature.
+
+        ``serving_default`` takes one dense value per feature and row, so it
+        cannot be told that a value is missing; ``serving_tf_example`` parses
+        tf.Examples in which a feature may be absent, and Transform imputes it
+        as it did in training (trainer/preprocessing.py). The rows go there as
+        serialized tf.Examples (TF Serving's ``{"b64": ...}`` strings), so this
+        works with real TF Serving behind the proxy too; the answer has the
+        same shape. Complete rows, and bodies the schema does not describe,
+        are sent as they are.
+        """
+        instances = body.get("instances")
+        if (self._validator is None or not isinstance(instances, list) or not instances
+                or body.get("signature_name", SERVING_SIGNATURE) != SERVING_SIGNATURE
+                or not all(isinstance(row, dict) for row in instances)
+                or not any(self._validator.has_missing(row) for row in instances)):
+            return body
+        present = [{k: v for k, v in row.items() if v is not None and v != []} for row in instances]
+        serialized = codec.examples_to_protos(present, None, self._kinds)
+        return {"signature_name": TF_EXAMPLE_SIGNATURE,
+                "instances": [{"b64": base64.b64encode(s).decode("ascii")} for s in serialized]}
+
     def _check_body(self, verb: str, body: Mapping[str, Any]) -> None:
-        """Row limit and schema validation, before any model work."""
+        """Keys, row limit and schema validation, before any model work.
+
+        A key TF Serving's REST API does not define is refused rather than
+        ignored: a misspelt ``signature_name`` would otherwise run the default
+        signature without a word.
+        """
+        unexpected = sorted(set(body) - set(BODY_KEYS[verb]))
+        if unexpected:
+            raise BadRequest(f"unexpected key(s) {[shorten(k) for k in unexpected]} in the {verb} "
+                             f"body; expected {list(BODY_KEYS[verb])}")
+        if "signature_name" in body and not isinstance(body["signature_name"], str):
+            raise BadRequest(f"'signature_name' must be a string, got {shorten(body['signature_name'])}")
+        if "context" in body and not isinstance(body["context"], dict):
+            raise BadRequest(f"'context' must be an object of features, got {shorten(body['context'])}")
         limit = self._limits.max_batch_rows
         if verb == "predict":
             instances, inputs = body.get("instances"), body.get("inputs")

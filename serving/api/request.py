@@ -9,9 +9,9 @@ import dataclasses
 import json
 import re
 import urllib.parse
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
-from serving.errors import BadRequest, MethodNotAllowed, NotFound
+from serving.errors import BadRequest, MethodNotAllowed, NotFound, shorten
 
 JSON = "application/json"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -23,6 +23,31 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[0-9]{1,18}$")
+
+
+class Headers(Mapping[str, str]):
+    """HTTP headers as a case-insensitive mapping (repeated names joined by ", "):
+    header names are case-insensitive, and HTTP servers send them in any case."""
+
+    def __init__(self, pairs: Iterable[Tuple[str, str]] = ()) -> None:
+        self._values: Dict[str, str] = {}
+        self._names: Dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            self._values[key] = f"{self._values[key]}, {value}" if key in self._values else value
+            self._names.setdefault(key, name)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names.values())
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
 
 
 @dataclasses.dataclass
@@ -63,23 +88,67 @@ def json_response(status: int, payload: Any, headers: Optional[Dict[str, str]] =
 
 
 def parse_json(body: bytes) -> Dict[str, Any]:
-    """The body as a JSON object, or TF Serving-style 400s."""
+    """The body as a JSON object, or TF Serving-style 400s.
+
+    Everything Python's parser accepts must be safe for the layers below:
+    integers too long for any number type read as +/-Infinity (as
+    JavaScript's JSON.parse reads them; the schema check then names the
+    field), and a string holding a lone UTF-16 surrogate (``"\\ud800"``),
+    which cannot become UTF-8 bytes for TensorFlow, is a 400 naming where it is.
+    """
     if not body:
         raise BadRequest("JSON Parse error: the request body is empty; expected a JSON object")
     try:
-        parsed = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        parsed = json.loads(body, parse_int=_parse_int)
+    except RecursionError:
+        raise BadRequest("JSON Parse error: the body is nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
         raise BadRequest(f"JSON Parse error: {err}") from None
     if not isinstance(parsed, dict):
         raise BadRequest(f"JSON Parse error: the request body must be a JSON object, "
                          f"got {type(parsed).__name__}")
+    if _SURROGATE_ESCAPE.search(body):
+        _check_unicode(parsed, "")
     return parsed
+
+
+# Integers longer than this are beyond float64's range (~1.8e308, 309 digits);
+# Python would parse them exactly (or refuse those over 4,300 digits with a ValueError).
+_MAX_INT_DIGITS = 330
+# A lone surrogate can only arrive as a \uD800-\uDFFF escape (the UTF-8 decoder
+# refuses encoded ones): bodies without such an escape need no walk.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_int(text: str) -> Any:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)
+
+
+def _check_unicode(value: Any, where: str) -> None:
+    """400 naming the first key or string (by its JSON path) that is not valid Unicode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"JSON Parse error: {where or 'the body'}: the string "
+                             f"{shorten(value)} holds a lone UTF-16 surrogate; expected valid "
+                             "Unicode text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else key
+            _check_unicode(key, f"{where or 'the body'}: key")
+            _check_unicode(item, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_unicode(item, f"{where}[{index}]")
 
 
 def require_method(request: Request, allowed: str) -> None:
     """405 unless the request uses ``allowed`` (each URL takes one method)."""
     if request.method != allowed:
-        raise MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}")
+        raise MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}", allowed)
 
 
 def model_name(raw: str, served: Iterable[str]) -> str:

@@ -98,3 +98,32 @@ def test_metrics_label_model_api_calls_but_not_made_up_versions(gateway):
     assert 'gateway_requests_total{model="taxi",version="1",verb="predict",code="200"}' in text
     assert 'gateway_request_errors_total{model="taxi",version="",verb="predict",code="404"}' in text
     assert 'version="77"' not in text
+
+
+@pytest.mark.parametrize("labels", [None, {}])
+def test_reading_the_rollout_status_writes_nothing(tmp_path, tiny_models, labels):
+    """GET .../rollout is a read: with no models.config (labels None) or one without a
+    stable label, it reports the version routing would pick but pins nothing."""
+    base = str(tmp_path / "taxi")
+    for version in (1, 2):
+        push_version(base, version, tiny_models[version])
+    config = tmp_path / "models.config"
+    if labels is not None:
+        models_config.write(str(config), [models_config.ModelEntry("taxi", base, labels=labels)])
+    before = (config.read_bytes(), os.stat(config).st_mtime_ns) if config.exists() else None
+    settings = GatewaySettings(model_name="taxi", model_base_path=base, models_config=str(config),
+                               admin_token_env=TOKEN_ENV, poll_interval_s=60)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(TOKEN_ENV, ADMIN_TOKEN)
+        gateway = build_gateway(settings)
+    try:
+        for _ in range(3):
+            code, state, _ = call(gateway, "GET", "/v1/admin/models/taxi/rollout", headers=AUTH)
+            assert (code, state["stable"], state["canary"], state["history"]) == (200, 2, None, [])
+    finally:
+        gateway.close()
+        gateway.backend.close()
+    after = (config.read_bytes(), os.stat(config).st_mtime_ns) if config.exists() else None
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["taxi"] + (["models.config"] if labels is not None else []))

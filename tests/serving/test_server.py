@@ -2,7 +2,8 @@
 tiny taxi-shaped SavedModel under TF Serving's models.config labels
 (stable = 1, canary = 2): every endpoint's response shape, version and label
 routing, batching of concurrent requests, each class of bad input, admin
-auth, metrics, and schemathesis against the gateway's own OpenAPI document.
+auth and metrics (the OpenAPI contract is fuzzed in test_contract.py, the HTTP layer
+attacked in test_http.py).
 """
 import concurrent.futures
 import json
@@ -10,9 +11,7 @@ import os
 import re
 import signal
 
-import hypothesis
 import pytest
-import schemathesis
 
 from serving import models_config
 from serving.client import Client
@@ -260,24 +259,6 @@ def test_metrics_are_prometheus_text_per_model_version(client):
     hist = 'gateway_request_latency_seconds_{}{{model="taxi",version="2",verb="predict"{}}}'
     assert float(samples[hist.format("bucket", ',le="+Inf"')]) == float(samples[hist.format("count", "")])
     assert "# TYPE gateway_request_latency_seconds histogram" in text
-
-
-# ------------------------------------------------------------------ fuzzing
-
-@pytest.fixture
-def api_schema(gateway):
-    return schemathesis.openapi.from_url(gateway.base_url + "/openapi.json")
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@hypothesis.settings(max_examples=8, deadline=None, derandomize=True,
-                     suppress_health_check=list(hypothesis.HealthCheck))
-def test_openapi_fuzzing_finds_no_server_error(case):
-    case.call_and_validate(checks=[schemathesis.checks.not_a_server_error,
-                                   schemathesis.checks.response_schema_conformance])
 
 
 # ------------------------------------------------------------------ proxy backend

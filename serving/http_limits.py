@@ -1,0 +1,25 @@
+"""The HTTP-level limits of a gateway process (``python -m serving start`` flags).
+
+A module of its own, importing nothing, so the CLI can show their defaults in
+``--help`` without loading the server (uvicorn) or TensorFlow.
+"""
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpLimits:
+    """What one gateway process accepts at the HTTP level (``python -m serving start`` flags).
+
+    ``max_connections`` bounds open connections and in-flight requests alike
+    (beyond it: 503); ``head_timeout_s`` is the time a client has to send a
+    request's line and headers, ``body_timeout_s`` its body (408); idle
+    keep-alive connections are closed after ``keep_alive_s``;
+    ``worker_threads`` run the handlers; on SIGTERM, in-flight requests get
+    ``shutdown_grace_s`` to finish.
+    """
+    max_connections: int = 512
+    head_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    worker_threads: int = 64
+    shutdown_grace_s: float = 30.0
