@@ -41,10 +41,11 @@ from monitoring.statistics import statistics_of  # noqa: E402
 Shift = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
 
 
-def _scaled(column: str, factor: float) -> Shift:
+def _mapped(column: str, change: Callable[[pd.Series], pd.Series]) -> Shift:
+    """Every value of ``column`` changed by ``change`` (a scale, a shift)."""
     def shift(span: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         span = span.copy()
-        span[column] = span[column] * factor
+        span[column] = change(span[column])
         return span
     return shift
 
@@ -69,21 +70,13 @@ def _made_missing(column: str, share: float) -> Shift:
     return shift
 
 
-def _hour_shifted(column: str, hours: int) -> Shift:
-    def shift(span: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-        span = span.copy()
-        span[column] = (span[column] + hours) % 24
-        return span
-    return shift
-
-
 SHIFTS: Dict[str, Tuple[str, Shift]] = {
-    "fare x1.2": ("fare", _scaled("fare", 1.2)),
-    "trip_miles x1.2": ("trip_miles", _scaled("trip_miles", 1.2)),
+    "fare x1.2": ("fare", _mapped("fare", lambda c: c * 1.2)),
+    "trip_miles x1.2": ("trip_miles", _mapped("trip_miles", lambda c: c * 1.2)),
     "payment_type Cash->Credit Card 10 pts": (
         "payment_type", _share_moved("payment_type", "Cash", "Credit Card", 0.10)),
     "trip_seconds 50% missing": ("trip_seconds", _made_missing("trip_seconds", 0.5)),
-    "trip_start_hour +3": ("trip_start_hour", _hour_shifted("trip_start_hour", 3)),
+    "trip_start_hour +3": ("trip_start_hour", _mapped("trip_start_hour", lambda c: (c + 3) % 24)),
 }
 
 

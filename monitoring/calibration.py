@@ -56,11 +56,10 @@ from monitoring.distances import (COMPARATOR_FIELDS, COMPARATORS, Comparator, Fe
 from monitoring.frames import schema_feature
 from monitoring.presence import presence_distances
 from monitoring.statistics import statistics_of
-from monitoring.view import clip_bounds, clipped
+from monitoring.view import clip_bounds, clip_quantile_for, clipped
 
 _EPSILON = 1e-9  # (1 - a)(R + 1) computed in floating point may land a hair above an integer
-NULL_QUANTILES = (0.5, 0.9, 0.99)
-DEFAULT_CLIP_QUANTILE = 0.005  # recorded in the sidecar to show each null distribution's shape
+NULL_QUANTILES = (0.5, 0.9, 0.99)  # recorded in the sidecar to show each null distribution's shape
 
 
 def per_test_budget(budget: float, n_tests: int) -> float:
@@ -241,11 +240,12 @@ def _null_quantiles(values: np.ndarray) -> Dict[str, float]:
 def calibrate(frame: pd.DataFrame, schema: schema_pb2.Schema, features: Sequence[str],
               span_size: int, budget: float, draws: Optional[int] = None, seed: int = 0,
               comparators: Sequence[Comparator] = COMPARATORS,
-              clip_quantile: float = DEFAULT_CLIP_QUANTILE) -> Calibration:
+              clip_quantile: Optional[float] = None) -> Calibration:
     """Per-test thresholds honouring ``budget`` per comparison of a ``span_size``-row span.
 
     ``draws``: R; default the fewest the budget split allows (``required_draws``).
-    ``clip_quantile``: the monitoring view's clipping (``monitoring.view``; 0: none).
+    ``clip_quantile``: the monitoring view's clipping (``monitoring.view``; 0: none;
+    default ``clip_quantile_for(span_size)``).
     """
     comparators = tuple(comparators)
     tests = {c: len(monitored_tests(schema, features, c)) for c in comparators}
@@ -255,6 +255,8 @@ def calibrate(frame: pd.DataFrame, schema: schema_pb2.Schema, features: Sequence
     if draws < fewest:
         raise ValueError(f"draws {draws}: a budget of {budget} over {max(tests.values())} tests "
                          f"per comparison needs at least {fewest} draws")
+    if clip_quantile is None:
+        clip_quantile = clip_quantile_for(span_size)
     bounds = clip_bounds(frame, schema, features, clip_quantile)
     null = null_distances(clipped(frame, bounds), schema, features, span_size, draws, seed,
                           comparators)

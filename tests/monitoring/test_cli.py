@@ -23,6 +23,7 @@ def test_calibrate_writes_a_candidate_schema_and_its_sidecar(tmp_path, capsys):
     sidecar = json.loads((out / "calibration.json").read_text())
     assert (sidecar["span_size"], sidecar["budget"], sidecar["seed"]) == (60, 0.99, 3)
     assert sidecar["history_rows"] == 400 and len(sidecar["features"]) == 14
+    assert sidecar["clip_quantile"] == 10 / 60  # ten rows of a span beyond each clip bound
     assert sidecar["tests_per_comparison"] == {"skew": 28} and sidecar["draws"] == 28
     assert len(sidecar["thresholds"]) == 28
     schema = tfdv.load_schema_text(str(out / "schema.pbtxt"))

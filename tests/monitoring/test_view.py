@@ -5,7 +5,7 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from monitoring.view import clip_bounds, clipped
+from monitoring.view import clip_bounds, clip_quantile_for, clipped
 
 SCHEMA = text_format.Parse('feature { name: "miles" type: FLOAT } '
                            'feature { name: "seconds" type: INT } '
@@ -38,6 +38,13 @@ def test_clipping_keeps_types_and_missing_values(history):
     assert view["seconds"].min() == 100 and view["seconds"].max() == 1000
     assert history["miles"].max() == 200.0  # the input is not modified
     assert clipped(history, {}) is history
+
+
+def test_the_clip_quantile_leaves_ten_rows_of_a_span_beyond_each_bound():
+    assert [clip_quantile_for(n) for n in (20, 100, 1000, 2000, 10000)] == [
+        0.25, 0.1, 0.01, 0.005, 0.005]
+    with pytest.raises(ValueError, match="span size 0"):
+        clip_quantile_for(0)
 
 
 def test_quantile_zero_means_no_clipping_and_bad_quantiles_are_refused(history):
