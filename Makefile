@@ -17,7 +17,7 @@ PYTHON310 := $(shell for c in $$(command -v python3.10) \
 	$$(ls -d $(PYENV_ROOT_DIR)/versions/3.10.*/bin/python 2>/dev/null | sort -rV); do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: setup lock run serve test extension test-unit test-e2e kubeflow k8s schema-candidate bench bench-serving clean
+.PHONY: setup lock run serve lint test extension test-unit test-e2e kubeflow k8s schema-candidate bench bench-serving clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
 
@@ -53,7 +53,11 @@ run: setup
 serve: setup
 	$(PY) -m serving start --config $(CONFIG)
 
-test: setup
+# The linter first (pyflakes, import order, line length, each floor's import bans: pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest
 
 test-unit: setup

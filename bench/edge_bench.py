@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.loader import load_config  # noqa: E402
-from tests.conftest import TAXI_CONFIG  # noqa: E402
-from testing.edge_model import read_taxi_csv, serving_rows, train_and_export  # noqa: E402
 from edge import runtime  # noqa: E402
+from testing.edge_model import read_taxi_csv, serving_rows, train_and_export  # noqa: E402
+from tests.conftest import TAXI_CONFIG  # noqa: E402
 
 RUNTIMES = {"SavedModel": runtime.saved_model, "TFLite": runtime.tflite, "TF.js (Node)": runtime.tfjs}
 

@@ -30,7 +30,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from common.config import PipelineConfig  # noqa: E402
-
 from common.loader import load_config  # noqa: E402
 from edge import browser_extension  # noqa: E402
 

@@ -30,10 +30,10 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from common.loader import load_config  # noqa: E402
 from components import classification_metrics as cm  # noqa: E402
 from components.claim_neighbours import NeighbourIndex, statement_folds  # noqa: E402
 from components.sentence_encoder import SentenceEncoder, cached_encode  # noqa: E402
-from common.loader import load_config  # noqa: E402
 
 
 def read_rows(path: str, columns: Sequence[str]) -> List[Dict[str, str]]:

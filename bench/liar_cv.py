@@ -44,9 +44,10 @@ sys.path.insert(0, REPO)
 ENV = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
 os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
-from components.claim_neighbours import statement_folds  # noqa: E402
-from common.loader import load_config  # noqa: E402
 from trainer_sweep import FIGURES, _parse_variant, binary_figure, run_variant  # noqa: E402
+
+from common.loader import load_config  # noqa: E402
+from components.claim_neighbours import statement_folds  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "liar.yaml")
 

@@ -13,7 +13,8 @@ Prints, for concurrency 1, 8 and 64 and for single-row and batched
 (``--rows`` rows) requests: p50/p99 latency, requests/s, predictions/s and
 errors; plus the bare ``serving_default`` call (1 row and ``--rows`` rows) in
 this process (with cached and with freshly built input tensors), and the
-gateway overhead at concurrency 1 (p50 minus the bare p50). Clients are threads of this process with keep-alive connections.
+gateway overhead at concurrency 1 (p50 minus the bare p50). Clients are threads of this
+process with keep-alive connections.
 """
 import argparse
 import concurrent.futures

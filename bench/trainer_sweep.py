@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from components.error_analysis import analyse  # noqa: E402
 from common.config import PipelineConfig  # noqa: E402
 from common.loader import load_config  # noqa: E402
+from components.error_analysis import analyse  # noqa: E402
 from trainer import data, feature_dropout, features  # noqa: E402
 from trainer.train import model_inputs_for, train  # noqa: E402
 

@@ -17,6 +17,7 @@ import yaml
 from common.checks import check_config
 from common.config import ConfigError, PipelineConfig
 
+
 def load_config(path: str, overrides: Sequence[str] = (), require_data: bool = True) -> PipelineConfig:
     """Reads, overrides (``a.b=value``) and validates a dataset config file.
 

@@ -31,10 +31,11 @@ from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
 from tfx.utils import io_utils
 
-from components.accepted_statistics import (BASELINE_ID, DRIFT_CHECKED, GATE_NOTES, SPAN, AcceptedStatistics,
-                                            read as read_accepted, write as write_accepted)
-from components.gate_checks import GateResult, Thresholds, check_splits
 from common.config import ValidationConfig
+from components.accepted_statistics import BASELINE_ID, DRIFT_CHECKED, GATE_NOTES, SPAN, AcceptedStatistics
+from components.accepted_statistics import read as read_accepted
+from components.accepted_statistics import write as write_accepted
+from components.gate_checks import GateResult, Thresholds, check_splits
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"

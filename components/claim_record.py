@@ -91,8 +91,8 @@ def ClaimNeighbours(
     config_json: tfx.dsl.components.Parameter[str],
 ) -> None:
     """Copies every split of ``examples`` with the record column added."""
-    from components.sentence_encoder import SentenceEncoder
     from common.executor_config import config_from_slice
+    from components.sentence_encoder import SentenceEncoder
 
     cfg = config_from_slice(json.loads(config_json), source="ClaimNeighbours")
     splits = raw_examples.by_split(examples)

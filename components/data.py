@@ -10,13 +10,13 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
+from common import executor_config
+from common.config import PipelineConfig
 from components.accepted_statistics import build_accepted_statistics_resolver
 from components.anomalies_gate import AnomaliesGate, thresholds_json
 from components.span_inputs import build_span_example_gen, build_span_window_resolver
 from components.time_split import TimeSplit
 from components.tsv_example_gen import build_tsv_example_gen
-from common import executor_config
-from common.config import PipelineConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 

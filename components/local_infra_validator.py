@@ -33,22 +33,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional,
-                    Sequence)
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 from tfx import types
-from tfx.dsl.components.base import base_component
-from tfx.dsl.components.base import base_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
-from tfx.types import standard_component_specs
-from tfx.types.component_spec import ChannelParameter
-from tfx.types.component_spec import ExecutionParameter
-from tfx.utils import io_utils
-from tfx.utils import path_utils
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.utils import io_utils, path_utils
 
 from common.paths import resolve_path
 from serving import server as gateway

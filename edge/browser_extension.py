@@ -26,8 +26,14 @@ from typing import Any, Dict, List, Optional, Sequence
 from common.cli_args import add_config_arguments
 from common.config import ConfigError, PipelineConfig
 from common.loader import load_config
-from common.serving_contract import EDGE_DIR, EDGE_SAVED_MODEL, EDGE_SIGNATURE_FILE, SERVING_SIGNATURE, TFJS_DIR, \
-    edge_path
+from common.serving_contract import (
+    EDGE_DIR,
+    EDGE_SAVED_MODEL,
+    EDGE_SIGNATURE_FILE,
+    SERVING_SIGNATURE,
+    TFJS_DIR,
+    edge_path,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")

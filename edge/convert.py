@@ -31,8 +31,15 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from common.serving_contract import (EDGE_SAVED_MODEL, EDGE_SAVED_MODEL_TFLITE, EDGE_SIGNATURE_FILE,
-                                     SERVING_SIGNATURE, TFJS_DIR, TFLITE_FILE, edge_dir)
+from common.serving_contract import (
+    EDGE_SAVED_MODEL,
+    EDGE_SAVED_MODEL_TFLITE,
+    EDGE_SIGNATURE_FILE,
+    SERVING_SIGNATURE,
+    TFJS_DIR,
+    TFLITE_FILE,
+    edge_dir,
+)
 from edge.signature import edge_signature, read_signature_if_any
 
 logger = logging.getLogger(__name__)

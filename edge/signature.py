@@ -7,8 +7,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from common.serving_contract import EDGE_SIGNATURE_FILE, OUTPUT_KEY, SERVING_SIGNATURE, TFJS_DIR, TFLITE_FILE, \
-    edge_path
+from common.serving_contract import EDGE_SIGNATURE_FILE, OUTPUT_KEY, SERVING_SIGNATURE, TFJS_DIR, TFLITE_FILE, edge_path
 
 
 def edge_signature(saved_model_dir: str, tflite_select_tf_ops: bool, input_order: Sequence[str],

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from common.serving_contract import OUTPUT_KEY, SERVING_SIGNATURE
 from edge.convert import to_tfjs as convert_to_tfjs
+
 # What a page cannot know is fed as missing; extension/scorer.js uses the same values.
 MISSING_VALUES: Dict[tf.DType, object] = {tf.string: b"", tf.int64: 0, tf.int32: 0, tf.float32: 0.0}
 # Readers that broadcast a [1, ...] operand exactly as its tiled [n, ...] copy (the build-time

@@ -21,12 +21,10 @@ from typing import List, Optional, Sequence
 
 from tfx import v1 as tfx
 
-from common.config import ConfigError, PipelineConfig
-
-from common.loader import load_config
-
-from common.paths import REPO_ROOT, TAXI_DEFAULT, resolve_path
 from common.cli_args import add_config_arguments
+from common.config import ConfigError, PipelineConfig
+from common.loader import load_config
+from common.paths import REPO_ROOT, TAXI_DEFAULT, resolve_path
 from components.data import file_sha256
 from pipeline.pipeline import create_pipeline
 
@@ -119,7 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         epilog="examples:\n"
                "  python -m kubeflow.runner --config configs/taxi.yaml\n"
                "  python -m kubeflow.runner --config configs/taxi.yaml --set beam.runner=dataflow\n"
-               "  python -m kubeflow.runner --config configs/taxi.yaml --set kubeflow.image=REGISTRY/IMAGE:TAG --no-tune")
+               "  python -m kubeflow.runner --config configs/taxi.yaml "
+               "--set kubeflow.image=REGISTRY/IMAGE:TAG --no-tune")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -51,8 +51,14 @@ import pandas as pd
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from monitoring.distances import (COMPARATOR_FIELDS, COMPARATORS, Comparator, FeatureDistance,
-                                  feature_distances, measures_of)
+from monitoring.distances import (
+    COMPARATOR_FIELDS,
+    COMPARATORS,
+    Comparator,
+    FeatureDistance,
+    feature_distances,
+    measures_of,
+)
 from monitoring.frames import schema_feature
 from monitoring.presence import presence_distances
 from monitoring.statistics import statistics_of

@@ -17,9 +17,9 @@ from common.config import PipelineConfig
 from common.paths import resolve_path
 from pipeline.pipeline import create_pipeline
 from pipeline.results import has_live_artifact
+from pipeline.span_backfill import backfill
 
 NO_EARLIER_TUNING = "no earlier tuning result: training with the trainer section's hyperparameters"
-from pipeline.span_backfill import backfill
 
 
 @dataclass(frozen=True)

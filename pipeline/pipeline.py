@@ -11,18 +11,23 @@ from typing import List, Optional
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from common import executor_config
+from common.config import PipelineConfig
 from components.baselines import TrivialBaselines
 from components.claim_record import ClaimNeighbours
-from components.data import (build_data_validation, build_example_gen, build_schema_importer,
-                             build_time_split, build_transform)
+from components.data import (
+    build_data_validation,
+    build_example_gen,
+    build_schema_importer,
+    build_time_split,
+    build_transform,
+)
 from components.error_analysis import ErrorAnalysis
 from components.evaluation import build_baseline_model_resolver, build_evaluator
 from components.infra_validation import build_infra_validator
 from components.pusher import build_pusher
 from components.text_baselines import TextBaselines
 from components.training import build_last_hyperparameters_resolver, build_trainer, build_tuner
-from common import executor_config
-from common.config import PipelineConfig
 from trainer import features
 
 

@@ -15,8 +15,8 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.accepted_statistics import DRIFT_CHECKED, GATE_NOTES
 from components import baseline_gate
+from components.accepted_statistics import DRIFT_CHECKED, GATE_NOTES
 from components.baselines import BASELINES_FILE
 from components.error_analysis import ANALYSIS_FILE
 from components.span_inputs import EXAMPLE_GEN_ID

@@ -11,8 +11,8 @@ import shutil
 
 from tfx import v1 as tfx
 
-from components.data import build_example_gen
 from common.config import PipelineConfig
+from components.data import build_example_gen
 from pipeline.local_runner import local_beam_args, local_paths
 
 

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Tuple

@@ -27,7 +27,6 @@ from serving.api.dispatcher import Gateway
 from serving.asgi import GatewayApp, head_timeout_protocol
 from serving.backends import InProcessBackend, ProxyBackend
 from serving.batching import Demand
-from serving.errors import ServingError
 from serving.feedback.settings import FeedbackSettings, attach
 from serving.http_limits import HttpLimits
 from serving.validation import SchemaValidator

@@ -34,13 +34,11 @@ import numpy as np
 import tensorflow as tf
 
 from common.config import PipelineConfig
-from common.serving_contract import (EDGE_SAVED_MODEL, EDGE_SAVED_MODEL_TFLITE, OUTPUT_KEY, SERVING_SIGNATURE,
-                                     edge_path)
+from common.serving_contract import EDGE_SAVED_MODEL, EDGE_SAVED_MODEL_TFLITE, OUTPUT_KEY, SERVING_SIGNATURE, edge_path
 from trainer import features
 from trainer.kinds import registry
 from trainer.kinds.base import CONSTANT_PREFIX, Analysis, constant_node_name
 from trainer.kinds.strings import ngrams_by_join
-
 
 # --------------------------------------------------------------------------
 # Reading the Transform analysis back as constants

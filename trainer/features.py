@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Mapping
 import tensorflow as tf
 
 from common.config import FeatureConfig, PipelineConfig
-
 from trainer.kinds import registry
+
 # Re-exported: callers ask this module for every feature name and model input.
 from trainer.kinds.base import ModelInput  # noqa: F401
 from trainer.names import missing_indicator_name, transformed_name, vocabulary_name  # noqa: F401

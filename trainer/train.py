@@ -43,8 +43,8 @@ def model_inputs_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOu
 def build_for(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,
               hparams: HyperParameters) -> tf.keras.Model:
     """The model for this dataset's transformed features."""
-    return build_model(model_inputs_for(cfg, tf_transform_output), hparams, cfg.num_classes, cfg.label.positive_class_ids,
-                       cfg.trainer.fold_loss_weight)
+    return build_model(model_inputs_for(cfg, tf_transform_output), hparams, cfg.num_classes,
+                       cfg.label.positive_class_ids, cfg.trainer.fold_loss_weight)
 
 
 def datasets(cfg: PipelineConfig, tf_transform_output: tft.TFTransformOutput,

@@ -5,8 +5,7 @@ import re
 from typing import Callable
 
 from common.config import KubernetesConfig, PipelineConfig
-from common.k8s_grammar import (DNS_LABEL, DNS_SUBDOMAIN, GCS_URI, PVC_URI, RESOURCE_NAME,
-                                parse_quantity)
+from common.k8s_grammar import DNS_LABEL, DNS_SUBDOMAIN, GCS_URI, PVC_URI, RESOURCE_NAME, parse_quantity
 
 
 def check(cfg: PipelineConfig, fail: Callable) -> None:

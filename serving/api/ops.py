@@ -4,8 +4,7 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from serving.api.deps import Backend
-from serving.api.request import (PROMETHEUS, Endpoint, Request, Response, json_response,
-                                 require_method)
+from serving.api.request import PROMETHEUS, Endpoint, Request, Response, json_response, require_method
 from serving.metrics import Metrics
 
 

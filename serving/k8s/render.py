@@ -25,7 +25,6 @@ import posixpath
 from typing import Any, Dict, List, Mapping, Optional
 
 from common.config import ConfigError, PipelineConfig
-
 from common.k8s_grammar import DNS_LABEL, PVC_URI
 from serving import models_config
 

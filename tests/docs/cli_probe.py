@@ -10,7 +10,8 @@ its argument parser on ``--help``.
 Protocol (``python -m tests.docs.cli_probe RESULTS.json`` from the repo root): stdin
 is a JSON list of ``{"kind": "module"|"script", "target": ..., "args": [...]}``;
 RESULTS.json gets a list of ``{"status": "ok"|"heavy"|"failed", "code": ..., "output": ...}``
-in the same order (a file, not stdout, which the probed code may write to). ``args`` are the leading arguments (a subcommand) put before ``--help``.
+in the same order (a file, not stdout, which the probed code may write to). ``args`` are the
+leading arguments (a subcommand) put before ``--help``.
 """
 from __future__ import annotations
 

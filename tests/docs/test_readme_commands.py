@@ -31,7 +31,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import pytest
 
@@ -310,7 +310,6 @@ def test_command_works(command: Command, help_texts):
             f"{command}: `{program}` needs a service or a cluster: put `<!-- needs: <what> -->` "
             "before its block (docs/README.md, 'How these pages are tested')")
         pytest.skip(f"needs {command.needs}")
-    target = words[2] if program in PYTHONS and words[1:2] == ["-m"] else words[1] if len(words) > 1 else ""
     check_input_paths(command)
     check_configs(command)
     if program == "make":

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from pipeline.__main__ import main
 from common.loader import load_config
 from common.paths import REPO_ROOT, taxi_data_dir
+from pipeline.__main__ import main
 from tests.conftest import TAXI_CONFIG
 
 SAMPLE_ROWS = 400

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
+from common.paths import taxi_data_dir
 from pipeline.local_runner import local_paths
 from pipeline.results import latest_run_outputs
-from common.paths import taxi_data_dir
 from tests.e2e.conftest import config_for
 from tests.e2e.test_taxi_pipeline import _cli
 

@@ -14,6 +14,7 @@ from pipeline import html_report
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
 from serving.server import launch
+
 # The sampled run (conftest.py::liar_run) is shared with tests/e2e/test_liar_edge.py.
 from tests.e2e.conftest import EVAL_ROWS
 
@@ -60,7 +61,6 @@ def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):
     cfg, _ = liar_run
     result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
     assert result.pushed, result.blessing_failures
-    version = os.path.basename(result.pushed_to)
     blank = {"statement": "", "subjects": "", "speaker": "", "job": "", "state": "", "party": "",
              "context": "", "claim_neighbours": ""}
     instances = [dict(blank, statement="Says the unemployment rate doubled in one year."),

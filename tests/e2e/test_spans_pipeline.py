@@ -91,7 +91,8 @@ def test_first_run_trains_on_older_spans_and_evaluates_on_the_newest(first_run, 
     result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
     assert result.spans["train"] == [13, 14] and result.spans["eval"] == 15 and result.spans["ingested"] == 15
     split_uri = result.artifacts["TimeSplit"]["examples"]
-    train, evaluation = _quarters(os.path.join(split_uri, "Split-train")), _quarters(os.path.join(split_uri, "Split-eval"))
+    train = _quarters(os.path.join(split_uri, "Split-train"))
+    evaluation = _quarters(os.path.join(split_uri, "Split-eval"))
     rows = {s: len(_rows(os.path.join(spans_root, "data", f"span-{s}", "data.csv"))) - 1 for s in FIRST_SPANS}
     assert len(train) == rows[13] + rows[14] and set(train) == {(2016, 1), (2016, 2)}
     assert len(evaluation) == rows[15] and set(evaluation) == {(2016, 3)}

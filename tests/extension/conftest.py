@@ -1,7 +1,6 @@
 """Shared helpers for the browser-extension tests: Chromium, Node and a driver."""
 import json
 import os
-import shutil
 import subprocess
 
 import pytest

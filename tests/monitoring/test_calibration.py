@@ -9,9 +9,15 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from monitoring.artifacts import read_calibration, write_calibration
-from monitoring.calibration import (calibrate, candidate_schema, monitored_tests,
-                                    order_statistic_rank, per_test_budget, required_draws,
-                                    threshold_from_null)
+from monitoring.calibration import (
+    calibrate,
+    candidate_schema,
+    monitored_tests,
+    order_statistic_rank,
+    per_test_budget,
+    required_draws,
+    threshold_from_null,
+)
 from monitoring.distances import feature_distances
 from monitoring.presence import presence_distances
 from monitoring.statistics import statistics_of

@@ -8,8 +8,7 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from monitoring.distances import (FeatureDistance, feature_distances, is_categorical,
-                                  measures_of, measuring_schema)
+from monitoring.distances import FeatureDistance, feature_distances, is_categorical, measures_of, measuring_schema
 from monitoring.statistics import statistics_of
 
 SCHEMA = text_format.Parse("""

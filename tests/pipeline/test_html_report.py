@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
+from common.loader import load_config
 from components import classification_metrics as cm
 from pipeline import html_report
-from common.loader import load_config
 from pipeline.results import RunResult
 from testing import liar_fixture
 from testing.liar_fixture import LIAR_CONFIG, fixture_overrides

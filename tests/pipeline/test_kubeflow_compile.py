@@ -13,10 +13,10 @@ import pytest
 import tfx
 from tfx.v1.dsl import Resolver
 
-from kubeflow import runner, submit
 from common.config import ConfigError
 from common.loader import load_config
 from common.paths import REPO_ROOT
+from kubeflow import runner, submit
 from tests.conftest import TAXI_CONFIG
 
 INFRA_VALIDATOR_EXECUTOR = "tfx.components.infra_validator.executor.Executor"
@@ -228,12 +228,12 @@ def test_dockerfile_builds_on_the_installed_tfx():
 def test_dockerfile_installs_the_project_where_the_runner_expects_it():
     lines = _dockerfile_instructions()
     assert f"WORKDIR {runner.IMAGE_ROOT}" in lines
-    runs = " ".join(l for l in lines if l.startswith("RUN "))
+    runs = " ".join(line for line in lines if line.startswith("RUN "))
     assert re.search(r"pip install [^&]*--no-deps -r requirements\.txt", runs)
     assert re.search(r"pip install [^&]*--no-deps -e \.( |$)", runs)
-    env = " ".join(l for l in lines if l.startswith("ENV "))
+    env = " ".join(line for line in lines if line.startswith("ENV "))
     assert "TF_USE_LEGACY_KERAS=1" in env and f"PYTHONPATH={runner.IMAGE_ROOT}" in env
-    copied = {l.split()[1] for l in lines if l.startswith("COPY ")}
+    copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
     with open(os.path.join(REPO_ROOT, "pyproject.toml")) as f:
         packages = re.findall(r'"(\w+)\*"', re.search(r"include = \[(.*)\]", f.read()).group(1))
     assert set(packages) | {"configs", "schema", "requirements.txt"} <= copied

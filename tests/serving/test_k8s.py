@@ -9,11 +9,15 @@ import re
 
 import pytest
 import yaml
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from google.protobuf import wrappers_pb2  # noqa: F401  (registers Int64Value for the pool below)
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,  # noqa: F401  (registers Int64Value for the pool below)
+)
 
 from common.config import ConfigError
-
 from common.loader import load_config
 from serving import models_config
 from serving.k8s import render, validate

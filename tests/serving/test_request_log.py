@@ -12,8 +12,20 @@ import time
 import pytest
 
 from serving import request_log
-from serving.request_log import (EXAMPLE_GEN_PATTERN, LATENCY_MS, MODEL, OUTPUT, REQUEST_ID, ROLE, ROW,
-                                 TIMESTAMP_MS, VERSION, RequestLog, RequestLogError, read_window)
+from serving.request_log import (
+    EXAMPLE_GEN_PATTERN,
+    LATENCY_MS,
+    MODEL,
+    OUTPUT,
+    REQUEST_ID,
+    ROLE,
+    ROW,
+    TIMESTAMP_MS,
+    VERSION,
+    RequestLog,
+    RequestLogError,
+    read_window,
+)
 from tests.conftest import ROWS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -9,8 +9,15 @@ import pytest
 
 from serving import models_config
 from serving.models_config import CANARY, STABLE, ModelEntry
-from serving.rollout import (NoVersionsError, RolloutController, RolloutError, RouteVersionError,
-                             UnknownLabelError, UnknownVersionError, canary_bucket)
+from serving.rollout import (
+    NoVersionsError,
+    RolloutController,
+    RolloutError,
+    RouteVersionError,
+    UnknownLabelError,
+    UnknownVersionError,
+    canary_bucket,
+)
 from serving.routing import Route
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

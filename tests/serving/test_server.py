@@ -16,9 +16,8 @@ import pytest
 from serving import models_config
 from serving.client import Client
 from serving.server import launch
+from testing.tiny_model import ADMIN_TOKEN, INSTANCE, bias_of, gateway_args, gateway_env, probability, push_version
 from tests.conftest import TAXI_CONFIG
-from testing.tiny_model import (ADMIN_TOKEN, INSTANCE, bias_of, gateway_args, gateway_env,
-                                   probability, push_version)
 
 pytestmark = pytest.mark.integration
 
