@@ -14,7 +14,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.pusher import PUSH_COMPLETE_FILE, AtomicPushExecutor, atomic_copy_model
+from components.pusher import PUSH_COMPLETE_FILE, AtomicPushExecutor, atomic_copy_model, next_version
 
 SCHEME = "fake://"
 
@@ -195,3 +195,19 @@ def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
     version = pushed.get_string_custom_property("pushed_version")
     assert (storage / "models" / "taxi" / version / "saved_model.pb").read_bytes() == b"pb"
     assert os.listdir(cwd) == []
+
+
+def test_atomic_push_keeps_versions_and_leaves_no_staging(tmp_path):
+    model = tmp_path / "model"
+    (model / "variables").mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(b"pb")
+    base = str(tmp_path / "serving" / "taxi")
+    first = atomic_copy_model(str(model), base)
+    assert atomic_copy_model(str(model), base) == first  # same model again: no duplicate version
+    (model / "saved_model.pb").write_bytes(b"pb2")
+    second = atomic_copy_model(str(model), base)
+    assert int(os.path.basename(second)) > int(os.path.basename(first))
+    assert sorted(os.listdir(base)) == sorted([os.path.basename(first), os.path.basename(second)])
+    assert (tmp_path / "serving" / "taxi" / os.path.basename(first) / "saved_model.pb").read_bytes() == b"pb"
+    assert (tmp_path / "serving" / "taxi" / os.path.basename(second) / "saved_model.pb").read_bytes() == b"pb2"
+    assert int(next_version(base)) > int(os.path.basename(second))
