@@ -11,7 +11,7 @@ lists it.
 
 The other way round is the dangerous one: a key an executor reads but does not
 list reads its default on the receiving side, and an edit to it keeps the stale
-cached execution. ``tests/unit/test_executor_config.py`` runs every executor's
+cached execution. ``tests/common/test_executor_config.py`` runs every executor's
 code on a config that records its reads and checks them against these lists.
 
 A key is a section (``trainer``: the executor takes the section as a whole, so
