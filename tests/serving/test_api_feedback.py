@@ -98,7 +98,7 @@ def test_malformed_requests(gateway, method, path, raw, status, text):
 def test_the_openapi_document_describes_the_endpoint(gateway):
     document = json.loads(gateway.handle("GET", "/openapi.json", {}, b"").body)
     post = document["paths"]["/v1/models/{model}/feedback"]["post"]
-    assert set(post["responses"]) == {"200", "400", "404", "409", "413"}
+    assert set(post["responses"]) == {"200", "400", "404", "408", "409", "411", "413"}
     item = document["components"]["schemas"]["FeedbackItem"]
     assert item["required"] == ["request_id", "label"] and set(item["properties"]) == {
         "request_id", "row", "label"}
