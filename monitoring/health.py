@@ -7,6 +7,9 @@ since the gateway started, so one scrape gives the figures over its lifetime
 (Prometheus itself, with the rules ``serving.k8s`` renders, gives them over a
 sliding window).
 
+Only inference requests count (the verbs ``predict``, ``classify``,
+``regress``): status, metadata and feedback calls are not the model's service.
+
 * error rate: the share of requests answered 5xx. A 4xx is the client's
   mistake (a malformed or out-of-domain request), counted and shown but not
   a failure of the service; a drifting client shows up in the data checks.
@@ -25,6 +28,8 @@ import re
 import urllib.request
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+
+from common.serving_contract import INFERENCE_VERBS
 
 REQUESTS = "gateway_requests_total"
 LATENCY_BUCKET = "gateway_request_latency_seconds_bucket"
@@ -112,7 +117,8 @@ def version_health(text: str, model: str, source: str = "metrics") -> Dict[Optio
     requests: Dict[Optional[int], List[int]] = {}   # version -> [all, 5xx, 4xx]
     buckets: Dict[Optional[int], Dict[float, float]] = {}
     for name, labels, value in parse_samples(text, source):
-        if labels.get("model") != model or name not in (REQUESTS, LATENCY_BUCKET):
+        if labels.get("model") != model or name not in (REQUESTS, LATENCY_BUCKET) \
+                or labels.get("verb") not in INFERENCE_VERBS:
             continue
         raw = labels.get("version", "")
         try:

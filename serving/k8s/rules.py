@@ -4,7 +4,8 @@ The same limits ``python -m monitoring check`` holds a span to, for Prometheus
 to evaluate continuously over a sliding window (``monitoring.rule_window``):
 
 * the gateway (``serving.metrics``): 5xx share of ``gateway_requests_total``
-  and p99 of ``gateway_request_latency_seconds``, per model version;
+  and p99 of ``gateway_request_latency_seconds``, per model version, over the
+  inference verbs;
 * TF Serving in the cluster (its ``/monitoring/prometheus/metrics``, scraped by
   the annotations ``render`` puts on the pods): non-OK share of
   ``:tensorflow:serving:request_count`` and p99 of
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from common.config import PipelineConfig
+from common.serving_contract import INFERENCE_VERBS
 
 PROMETHEUS_RULE_API_VERSION = "monitoring.coreos.com/v1"
 TF_SERVING_LATENCY_UNIT_MS = 1000.0  # TF Serving's request_latency is in microseconds
@@ -49,7 +51,8 @@ def health_rules(cfg: PipelineConfig) -> List[Rule]:
     model, limits = cfg.serving.model_name, cfg.monitoring
     window, hold = limits.rule_window, limits.rule_for
     rate, p99 = _number(limits.max_error_rate), _number(limits.max_p99_latency_ms)
-    gateway = f'model="{model}"'
+    # inference only: status, metadata and feedback calls are not the model's service
+    gateway = f'model="{model}",verb=~"{"|".join(INFERENCE_VERBS)}"'
     tf_serving = f'model_name="{model}"'
     return [
         _rule("GatewayErrorRateHigh",

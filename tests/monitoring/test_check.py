@@ -3,10 +3,9 @@
 Three spans of 300 taxi rows: span 10 and span 11 drawn from the history's
 distribution, span 12 shifted (``testing.served_spans.shifted``) with outputs
 all predicting class 0 and adversarial feedback labels. Thresholds come from a
-calibration sidecar set well above the null distances of 300-row spans
-(measured: Jensen-Shannon <= 0.19, L-infinity <= 0.09, missing shift <= 0.07)
-and far below the shift's, so which alerts fire is decided by the data, not
-by chance.
+calibration sidecar (``testing.served_spans.TEST_THRESHOLDS``) set well above
+the null distances of such spans and far below the shift's, so which alerts
+fire is decided by the data, not by chance.
 """
 import json
 import os
@@ -24,12 +23,19 @@ from monitoring.metadata import ALERT_TYPE, CHECK_TYPE, SPAN_TYPE, VERSION_TYPE,
 from monitoring.reference import load_reference, served_features
 from serving.feedback.store import LabelRecord, LabelStore
 from serving.metrics import Metrics
-from testing.served_spans import label_for, outputs_for, shifted, taxi_rows, write_calibration_for, write_span
+from testing.served_spans import (
+    TEST_THRESHOLDS,
+    label_for,
+    outputs_for,
+    shifted,
+    taxi_rows,
+    write_calibration_for,
+    write_span,
+)
 from tests.conftest import TAXI_CONFIG
 
 ROWS = 300
 SAME, DRIFTED = 11, 12
-THRESHOLDS = {"jensen_shannon": 0.3, "l_infinity": 0.15, "missing_fraction": 0.15}
 EXPECTED_DRIFT_ALERTS = {
     ("skew", "payment_type", "l_infinity"), ("drift", "payment_type", "l_infinity"),
     ("skew", "fare", "jensen_shannon"), ("drift", "fare", "jensen_shannon"),
@@ -66,7 +72,7 @@ def setup(tmp_path_factory):
     schema = tfdv.load_schema_text(cfg.schema_path)
     features = served_features(cfg, schema)
     write_calibration_for(str(root / "calibration"), cfg, schema, load_history(cfg, schema, features),
-                          features, ROWS, lambda feature, comparator, measure: THRESHOLDS[measure])
+                          features, ROWS)
     spans = {}
     for span, seed in ((10, 1), (SAME, 2), (DRIFTED, 3)):
         rows, _ = taxi_rows(cfg, ROWS, seed)
@@ -120,7 +126,7 @@ def test_a_same_distribution_span_raises_none(setup):
     features = {f for _, f, _ in measured}
     assert len(features) == 12 and "dropoff_latitude" not in features  # dropped by sensitive_features
     assert len(measured) == 2 * 2 * 12  # skew and drift, a distance and a missing shift per feature
-    assert all(m.threshold == THRESHOLDS[m.measure] for m in result.measurements
+    assert all(m.threshold == TEST_THRESHOLDS[m.measure] for m in result.measurements
                if m.comparator in ("skew", "drift"))
     [accuracy] = [m for m in result.measurements if m.comparator == "labelled_accuracy"]
     assert accuracy.value == 1.0 and accuracy.detail.startswith("100/100")

@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from common.serving_contract import INFERENCE_VERBS
 from monitoring.health import histogram_quantile, parse_samples, version_health
 from serving.metrics import DEFAULT_BUCKETS, Metrics
 
@@ -15,12 +16,20 @@ def test_error_rate_counts_5xx_per_version_and_client_errors_apart():
     metrics.observe("taxi", "4", "classify", 200, 0.01)
     metrics.observe("taxi", "", "predict", 404, 0.001)   # a made-up version: the gateway leaves it empty
     metrics.observe("liar", "3", "predict", 500, 0.01)
+    metrics.observe("taxi", "", "feedback", 500, 3.0)     # not inference: not the model's health
+    metrics.observe("taxi", "3", "status", 503, 3.0)
     health = version_health(metrics.render(), "taxi")
     assert sorted(health, key=str) == [3, 4, None]
     three = health[3]
     assert (three.requests, three.server_errors, three.client_errors) == (100, 3, 2)
     assert three.error_rate == pytest.approx(0.03) and health[4].error_rate == 0.0
     assert health[None].client_errors == 1 and health[None].error_rate == 0.0
+
+
+def test_inference_verbs_are_the_gateways():
+    from serving.backends import VERBS  # imports TensorFlow
+
+    assert VERBS == INFERENCE_VERBS
 
 
 def test_p99_interpolates_inside_its_bucket_over_every_verb_of_the_version():
