@@ -15,8 +15,9 @@ Types (created on first use, each property typed):
 * Artifact ``Alert``: one per alert, every field of the alert record as a
   property; output of the check that raised it.
 * Context ``ModelVersion``, named ``<model>/version-<V>``: associated with the
-  checks of spans the version served, attributed the span and the alerts
-  filed under that version.
+  checks of spans the version served (or that alerted on it), attributed those
+  spans and the alerts filed under the version (an alert of no version, e.g.
+  the health of requests the gateway could not attribute, is in no context).
 
 Queries this makes one call: ``get_executions_by_context`` (a version's checks),
 ``get_artifacts_by_context`` (its alerts and spans), ``get_events_by_execution_ids``.
@@ -127,13 +128,15 @@ def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows:
     events += [(a, mlmd.Event(type=mlmd.Event.OUTPUT)) for a in alert_artifacts]
     execution_id, artifact_ids, _ = store.put_execution(execution, events, contexts=[])
     span_id, alert_ids = artifact_ids[0], artifact_ids[1:]
-    contexts = {v: _version_context(store, types[VERSION_TYPE], model, v) for v in sorted(set(versions))}
-    attributions: List[mlmd.Attribution] = [mlmd.Attribution(artifact_id=span_id, context_id=c)
-                                            for c in contexts.values()]
-    for alert, alert_id in zip(alerts, alert_ids):
-        version = alert.model_version if alert.model_version in contexts else main_version
-        if version in contexts:
-            attributions.append(mlmd.Attribution(artifact_id=alert_id, context_id=contexts[version]))
+    # A version's context holds the checks of spans it served, those spans, and its alerts
+    # (a health alert may name a version that served no row of the span).
+    alert_versions = {a.model_version for a in alerts if a.model_version is not None}
+    contexts = {v: _version_context(store, types[VERSION_TYPE], model, v)
+                for v in sorted(set(versions) | alert_versions)}
+    attributions: List[mlmd.Attribution] = [mlmd.Attribution(artifact_id=span_id, context_id=contexts[v])
+                                            for v in sorted(set(versions))]
+    attributions += [mlmd.Attribution(artifact_id=alert_id, context_id=contexts[alert.model_version])
+                     for alert, alert_id in zip(alerts, alert_ids) if alert.model_version is not None]
     associations = [mlmd.Association(execution_id=execution_id, context_id=c) for c in contexts.values()]
     store.put_attributions_and_associations(attributions, associations)
     return {"execution_id": execution_id, "span_artifact_id": span_id,
