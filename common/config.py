@@ -326,6 +326,42 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """Thresholds of ``python -m monitoring check`` over served spans, where its alerts go,
+    and the Prometheus alerting rules ``python -m serving.k8s`` renders for the same limits.
+
+    Feature distances are held to the calibration's thresholds (``calibration``,
+    written by ``python -m monitoring calibrate``) where it has them, else to the
+    schema's skew/drift comparators; missing-value shifts to the calibration's,
+    else ``max_missing_fraction_shift``.
+    """
+    # calibration.json of `python -m monitoring calibrate` ("" = the schema's comparators)
+    calibration: str = ""
+    # Without a calibration: numeric features clipped to the history's [q, 1 - q]
+    # quantiles before statistics (monitoring.view); 0 = no clipping.
+    clip_quantile: float = 0.005
+    max_missing_fraction_shift: float = 0.1
+    # L-infinity distance between the predicted-class shares of a span and the previous span.
+    max_output_drift: float = 0.1
+    # Accuracy of logged predictions against feedback labels; null = evaluation.min_accuracy,
+    # the floor the model was blessed at.
+    min_labelled_accuracy: Optional[float] = None
+    # Per-version figures (output drift: rows; labelled accuracy: labelled rows) are held to
+    # their thresholds only from this many rows on: a canary's first few rows are noise.
+    min_version_rows: int = 50
+    # Software health from the gateway's /metrics: 5xx share and p99 latency, per model version.
+    max_error_rate: float = 0.01
+    max_p99_latency_ms: float = 1000.0
+    # alerts.jsonl, monitoring.prom, checks/span-<N>.json ("" = <run_dir>/<name>/monitoring)
+    alerts_dir: str = ""
+    # ML Metadata sqlite file of checks and alerts ("" = <run_dir>/<name>/monitoring.db)
+    metadata: str = ""
+    # Prometheus alerting rules: the rate window and how long a condition must hold.
+    rule_window: str = "5m"
+    rule_for: str = "10m"
+
+
+@dataclass(frozen=True)
 class BeamConfig:
     """Beam runner and its arguments; the local runner always uses DirectRunner."""
     runner: Literal["direct", "dataflow", "flink", "spark"] = "direct"
@@ -356,6 +392,7 @@ class PipelineConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     run_dir: str = "runs"

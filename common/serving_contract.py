@@ -12,6 +12,9 @@ SERVING_SIGNATURE = "serving_default"        # raw features by name, one value p
 TF_EXAMPLE_SIGNATURE = "serving_tf_example"  # serialized tf.Example (classify API, TFMA, error analysis)
 TRANSFORM_SIGNATURE = "transform_features"   # serialized tf.Example -> transformed features incl. the label
 OUTPUT_KEY = "outputs"                       # the one output of the prediction signatures
+# The inference verbs of the REST API (/v1/models/<m>:<verb>); monitoring's health figures
+# and alerting rules count only these requests.
+INFERENCE_VERBS = ("predict", "classify", "regress")
 
 # Beside the SavedModel, ignored by TF Serving and copied with the model by the Pusher.
 EDGE_DIR = "assets.extra"

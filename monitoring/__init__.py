@@ -13,5 +13,15 @@ something for a given span size. Here the distances are TFDV's own
 distances at the expected span size (``calibration``), and missing values,
 which no TFDV distance sees, are compared separately (``presence``).
 
-Layering: imports ``common`` only (plus TFDV, TF metadata, NumPy, pandas).
+Served traffic (``check``, ``report``): a span of the request log is read
+(``served``), compared with the training history in the same view as
+calibration (``reference``) and with the previous span, its schema anomalies
+taken in the SERVING environment; its model outputs (``predictions``),
+feedback labels (``labelled``) and the gateway's metrics (``health``) are
+measured too. Every figure is a ``alerts.Measurement``; those crossing their
+thresholds are alerts, filed in ``alerts.jsonl``, ML Metadata (``metadata``)
+and a Prometheus textfile (``textfile``); ``report`` draws them (``plots``).
+
+Layering: imports ``common`` and ``serving`` (the request log, feedback labels)
+only, plus TFDV, TF metadata, ML Metadata, NumPy, pandas and matplotlib.
 """

@@ -3,6 +3,14 @@
 ``calibrate``: thresholds for spans of ``--span-size`` rows at a false-alarm
 ``--budget``, from the config's accepted history, written as a candidate
 schema plus a JSON sidecar (``monitoring.artifacts``).
+
+``check``: one span of the request log (default: the newest closed one)
+against the training history and the previous span, its model outputs,
+feedback labels and the gateway's health (``monitoring.check``). Alerts go to
+``alerts.jsonl``, ML Metadata and ``monitoring.prom``. Exit status: 0 no
+alert, 1 alerts raised, 2 the check could not run.
+
+``report``: the checks recorded so far as one static HTML page (``monitoring.report``).
 """
 from __future__ import annotations
 
@@ -12,17 +20,23 @@ import sys
 import time
 from typing import Optional, Sequence
 
-import tensorflow_data_validation as tfdv
-
 from common.cli_args import add_config_arguments
 from common.loader import load_config
 from common.paths import resolve_path
-from monitoring.artifacts import write_calibration
-from monitoring.calibration import calibrate, candidate_schema
-from monitoring.history import load_history, monitored_features
+from monitoring.health import fetch_metrics
+from monitoring.locations import report_path
+
+# The commands import TFDV (and through it TensorFlow) when they run, not at start-up:
+# `--help` answers at once.
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    import tensorflow_data_validation as tfdv
+
+    from monitoring.artifacts import write_calibration
+    from monitoring.calibration import calibrate, candidate_schema
+    from monitoring.history import load_history, monitored_features
+
     config = load_config(args.config, args.overrides)
     schema = tfdv.load_schema_text(config.schema_path)
     features = monitored_features(config, schema)
@@ -38,6 +52,35 @@ def _calibrate(args: argparse.Namespace) -> int:
           f"{args.span_size}, {calibration.draws} draws in {time.perf_counter() - started:.0f} s")
     for path in paths:
         print(f"wrote {path}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from monitoring.check import check_span, record_check, summary
+
+    config = load_config(args.config, args.overrides)
+    if args.gateway_url:
+        metrics, source = fetch_metrics(args.gateway_url), args.gateway_url
+    elif args.metrics_file:
+        with open(args.metrics_file, encoding="utf-8") as f:
+            metrics, source = f.read(), args.metrics_file
+    else:
+        metrics, source = None, ""
+    started = time.perf_counter()
+    result = check_span(config, args.span, metrics, source)
+    paths = record_check(config, result)
+    print(summary(result, time.perf_counter() - started))
+    for what, path in paths.items():
+        print(f"wrote {what}: {path}")
+    return 1 if result.alerts else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from monitoring.report import write_report
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or report_path(config)
+    print(f"wrote {write_report(config, out, top=args.top)}")
     return 0
 
 
@@ -59,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", default="",
                      help="output directory (default <run_dir>/monitoring/<name>/span_<n>)")
     cal.set_defaults(run=_calibrate)
+
+    check = commands.add_parser("check", help="check a span of served traffic; exit 1 on alerts")
+    add_config_arguments(check, tune_flag=False)
+    check.add_argument("--span", type=int, default=None,
+                       help="the request-log span to check (default: the newest closed span)")
+    health = check.add_mutually_exclusive_group()
+    health.add_argument("--gateway-url", default="",
+                        help="read error rate and p99 latency from this gateway's /metrics")
+    health.add_argument("--metrics-file", default="",
+                        help="... or from a saved /metrics text")
+    check.set_defaults(run=_check)
+
+    report = commands.add_parser("report", help="the recorded checks as one HTML page")
+    add_config_arguments(report, tune_flag=False)
+    report.add_argument("--out", default="",
+                        help="output file (default <run_dir>/<name>/monitoring.html)")
+    report.add_argument("--top", type=int, default=4,
+                        help="drifting features shown with both histograms (default 4)")
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -8,6 +8,11 @@ written. Output, one alternative per directory (apply one of them):
 
     <out>/tf-serving/{configmap,deployment,service}.yaml   <out>/tf-serving.yaml (all in one)
     <out>/kserve/{configmap,inferenceservice}.yaml         <out>/kserve.yaml     (all in one)
+
+and, for either, the alerting rules (thresholds from the config's ``monitoring``):
+
+    <out>/monitoring/prometheusrule.yaml   <out>/monitoring.yaml   (prometheus-operator)
+    <out>/prometheus-rules.yaml            (the same groups for Prometheus' rule_files)
 """
 from __future__ import annotations
 
@@ -21,8 +26,10 @@ import yaml
 from common.cli_args import add_config_arguments
 from common.config import ConfigError
 from common.loader import load_config
-from serving.k8s import render, validate
+from serving.k8s import render, rules, validate
 from serving.models_config import ModelsConfigError
+
+RULE_FILE = "prometheus-rules.yaml"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -60,6 +67,14 @@ def write(rendered: Mapping[str, List[Dict[str, Any]]], out_dir: str) -> List[st
     return paths
 
 
+def write_rule_file(rule_file: Mapping[str, Any], out_dir: str) -> str:
+    """``<out>/prometheus-rules.yaml``: the rule groups for Prometheus' ``rule_files``."""
+    path = os.path.join(out_dir, RULE_FILE)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(dump([rule_file]))
+    return path
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m serving.k8s", description=__doc__.split("\n\n")[0],
@@ -77,12 +92,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides, require_data=False)
         rendered = render.render(cfg, stable=args.stable, canary=args.canary)
+        rendered[render.MONITORING] = render.monitoring_manifests(cfg)
         for manifests in rendered.values():
             validate.check_all(manifests)
+        plain_rules = rules.rule_file(cfg)
+        validate.check_rule_groups(plain_rules.get("groups"), RULE_FILE)
     except (ConfigError, ModelsConfigError, validate.ManifestError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for path in write(rendered, args.out):
+    for path in write(rendered, args.out) + [write_rule_file(plain_rules, args.out)]:
         print(path)
     return 0
 

@@ -16,6 +16,10 @@ Two alternatives, each complete on its own (apply one, not both):
   directory) and a ``serving.kserve.io/v1beta1`` InferenceService whose
   predictor is a custom container with the same image and flags, so version
   labels, batching and monitoring behave exactly as in the Deployment.
+
+Beside them, to apply with either: ``monitoring``, a ``PrometheusRule``
+alerting on the served model's error rate, p99 latency and data-check alerts
+with the thresholds of the config's ``monitoring`` section (``serving.k8s.rules``).
 """
 from __future__ import annotations
 
@@ -27,11 +31,13 @@ from typing import Any, Dict, List, Mapping, Optional
 from common.config import ConfigError, PipelineConfig
 from common.k8s_grammar import DNS_LABEL, PVC_URI
 from serving import models_config
+from serving.k8s import rules
 
 Manifest = Dict[str, Any]
 
 TF_SERVING = "tf-serving"
 KSERVE = "kserve"
+MONITORING = "monitoring"
 CONFIG_DIR = "/etc/tf-serving"  # the ConfigMap, mounted whole so edits propagate
 PVC_MODEL_ROOT = "/models"  # a pvc:// model repository is mounted at /models/<model_name>
 KSERVE_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts STORAGE_URI
@@ -335,3 +341,10 @@ def render(cfg: PipelineConfig, stable: Optional[int] = None,
         raise ConfigError(f"--canary: expected a version other than the stable one, got {canary}")
     return {TF_SERVING: tf_serving_manifests(cfg, stable, canary),
             KSERVE: kserve_manifests(cfg, stable, canary)}
+
+
+def monitoring_manifests(cfg: PipelineConfig) -> List[Manifest]:
+    """The ``PrometheusRule`` for the served model (applies with either alternative)."""
+    metadata = _metadata(cfg, f"{resource_name(cfg)}-alerts")
+    metadata["labels"]["app.kubernetes.io/component"] = "alerting-rules"
+    return [rules.prometheus_rule(cfg, metadata)]

@@ -11,15 +11,21 @@ round trip must give back exactly the input.
 
 KServe's InferenceService is a custom resource the client does not model:
 its envelope and ``spec.predictor`` extension fields are checked here, and the
-predictor's pod part (containers, volumes, ...) with ``V1PodSpec``.
+predictor's pod part (containers, volumes, ...) with ``V1PodSpec``. So is
+prometheus-operator's PrometheusRule: its envelope, and its rule groups by
+Prometheus' rule-file grammar (``check_rule_groups``, also used for the plain
+rule file).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from kubernetes import client
 
+from common.checks.monitoring import PROMETHEUS_DURATION
 from serving.k8s.render import KSERVE_API_VERSION, KSERVE_CONTAINER
+from serving.k8s.rules import PROMETHEUS_RULE_API_VERSION
 
 # kind -> (apiVersion, client model)
 MODELS: Dict[str, Tuple[str, str]] = {
@@ -67,8 +73,12 @@ def check(manifest: Mapping[str, Any]) -> None:
     if kind == "InferenceService":
         check_inference_service(manifest)
         return
+    if kind == "PrometheusRule":
+        check_prometheus_rule(manifest)
+        return
     if kind not in MODELS:
-        raise ManifestError(f"{where}: kind: expected one of {sorted(MODELS) + ['InferenceService']}")
+        raise ManifestError(f"{where}: kind: expected one of "
+                            f"{sorted(MODELS) + ['InferenceService', 'PrometheusRule']}")
     api_version, model = MODELS[kind]
     if manifest.get("apiVersion") != api_version:
         raise ManifestError(f"{where}: apiVersion: expected {api_version!r}, got {manifest.get('apiVersion')!r}")
@@ -114,6 +124,107 @@ def check_inference_service(isvc: Mapping[str, Any]) -> None:
     if not any(env.get("name") == "STORAGE_URI" for env in containers[0].get("env", [])):
         raise ManifestError(f"{where}: spec.predictor.containers[0].env: expected STORAGE_URI (the model location)")
     check_model(pod, "V1PodSpec", f"{where}: spec.predictor")
+
+
+# Prometheus rule-file grammar (prometheus/model/rulefmt): the keys a group and a rule may have.
+RULE_GROUP_KEYS = {"name": str, "rules": list, "interval": str, "limit": int}
+ALERTING_RULE_KEYS = {"alert": str, "expr": str, "for": str, "keep_firing_for": str, "labels": dict,
+                      "annotations": dict}
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def check_prometheus_rule(rule: Mapping[str, Any]) -> None:
+    """prometheus-operator's PrometheusRule: envelope, metadata, and ``spec.groups``."""
+    where = f"PrometheusRule {(rule.get('metadata') or {}).get('name', '<unnamed>')}"
+    if rule.get("apiVersion") != PROMETHEUS_RULE_API_VERSION:
+        raise ManifestError(f"{where}: apiVersion: expected {PROMETHEUS_RULE_API_VERSION!r}, "
+                            f"got {rule.get('apiVersion')!r}")
+    unknown = sorted(set(rule) - {"apiVersion", "kind", "metadata", "spec"})
+    if unknown:
+        raise ManifestError(f"{where}: unknown top-level fields {unknown}")
+    _check_metadata(rule, where)
+    spec = rule.get("spec")
+    if not isinstance(spec, Mapping) or sorted(spec) != ["groups"]:
+        raise ManifestError(f"{where}: spec: expected exactly 'groups', got {spec!r:.80}")
+    check_rule_groups(spec["groups"], f"{where}: spec")
+
+
+def check_rule_groups(groups: Any, where: str) -> None:
+    """Rule groups as Prometheus loads them: typed keys, unique names, valid durations,
+    balanced expressions, label names Prometheus accepts."""
+    if not isinstance(groups, list) or not groups:
+        raise ManifestError(f"{where}.groups: expected a non-empty list")
+    names = set()
+    for g, group in enumerate(groups):
+        at = f"{where}.groups[{g}]"
+        _check_keys(group, RULE_GROUP_KEYS, ("name", "rules"), at)
+        if group["name"] in names:
+            raise ManifestError(f"{at}.name: {group['name']!r} is used by two groups")
+        names.add(group["name"])
+        if "interval" in group:
+            _check_duration(group["interval"], f"{at}.interval")
+        if not group["rules"]:
+            raise ManifestError(f"{at}.rules: expected at least one rule")
+        for r, rule in enumerate(group["rules"]):
+            _check_alerting_rule(rule, f"{at}.rules[{r}]")
+
+
+def _check_alerting_rule(rule: Any, at: str) -> None:
+    _check_keys(rule, ALERTING_RULE_KEYS, ("alert", "expr"), at)
+    if not METRIC_NAME.fullmatch(rule["alert"]):
+        raise ManifestError(f"{at}.alert: {rule['alert']!r} is not a valid alert name")
+    _check_expression(rule["expr"], f"{at}.expr")
+    for key in ("for", "keep_firing_for"):
+        if key in rule:
+            _check_duration(rule[key], f"{at}.{key}")
+    for key in ("labels", "annotations"):
+        for name, value in rule.get(key, {}).items():
+            if not isinstance(name, str) or not LABEL_NAME.fullmatch(name) or not isinstance(value, str):
+                raise ManifestError(f"{at}.{key}.{name}: expected a label name mapped to a string, "
+                                    f"got {value!r}")
+
+
+def _check_keys(obj: Any, allowed: Mapping[str, type], required: Sequence[str], at: str) -> None:
+    if not isinstance(obj, Mapping):
+        raise ManifestError(f"{at}: expected a mapping, got {obj!r:.60}")
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise ManifestError(f"{at}: unknown fields {unknown} (expected some of {sorted(allowed)})")
+    for key in required:
+        if key not in obj:
+            raise ManifestError(f"{at}.{key}: required")
+    for key, kind in allowed.items():
+        if key in obj and (not isinstance(obj[key], kind) or isinstance(obj[key], bool)):
+            raise ManifestError(f"{at}.{key}: expected {kind.__name__}, got {obj[key]!r:.60}")
+
+
+def _check_duration(value: str, at: str) -> None:
+    if not PROMETHEUS_DURATION.fullmatch(value):
+        raise ManifestError(f"{at}: {value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m)")
+
+
+def _check_expression(expr: str, at: str) -> None:
+    """Non-empty, quotes closed, brackets balanced and nested (outside quoted strings)."""
+    if not expr.strip():
+        raise ManifestError(f"{at}: expected a PromQL expression, got an empty string")
+    closing = {")": "(", "]": "[", "}": "{"}
+    stack: List[str] = []
+    quote = ""
+    for position, char in enumerate(expr):
+        if quote:
+            if char == quote and expr[position - 1] != "\\":
+                quote = ""
+            continue
+        if char in "\"'`":
+            quote = char
+        elif char in "([{":
+            stack.append(char)
+        elif char in closing:
+            if not stack or stack.pop() != closing[char]:
+                raise ManifestError(f"{at}: unbalanced {char!r} at position {position} of {expr!r}")
+    if quote or stack:
+        raise ManifestError(f"{at}: unclosed {quote or stack[-1]!r} in {expr!r}")
 
 
 def _check_metadata(manifest: Mapping[str, Any], where: str) -> None:

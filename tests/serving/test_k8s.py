@@ -315,6 +315,81 @@ def test_inference_service_serves_the_same_image_flags_and_labels(cfg, labelled)
     assert entry.base_path == "/mnt/models" and entry.labels == {"stable": 3, "canary": 4}
 
 
+# ---------------------------------------------------------------- Prometheus alerting rules
+
+def _rules(rule_manifest):
+    return {r["alert"]: r for group in rule_manifest["spec"]["groups"] for r in group["rules"]}
+
+
+def test_prometheus_rule_carries_the_monitoring_thresholds_of_the_config():
+    config = load_config(TAXI_CONFIG, [
+        "monitoring.max_error_rate=0.05", "monitoring.max_p99_latency_ms=250", "monitoring.rule_window=2m",
+        "monitoring.rule_for=3m", "serving.model_name=tips", "serving.request_log_window_seconds=600",
+        "serving.kubernetes.namespace=ml-serving"])
+    [manifest] = render.monitoring_manifests(config)
+    validate.check(manifest)
+    assert (manifest["apiVersion"], manifest["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    assert manifest["metadata"]["name"] == "tips-alerts" and manifest["metadata"]["namespace"] == "ml-serving"
+    by_name = _rules(manifest)
+    assert sorted(by_name) == ["GatewayErrorRateHigh", "GatewayLatencyP99High", "MonitoringCheckStale",
+                               "ServedDataAlert", "TFServingErrorRateHigh", "TFServingLatencyP99High"]
+    for name in ("GatewayErrorRateHigh", "TFServingErrorRateHigh"):
+        assert by_name[name]["expr"].endswith("> 0.05") and "[2m]" in by_name[name]["expr"]
+        assert by_name[name]["for"] == "3m"
+    assert by_name["GatewayErrorRateHigh"]["expr"].count('model="tips"') == 2
+    assert 'code=~"5.."' in by_name["GatewayErrorRateHigh"]["expr"]
+    assert 'model_name="tips",status!="OK"' in by_name["TFServingErrorRateHigh"]["expr"]
+    # the gateway's latency is in seconds, TF Serving's in microseconds: both compared in ms
+    assert by_name["GatewayLatencyP99High"]["expr"].startswith("histogram_quantile(0.99, ")
+    assert "gateway_request_latency_seconds_bucket" in by_name["GatewayLatencyP99High"]["expr"]
+    assert by_name["GatewayLatencyP99High"]["expr"].endswith("* 1000 > 250")
+    assert by_name["TFServingLatencyP99High"]["expr"].endswith("/ 1000 > 250")
+    assert by_name["ServedDataAlert"]["expr"] == (
+        'max by (model, comparator, feature, measure, version) (monitoring_alert{model="tips"}) > 0')
+    assert by_name["MonitoringCheckStale"]["expr"].endswith("> 1200")  # two spans of 600 s
+    assert all(r["labels"]["severity"] in ("warning", "critical") for r in by_name.values())
+
+
+def test_rule_check_rejects_what_prometheus_would_not_load():
+    [manifest] = render.monitoring_manifests(load_config(TAXI_CONFIG))
+
+    def broken(change):
+        copy_ = copy.deepcopy(manifest)
+        change(copy_["spec"]["groups"])
+        return copy_
+
+    cases = [
+        (lambda g: g[0]["rules"][0].update(expr="sum(rate(x[5m])"), r"rules\[0\]\.expr: unclosed '\('"),
+        (lambda g: g[0]["rules"][0].update(expr="sum(rate(x{a=\"(\"}[5m]))"), None),  # a quoted bracket
+        (lambda g: g[0]["rules"][0].update(expr="x}"), r"unbalanced '\}'"),
+        (lambda g: g[0]["rules"][0].update({"for": "10 minutes"}), r"\.for: '10 minutes' is not a Prometheus"),
+        (lambda g: g[0]["rules"][0].update(severity="page"), r"rules\[0\]: unknown fields \['severity'\]"),
+        (lambda g: g[0]["rules"][0].pop("expr"), r"rules\[0\]\.expr: required"),
+        (lambda g: g[0]["rules"][0]["labels"].update(severity=3), r"labels\.severity: expected a label name"),
+        (lambda g: g[1].update(name=g[0]["name"]), r"groups\[1\]\.name: 'taxi-serving-health' is used by two"),
+        (lambda g: g[1].update(rules=[]), r"groups\[1\]\.rules: expected at least one rule"),
+    ]
+    for change, message in cases:
+        if message is None:
+            validate.check(broken(change))
+            continue
+        with pytest.raises(validate.ManifestError, match=message):
+            validate.check(broken(change))
+    with pytest.raises(validate.ManifestError, match="apiVersion: expected 'monitoring.coreos.com/v1'"):
+        validate.check(dict(manifest, apiVersion="monitoring.coreos.com/v1beta1"))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("monitoring.rule_window=5 minutes", "monitoring.rule_window"),
+    ("monitoring.rule_for=10", "monitoring.rule_for"),
+    ("monitoring.max_error_rate=5", "monitoring.max_error_rate"),
+    ("monitoring.max_p99_latency_ms=0", "monitoring.max_p99_latency_ms"),
+])
+def test_bad_monitoring_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=re.escape(f"key '{key}'")):
+        load_config(TAXI_CONFIG, [override])
+
+
 # ---------------------------------------------------------------- CLI
 
 def test_cli_writes_one_file_per_kind_and_an_all_in_one(tmp_path, capsys):
@@ -323,14 +398,19 @@ def test_cli_writes_one_file_per_kind_and_an_all_in_one(tmp_path, capsys):
     written = capsys.readouterr().out.split()
     assert sorted(os.path.relpath(p, out) for p in written) == sorted([
         "tf-serving/configmap.yaml", "tf-serving/deployment.yaml", "tf-serving/service.yaml", "tf-serving.yaml",
-        "kserve/configmap.yaml", "kserve/inferenceservice.yaml", "kserve.yaml"])
-    for alternative in ("tf-serving", "kserve"):
+        "kserve/configmap.yaml", "kserve/inferenceservice.yaml", "kserve.yaml",
+        "monitoring/prometheusrule.yaml", "monitoring.yaml", "prometheus-rules.yaml"])
+    for alternative in ("tf-serving", "kserve", "monitoring"):
         together = list(yaml.safe_load_all((out / f"{alternative}.yaml").read_text()))
         apart = [yaml.safe_load((out / alternative / f"{m['kind'].lower()}.yaml").read_text()) for m in together]
         assert together == apart
         validate.check_all(together)
     configmap = yaml.safe_load((out / "tf-serving" / "configmap.yaml").read_text())
     assert models_config.parse(configmap["data"]["models.config"])["taxi"].labels == {"stable": 3, "canary": 4}
+    plain = yaml.safe_load((out / "prometheus-rules.yaml").read_text())
+    rule = yaml.safe_load((out / "monitoring" / "prometheusrule.yaml").read_text())
+    assert plain == {"groups": rule["spec"]["groups"]}
+    validate.check_rule_groups(plain["groups"], "prometheus-rules.yaml")
     assert "models.config: |" in (out / "tf-serving" / "configmap.yaml").read_text()  # readable block
 
 
