@@ -23,6 +23,9 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
     if serving.request_log_window_seconds < 1:
         fail("serving.request_log_window_seconds", "a positive number of seconds",
              serving.request_log_window_seconds)
+    if not 0 < serving.request_log_flush_seconds <= 60:
+        fail("serving.request_log_flush_seconds", "a number of seconds in (0, 60] (default 1)",
+             serving.request_log_flush_seconds)
     known = {f.name for f in cfg.features}
     for name in serving.sensitive_features:
         if name not in known:
