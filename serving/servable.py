@@ -36,12 +36,6 @@ class PredictRequest:
     rows: Optional[int]
 
 
-def is_complete_version_dir(path: str) -> bool:
-    """A version directory TF Serving would load: a SavedModel proto is present."""
-    return (os.path.isfile(os.path.join(path, "saved_model.pb"))
-            or os.path.isfile(os.path.join(path, "saved_model.pbtxt")))
-
-
 def read_signature_defs(model_dir: str) -> Dict[str, Any]:
     """SignatureDef protos by name, read from ``saved_model.pb`` (for /metadata)."""
     saved_model = saved_model_pb2.SavedModel()
