@@ -1,23 +1,25 @@
 """Served rows -> serialized tf.Examples, a whole batch of requests at a time.
 
-Why a column encoder: the request log writes every answered row, and the
-per-row protobuf path (one ``tf.train.Example`` built field by field in
-Python) cost ~0.2-0.6 ms per 15-feature row -- more than the model call of a
-64-row request -- and ran under the GIL beside the request threads. Here the
-rows of many requests become one Arrow ``RecordBatch`` (one typed column per
-feature, checked with cheap per-column type tests) and tfx_bsl's C++
-``RecordBatchToExamplesEncoder`` (the encoder TFX Transform uses for its
-materialized examples) serializes them all in one call.
+Why not ``tf.train.Example`` objects: the request log writes every answered
+row, and building the protobuf field by field in Python cost ~0.2-0.6 ms per
+15-feature taxi row -- more than the model call of a 64-row request -- and
+ran under the GIL beside the request threads. tfx_bsl 1.16's Arrow encoder
+(``tfx_bsl.coders.example_coder.RecordBatchToExamplesEncoder``) was measured
+too: 20-27 us per row in bulk (C++ plus Arrow conversions) and ~0.5 ms per
+batch, which at concurrency 1 is every request. Here the wire format is
+written directly (``serving.example_wire``): a column of numbers is packed by
+numpy at once, an int or string entry is cached per value (served traffic
+repeats the same hours, areas and companies), the metadata every row of a
+request shares is built once per request: 9-14 us per row and 0.15 ms per
+batch in the same runs (a 2-core machine shared with other jobs).
 
 Encoding rules (what ``serving.request_log`` documents):
 
 * a raw feature is typed by the dataset config: ``int`` -> int64_list
-  (integral floats such as ``7.0`` accepted), ``float`` -> float_list,
-  ``string`` -> bytes_list (UTF-8; TF Serving's ``{"b64": ...}`` decoded;
-  numbers written as their text). A missing, ``None`` or empty value is an
-  empty ``Feature`` (no list set), which TF's parsers, tfx_bsl and TFDV read
-  as missing, as in Transform's output; ``serving.request_log.iter_window``
-  drops such features when reading back.
+  (integral floats such as ``7.0`` accepted), ``float`` -> float_list
+  (float32: beyond its range, +-inf), ``string`` -> bytes_list (UTF-8; TF
+  Serving's ``{"b64": ...}`` decoded; numbers written as their text). A
+  missing, ``None`` or empty value is left out, as in the training data.
 * a row whose value does not fit its dtype (a string for an int, 2**70) is
   not written and is reported in ``Encoded.failures``; its neighbours are.
 * ``drop`` features are never read; ``hash`` features become salted SHA-256
@@ -31,25 +33,19 @@ from __future__ import annotations
 import base64
 import collections.abc
 import dataclasses
-import functools
 import hashlib
 import json
 import numbers
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
-import pyarrow as pa
-from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
+from serving import example_wire as wire
 
 DTYPES = ("int", "float", "string")
-_ARROW = {"int": pa.int64(), "float": pa.float32(), "string": pa.binary()}
-# numpy first for numbers: pyarrow 10 converts a flat list of Python floats to float32
-# ~50x slower than numpy does.
-_NUMPY = {"int": np.int64, "float": np.float32}
 # Python types a column may hold for the vectorised path (bool is not an int here).
 _FAST_TYPES = {"int": frozenset({int}), "float": frozenset({float, int}),
                "string": frozenset({str, bytes})}
+_NONE = type(None)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -91,100 +87,111 @@ class MetadataNames:
 
 
 class ExampleEncoder:
-    """Encodes requests' rows as tf.Examples (thread-compatible: one caller at a time)."""
+    """Encodes requests' rows as tf.Examples (one caller at a time: the log's writer)."""
 
     def __init__(self, feature_dtypes: Mapping[str, str], sensitive: Mapping[str, str],
                  salt: bytes, names: MetadataNames) -> None:
-        self._columns = [(name, dtype, sensitive.get(name)) for name, dtype in feature_dtypes.items()
-                         if sensitive.get(name) != "drop"]
+        self._columns = [(wire.Key(name), dtype, sensitive.get(name))
+                         for name, dtype in feature_dtypes.items() if sensitive.get(name) != "drop"]
         self._salt = salt
         self._names = names
-        self._encoder = RecordBatchToExamplesEncoder()
+        self._meta = {field.name: wire.Key(getattr(names, field.name))
+                      for field in dataclasses.fields(names)}
+        self._output_keys: Dict[str, wire.Key] = {}
 
     def encode(self, requests: Sequence[Request]) -> Encoded:
         """All rows of ``requests``, in order, minus the rows that cannot be encoded."""
-        with np.errstate(over="ignore"):  # 1e39 -> inf in float32, as protobuf does
-            return self._encode(requests)
-
-    def _encode(self, requests: Sequence[Request]) -> Encoded:
         rows: List[Any] = []
         owners: List[Tuple[Request, int]] = []
+        metadata: List[bytes] = []
+        outputs: List[Any] = []
+        row_key = self._meta["row"]
         for request in requests:
             rows.extend(request.features)
-            owners.extend((request, index) for index in range(len(request.features)))
-        if not rows:
-            return Encoded([], [])
+            outputs.extend(request.outputs)
+            shared = self._request_entries(request)
+            count = len(request.features)
+            owners += [(request, index) for index in range(count)]
+            metadata += [shared + entry for entry in row_key.scalar_column(range(count), row_key.int_entry)]
         failures: Dict[int, str] = {}
         for index, row in enumerate(rows):
             if type(row) is not dict and not isinstance(row, collections.abc.Mapping):
                 failures[index] = f"expected a mapping of feature -> value, got {type(row).__name__}"
-        names, arrays = [], []
-        for name, dtype, mode in self._columns:
-            names.append(name)
-            arrays.append(self._feature_column(name, dtype, mode, rows, failures))
-        names += self._metadata_names()
-        arrays += self._metadata_columns(requests)
-        outputs = [output for request in requests for output in request.outputs]
-        examples: List[bytes] = []
-        for members, columns in _output_groups(outputs, failures, self._names.output):
-            if len(members) == len(rows):
-                selected = arrays
-            else:
-                indices = pa.array(members, pa.int64())
-                selected = [array.take(indices) for array in arrays]
-            batch = pa.RecordBatch.from_arrays(selected + list(columns.values()), names + list(columns))
-            examples.extend(self._encoder.encode(batch))
+        columns = [self._feature_column(key, dtype, mode, rows, failures) for key, dtype, mode in self._columns]
+        examples = wire.examples(zip(*columns, metadata, self._output_column(outputs)))
+        if failures:
+            examples = [e for index, e in enumerate(examples) if index not in failures]
         return Encoded(examples, [(owners[i][0].request_id, owners[i][1], message)
                                   for i, message in sorted(failures.items())])
 
     # ------------------------------------------------------------ columns
 
-    def _feature_column(self, name: str, dtype: str, mode: Optional[str], rows: Sequence[Any],
-                        failures: Dict[int, str]) -> pa.Array:
-        """One raw feature as a list column; rows that do not fit go to ``failures``."""
+    def _feature_column(self, key: wire.Key, dtype: str, mode: Optional[str], rows: Sequence[Any],
+                        failures: Dict[int, str]) -> List[bytes]:
+        """One raw feature's entry per row (b"" when missing); rows that do not fit go to ``failures``."""
+        name = key.name
         try:
             values = ([row.get(name) for row in rows] if not failures else
                       [row.get(name) if index not in failures else None for index, row in enumerate(rows)])
         except Exception:  # pylint: disable=broad-except  # a broken row object: find it row by row
             values = None
         if values is not None and mode is None:
-            fast = _fast_column(values, dtype)
+            fast = _fast_column(key, dtype, values)
             if fast is not None:
                 return fast
-        cells: List[Optional[List[Any]]] = []
+        entries: List[bytes] = []
         for index, row in enumerate(rows):
             if index in failures:
-                cells.append(None)
+                entries.append(b"")
                 continue
             try:
                 typed = [_typed(v, dtype, name) for v in flatten(row.get(name))]
                 if mode == "hash":
-                    typed = [self._hash(name, v) for v in typed]
-                cells.append(typed or None)
+                    entries.append(key.strings([self._hash(name, v) for v in typed]))
+                else:
+                    entries.append(_entry(key, dtype, typed))
             except Exception as error:  # pylint: disable=broad-except  # one bad row loses only itself
                 failures[index] = str(error)
-                cells.append(None)
-        return pa.array(cells, pa.list_(pa.binary() if mode == "hash" else _ARROW[dtype]))
+                entries.append(b"")
+        return entries
 
-    def _metadata_names(self) -> List[str]:
-        n = self._names
-        return [n.request_id, n.row, n.model, n.version, n.role, n.latency_ms, n.timestamp_ms]
+    def _request_entries(self, request: Request) -> bytes:
+        """The metadata entries every row of ``request`` carries (all but the row index)."""
+        meta = self._meta
+        model, version, role = meta["model"], meta["version"], meta["role"]
+        return b"".join((
+            meta["request_id"].string_entry(request.request_id),
+            model.scalar_column((request.model,), model.string_entry)[0],
+            version.scalar_column((request.version,), version.int_entry)[0],
+            role.scalar_column((request.role,), role.string_entry)[0],
+            meta["latency_ms"].floats(wire.pack_floats((request.latency_ms,))),
+            meta["timestamp_ms"].int_entry(int(round(request.timestamp * 1000)))))
 
-    def _metadata_columns(self, requests: Sequence[Request]) -> List[pa.Array]:
-        ids, rows, models, versions, roles, latencies, stamps = [], [], [], [], [], [], []
-        for request in requests:
-            count = len(request.features)
-            ids += [request.request_id.encode("utf-8")] * count
-            rows += range(count)
-            models += [request.model.encode("utf-8")] * count
-            versions += [request.version] * count
-            roles += [request.role.encode("utf-8")] * count
-            latencies += [request.latency_ms] * count
-            stamps += [int(round(request.timestamp * 1000))] * count
-        return [_scalar_column(ids, "string"), _scalar_column(rows, "int"),
-                _scalar_column(models, "string"), _scalar_column(versions, "int"),
-                _scalar_column(roles, "string"), _scalar_column(latencies, "float"),
-                _scalar_column(stamps, "int")]
+    def _output_column(self, outputs: Sequence[Any]) -> List[bytes]:
+        """Each row's output entries; equally long float lists (the common case) at once."""
+        if outputs and all(type(output) is list for output in outputs):
+            width = len(outputs[0])
+            if width and all(len(output) == width and all(type(v) is float for v in output)
+                             for output in outputs):
+                return self._output_key(self._names.output).float_column(outputs)
+        return [self._output_entries(output) for output in outputs]
+
+    def _output_entries(self, output: Any) -> bytes:
+        """One row's output as OUTPUT (or OUTPUT_<key> per key of a dict output)."""
+        if type(output) is dict or isinstance(output, collections.abc.Mapping):
+            return b"".join(self._output_entry(f"{self._names.output}_{safe_name(str(k))}", v)
+                            for k, v in output.items())
+        return self._output_entry(self._names.output, output)
+
+    def _output_entry(self, name: str, value: Any) -> bytes:
+        kind, values = _output_value(value)
+        return _entry(self._output_key(name), kind, values)
+
+    def _output_key(self, name: str) -> wire.Key:
+        key = self._output_keys.get(name)
+        if key is None:
+            key = self._output_keys[name] = wire.Key(name)
+        return key
 
     def _hash(self, name: str, value: Any) -> bytes:
         """Salted SHA-256 hex: joinable across rows, not reversible without the salt."""
@@ -193,36 +200,34 @@ class ExampleEncoder:
         return digest.hexdigest().encode("ascii")
 
 
+# ---------------------------------------------------------------- entries
+
+def _entry(key: wire.Key, dtype: str, values: Sequence[Any]) -> bytes:
+    """The entry of typed values (b"" for none)."""
+    if dtype == "float":
+        return key.floats(wire.pack_floats(values))
+    if dtype == "int":
+        return key.ints(values)
+    return key.strings(values)
+
+
+def _fast_column(key: wire.Key, dtype: str, values: List[Any]) -> Optional[List[bytes]]:
+    """The column's entries when every value is a plain JSON scalar of the right type or
+    missing (the common case); None sends the column to the row-by-row path."""
+    kinds = set(map(type, values))
+    if not kinds <= _FAST_TYPES[dtype] | {_NONE}:
+        return None
+    try:
+        if dtype == "float":
+            if _NONE not in kinds:
+                return key.float_column(values)
+            return [b"" if v is None else key.floats(wire.pack_floats([v])) for v in values]
+        return key.scalar_column(values, key.int_entry if dtype == "int" else key.string_entry)
+    except (OverflowError, UnicodeEncodeError):
+        return None  # an int beyond int64, a lone surrogate: decided row by row
+
+
 # ---------------------------------------------------------------- outputs
-
-def _output_groups(outputs: Sequence[Any], failures: Mapping[int, str], column: str
-                   ) -> List[Tuple[List[int], Dict[str, pa.Array]]]:
-    """Rows grouped by the shape of their output (column names and list types), each
-    group with its output columns: one Arrow column has one type, and outputs of
-    different shapes (rare: a JSON fallback in some rows) cannot share it."""
-    if not failures and _all_float_lists(outputs):  # one float list per row: the common case
-        return [(list(range(len(outputs))), {column: pa.array(outputs, pa.list_(pa.float32()))})]
-    groups: Dict[Tuple[Tuple[str, str], ...], Tuple[List[int], List[Dict[str, Tuple[str, List[Any]]]]]] = {}
-    for index, output in enumerate(outputs):
-        if index in failures:
-            continue
-        if type(output) is dict or isinstance(output, collections.abc.Mapping):
-            cells = {f"{column}_{safe_name(str(key))}": _output_value(value) for key, value in output.items()}
-        else:
-            cells = {column: _output_value(output)}
-        signature = tuple((name, kind) for name, (kind, _) in cells.items())
-        members, rows = groups.setdefault(signature, ([], []))
-        members.append(index)
-        rows.append(cells)
-    return [(members, {name: pa.array([cells[name][1] for cells in rows], pa.list_(_ARROW[kind]))
-                       for name, kind in signature})
-            for signature, (members, rows) in groups.items()]
-
-
-def _all_float_lists(outputs: Sequence[Any]) -> bool:
-    return all(type(output) is list for output in outputs) and all(
-        type(value) is float for output in outputs for value in output)
-
 
 def _output_value(value: Any) -> Tuple[str, List[Any]]:
     """(dtype, values) of one output: ints -> int, numbers -> float, strings -> string, else JSON."""
@@ -240,44 +245,6 @@ def _output_value(value: Any) -> Tuple[str, List[Any]]:
 
 
 # ---------------------------------------------------------------- values
-
-def _scalar_column(values: List[Any], dtype: str) -> pa.Array:
-    """One value per row as a list column (the tf.Example shape)."""
-    if dtype in _NUMPY:
-        array = pa.array(np.asarray(values, dtype=_NUMPY[dtype]))
-    else:
-        array = pa.array(values, _ARROW[dtype])
-    return pa.ListArray.from_arrays(_offsets(len(values)), array)
-
-
-@functools.lru_cache(maxsize=64)
-def _offsets(rows: int) -> pa.Array:
-    """List offsets 0..rows: one value per row (shared by every scalar column of a batch)."""
-    return pa.array(np.arange(rows + 1, dtype=np.int32))
-
-
-def _fast_column(values: List[Any], dtype: str) -> Optional[pa.Array]:
-    """The column when every value is already of a plain JSON type that needs no
-    conversion (the common case); None sends the column to the row-by-row path."""
-    allowed = _FAST_TYPES[dtype]
-    try:
-        if set(map(type, values)) <= allowed:
-            return _scalar_column(values, dtype)
-        cells: List[Optional[List[Any]]] = []
-        for value in values:
-            kind = type(value)
-            if kind in allowed:
-                cells.append([value])
-            elif value is None:
-                cells.append(None)
-            elif kind is list and all(type(v) in allowed for v in value):
-                cells.append(value or None)
-            else:
-                return None
-        return pa.array(cells, pa.list_(_ARROW[dtype]))
-    except (pa.ArrowException, OverflowError, ValueError, TypeError):
-        return None  # e.g. an int beyond int64, a lone surrogate: decided row by row
-
 
 def flatten(value: Any) -> List[Any]:
     """A raw value as a flat list: scalar -> [scalar], None -> [], nested lists flattened."""

@@ -8,9 +8,8 @@ served row is written as one tf.Example holding:
 
 * the raw features exactly as received, typed by the dataset config
   (``int`` -> int64_list, ``float`` -> float_list, ``string`` -> bytes_list;
-  a missing or empty feature is an empty ``Feature`` with no list set, which
-  TF's parsers and TFDV read as missing -- the form TFX Transform writes;
-  ``iter_window`` drops those when reading back), see ``serving.log_encoder``;
+  a missing or empty feature is absent, as in the training data), see
+  ``serving.log_encoder``;
 * metadata features whose names start with ``METADATA_PREFIX`` (request id,
   row index, model, version, role, output, latency, timestamp). They are not in
   the dataset schema: drop them before validation with ``strip_metadata``
@@ -40,7 +39,7 @@ A prediction answered is a prediction logged:
 
 * ``log`` only puts the request's rows on a bounded queue (no encoding on
   the request path); a background thread encodes whole batches of requests at
-  once (Arrow + tfx_bsl's C++ encoder) and appends them with one ``os.write``
+  once (``serving.log_encoder``) and appends them with one ``os.write``
   per file, so a record is in the OS's hands within milliseconds of the
   answer and survives ``kill -9`` of the process.
 * Back-pressure, never a silent drop: when the writer falls behind -- more
@@ -531,16 +530,11 @@ def iter_window(directory: str, span: int, role: Optional[str] = "primary") -> I
     """The logged rows of one span, file by file, checksums verified.
 
     A record torn by a killed writer (the last one of its file) is skipped
-    (``serving.tfrecord.read_records``). Missing features (written as empty
-    ``Feature``s) are left out, as in the training data.
+    (``serving.tfrecord.read_records``).
     """
     for path in sorted(glob.glob(window_glob(directory, span, role))):
         for record in tfrecord.read_records(path):
-            example = example_pb2.Example.FromString(record)
-            features = example.features.feature
-            for name in [n for n, f in features.items() if f.WhichOneof("kind") is None]:
-                del features[name]
-            yield example
+            yield example_pb2.Example.FromString(record)
 
 
 def read_window(directory: str, span: int, role: Optional[str] = "primary") -> List[example_pb2.Example]:
