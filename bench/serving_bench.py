@@ -12,9 +12,12 @@ schema validation and the request log on, into a temp dir).
 Prints, for concurrency 1, 8 and 64 and for single-row and batched
 (``--rows`` rows) requests: p50/p99 latency, requests/s, predictions/s and
 errors; plus the bare ``serving_default`` call (1 row and ``--rows`` rows) in
-this process (with cached and with freshly built input tensors), and the
-gateway overhead at concurrency 1 (p50 minus the bare p50). Clients are threads of this
-process with keep-alive connections.
+this process (with cached and with freshly built input tensors), the
+gateway overhead at concurrency 1 (p50 minus the bare p50, for 1 and
+``--rows`` rows), and the request log's rows on disk after the gateway has
+stopped (SIGTERM) against the rows answered. Clients are threads of this
+process with keep-alive connections. The load average is printed: the
+figures only compare on a quiet machine.
 """
 import argparse
 import concurrent.futures
@@ -36,6 +39,7 @@ import numpy as np  # noqa: E402
 from common.loader import load_config  # noqa: E402
 from serving.backends import scan_versions  # noqa: E402
 from serving.client import Client  # noqa: E402
+from serving.request_log import iter_window, list_spans  # noqa: E402
 from serving.server import launch  # noqa: E402
 
 CONCURRENCY = (1, 8, 64)
@@ -84,14 +88,16 @@ def load(base_url: str, path: str, body: Dict[str, Any], rows: int, concurrency:
     payload = json.dumps(body).encode()
     latencies: List[float] = []
     errors = [0]
+    answered = [0]
     lock = threading.Lock()
     barrier = threading.Barrier(concurrency + 1)
     stop = threading.Event()
 
     def client() -> None:
-        mine, bad = [], 0
+        mine, bad, good = [], 0, 0
         with Client(base_url) as c:
-            c.request("POST", path, raw=payload)  # connect + warm up
+            status, _, _ = c.request("POST", path, raw=payload)  # connect + warm up
+            good += rows if status == 200 else 0
             barrier.wait()
             while not stop.is_set():
                 start = time.perf_counter()
@@ -99,9 +105,12 @@ def load(base_url: str, path: str, body: Dict[str, Any], rows: int, concurrency:
                 mine.append((time.perf_counter() - start) * 1000)
                 if status != 200 or len(answer.get("predictions", ())) != rows:
                     bad += 1
+                else:
+                    good += rows
         with lock:
             latencies.extend(mine)
             errors[0] += bad
+            answered[0] += good
 
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(client) for _ in range(concurrency)]
@@ -115,7 +124,8 @@ def load(base_url: str, path: str, body: Dict[str, Any], rows: int, concurrency:
     return {"concurrency": concurrency, "rows": rows, "requests": len(latencies),
             "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
             "requests_per_s": len(latencies) / elapsed,
-            "predictions_per_s": len(latencies) * rows / elapsed, "errors": errors[0]}
+            "predictions_per_s": len(latencies) * rows / elapsed, "errors": errors[0],
+            "answered_rows": answered[0]}
 
 
 def main() -> int:
@@ -140,7 +150,8 @@ def main() -> int:
     version = scan_versions(base)[-1]
     from testing.tiny_model import INSTANCE
 
-    print(f"model: {model}: {base}/{version}")
+    print(f"model: {model}: {base}/{version}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
     results: Dict[str, Any] = {"model": model, "model_dir": f"{base}/{version}",
                                "bare": [], "gateway": []}
     for rows in (1, args.rows):
@@ -150,9 +161,9 @@ def main() -> int:
             f = figures[kind]
             print(f"bare serving_default call, {rows:>3} row(s), {kind} tensors: p50 {f['p50_ms']:.3f} ms, "
                   f"p99 {f['p99_ms']:.3f} ms, {f['predictions_per_s']:.0f} predictions/s")
+    log_dir = os.path.join(work, "request_log")
     gateway_args = ["--config", args.config, "--model_base_path", base,
-                    "--models_config", os.path.join(work, "models.config"),
-                    "--request_log_dir", os.path.join(work, "request_log")]
+                    "--models_config", os.path.join(work, "models.config"), "--request_log_dir", log_dir]
     with launch(gateway_args, startup_timeout_s=300) as server:
         path = f"/v1/models/{cfg.serving.model_name}:predict"
         print(f"{'requests':<10} {'conc.':>5} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
@@ -169,14 +180,23 @@ def main() -> int:
     single_c1 = next(g for g in results["gateway"] if g["rows"] == 1 and g["concurrency"] == 1)
     results["overhead_p50_ms_c1"] = single_c1["p50_ms"] - results["bare"][0]["fresh"]["p50_ms"]
     results["overhead_vs_cached_p50_ms_c1"] = single_c1["p50_ms"] - results["bare"][0]["cached"]["p50_ms"]
+    batched_c1 = next(g for g in results["gateway"] if g["rows"] == args.rows and g["concurrency"] == 1)
+    results["overhead_batched_p50_ms_c1"] = batched_c1["p50_ms"] - results["bare"][1]["fresh"]["p50_ms"]
+    results["answered_rows"] = sum(g["answered_rows"] for g in results["gateway"])
+    results["logged_rows"] = sum(1 for span in list_spans(log_dir) for _ in iter_window(log_dir, span))
     results["best_batched_predictions_per_s"] = max(
         g["predictions_per_s"] for g in results["gateway"] if g["rows"] > 1)
     results["errors"] = sum(g["errors"] for g in results["gateway"])
     print(f"gateway overhead at concurrency 1 (p50, single row): {results['overhead_p50_ms_c1']:.3f} ms "
           f"over the bare call with fresh tensors, {results['overhead_vs_cached_p50_ms_c1']:.3f} ms over "
           "cached tensors (target <= 1 ms)")
+    print(f"gateway overhead at concurrency 1 (p50, {args.rows} rows): "
+          f"{results['overhead_batched_p50_ms_c1']:.3f} ms over the bare call with fresh tensors")
     print(f"best batched throughput: {results['best_batched_predictions_per_s']:.0f} predictions/s "
           f"(target >= 1000); errors: {results['errors']} (target 0)")
+    print(f"request log: {results['logged_rows']} rows on disk for {results['answered_rows']} rows "
+          f"answered ({results['answered_rows'] - results['logged_rows']} lost, target 0); "
+          f"load average {os.getloadavg()[0]:.1f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)

@@ -312,6 +312,9 @@ class ServingConfig:
     # Served traffic, logged as tf.Example TFRecords per time window (a data span).
     request_log_dir: str = "runs/request_log"
     request_log_window_seconds: int = 3600
+    # The log's files are fsynced this often (a machine crash loses at most this interval;
+    # a killed gateway only the rows still queued, kept younger than this by back-pressure).
+    request_log_flush_seconds: float = 1.0
     # Raw features never written to the request log as they are: dropped or hashed.
     sensitive_features: Mapping[str, Literal["drop", "hash"]] = field(default_factory=dict)
     # Feedback labels (POST /v1/models/<m>/feedback): accepted for requests logged in the

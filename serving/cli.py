@@ -173,6 +173,7 @@ def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
         admin_token_env=serving.admin_token_env if serving else "SERVING_ADMIN_TOKEN",
         request_log_dir=log_dir,
         request_log_window_seconds=serving.request_log_window_seconds if serving else 3600,
+        request_log_flush_seconds=serving.request_log_flush_seconds if serving else 1.0,
         feature_dtypes=features,
         sensitive_features=tuple(sorted(serving.sensitive_features.items())) if serving else (),
         feedback=feedback)

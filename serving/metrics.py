@@ -6,7 +6,7 @@ HTTP code, the labels a canary dashboard compares stable and canary by.
 """
 import bisect
 import threading
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 # Seconds: sub-millisecond model calls up to slow batched calls.
 DEFAULT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -81,3 +81,36 @@ class Metrics:
                 lines.append(f"{metric}_sum{_labels(key)} {repr(hist[-1])}")
                 lines.append(f"{metric}_count{_labels(key)} {_number(cumulative)}")
         return "\n".join(lines) + "\n"
+
+
+# The request log's ``stats()`` keys rendered as Prometheus series: (key, metric, type, help).
+_LOG_SERIES = (
+    ("queued_rows", "request_log_queued_rows", "gauge", "Rows answered and not yet written."),
+    ("waiting_requests", "request_log_waiting_requests", "gauge",
+     "Requests held back right now because the log's writer is behind (back-pressure)."),
+    ("waited_requests", "request_log_waited_requests_total", "counter",
+     "Requests that were held back by the log's back-pressure."),
+    ("wait_seconds", "request_log_wait_seconds_total", "counter",
+     "Seconds requests spent held back by the log's back-pressure."),
+    ("syncs", "request_log_syncs_total", "counter", "fsync rounds of the log's files."),
+)
+
+
+def render_log_stats(stats: Mapping[str, float]) -> str:
+    """The request log's counters as Prometheus series.
+
+    ``rows_total{outcome="dropped"}`` only grows when the writer made no room
+    for ``max_wait_seconds`` (a stalled disk) and ``failed`` for unencodable
+    rows or write errors: both are alerts. Back-pressure (the log holding
+    requests back instead of dropping rows) shows in the wait series.
+    """
+    lines = [f"# HELP {PREFIX}_request_log_rows_total Rows given to the request log, by outcome.",
+             f"# TYPE {PREFIX}_request_log_rows_total counter"]
+    for key in ("logged_rows", "written_rows", "dropped_rows", "failed_rows", "late_rows"):
+        if key in stats:
+            lines.append(f'{PREFIX}_request_log_rows_total{{outcome="{key[:-5]}"}} {_number(stats[key])}')
+    for key, name, kind, help_text in _LOG_SERIES:
+        if key in stats:
+            lines += [f"# HELP {PREFIX}_{name} {help_text}", f"# TYPE {PREFIX}_{name} {kind}",
+                      f"{PREFIX}_{name} {_number(stats[key])}"]
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,8 @@ served row is written as one tf.Example holding:
 
 * the raw features exactly as received, typed by the dataset config
   (``int`` -> int64_list, ``float`` -> float_list, ``string`` -> bytes_list;
-  a missing or empty feature is absent, as in the training data);
+  a missing or empty feature is absent, as in the training data), see
+  ``serving.log_encoder``;
 * metadata features whose names start with ``METADATA_PREFIX`` (request id,
   row index, model, version, role, output, latency, timestamp). They are not in
   the dataset schema: drop them before validation with ``strip_metadata``
@@ -34,12 +35,27 @@ is the ImportExampleGen input pattern, ``window_glob(directory, span)`` the
 TFDV ``data_location``. Several gateway processes can log into the same
 directory: file names are unique per process and writer.
 
-Writing never slows a request: ``log`` only puts the rows on a bounded queue;
-a background thread encodes them and appends whole records with one
-``os.write`` per batch (no user-space buffer), so a crash of the process
-leaves every record written so far complete and readable. When the queue is
-full, rows are dropped and counted (``stats()["dropped_rows"]``), never
-blocking the caller.
+A prediction answered is a prediction logged:
+
+* ``log`` only puts the request's rows on a bounded queue (no encoding on
+  the request path); a background thread encodes whole batches of requests at
+  once (``serving.log_encoder``) and appends them with one ``os.write``
+  per file, so a record is in the OS's hands within milliseconds of the
+  answer and survives ``kill -9`` of the process.
+* Back-pressure, never a silent drop: when the writer falls behind -- more
+  than ``queue_rows`` rows unwritten, or the oldest unwritten row queued
+  more than half of ``flush_seconds`` ago -- ``log`` waits (counted in ``stats()``:
+  ``waiting_requests``, ``waited_requests``, ``wait_seconds``). Only a writer
+  stalled for ``max_wait_seconds`` (a hung disk) makes ``log`` give up; those
+  rows are counted as ``dropped_rows`` and logged as an error.
+* Every ``flush_seconds`` (``serving.request_log_flush_seconds``) the files
+  written since the last flush are fsynced, so a machine crash loses at most
+  that interval; a killed process loses only the rows not yet written, which
+  back-pressure keeps younger than half of ``flush_seconds``.
+* ``close()`` (the gateway calls it on shutdown; an ``atexit`` hook calls it
+  otherwise) writes everything queued and fsyncs; a row logged after that
+  (a request still finishing during shutdown) is written and fsynced on the
+  caller's thread before ``log`` returns.
 
 How the gateway uses it::
 
@@ -55,26 +71,25 @@ over (``closed_spans``); monitoring should read only closed spans.
 """
 from __future__ import annotations
 
-import base64
+import atexit
+import collections
 import dataclasses
 import glob
-import hashlib
-import json
 import logging
 import math
-import numbers
 import os
-import queue
 import re
 import socket
-import struct
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+import weakref
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-import google_crc32c
-from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.example import example_pb2
+
+from serving import tfrecord
+from serving.log_encoder import DTYPES, ExampleEncoder, MetadataNames, Request, safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -92,31 +107,19 @@ ROLES = ("primary", "shadow")
 SALT_ENV = "REQUEST_LOG_SALT"
 SPAN_DIR_PREFIX = "span-"
 EXAMPLE_GEN_PATTERN = SPAN_DIR_PREFIX + "{SPAN}/primary-*.tfrecord"
+DEFAULT_FLUSH_SECONDS = 1.0
 _SPAN_DIR = re.compile(r"^span-(\d+)$")
-_DTYPES = ("int", "float", "string")
 _MODES = ("drop", "hash")
-_MAX_BATCH = 256  # queue items encoded and written per os.write
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_MAX_BATCH_ROWS = 2048  # rows encoded and written per writer round (at least one request)
+# Group commit: the writer lets requests gather this long before encoding them in one call
+# (an encoder call has a fixed cost of ~0.5 ms); a kill loses at most this much more.
+_GATHER_SECONDS = 0.01
+_NAMES = MetadataNames(request_id=REQUEST_ID, row=ROW, model=MODEL, version=VERSION, role=ROLE,
+                       output=OUTPUT, latency_ms=LATENCY_MS, timestamp_ms=TIMESTAMP_MS)
 
 
 class RequestLogError(ValueError):
     """The request log is misconfigured or misused; the message names the field."""
-
-
-class _RowError(ValueError):
-    """One row cannot be encoded (a value does not fit its declared dtype)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Entry:
-    request_id: str
-    model: str
-    version: int
-    role: str
-    features: Sequence[Mapping[str, Any]]
-    outputs: Sequence[Any]
-    latency_ms: float
-    timestamp: float
 
 
 @dataclasses.dataclass
@@ -126,22 +129,33 @@ class _Control:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Queued:
+    """A queue item and when it was queued (``time.monotonic``), for the lag bound."""
+    item: Union[Request, _Control]
+    at: float
+
+
 class RequestLog:
     """Asynchronous, thread-safe writer of served rows as tf.Example TFRecords.
 
     ``feature_dtypes``: raw feature name -> ``int`` | ``float`` | ``string``
     (``{f.name: f.dtype for f in cfg.features}``; features not listed are
     not logged). ``sensitive``: feature -> ``drop`` | ``hash``.
-    ``queue_rows`` bounds the rows waiting for the writer.
+    ``queue_rows`` bounds the rows waiting for the writer, ``flush_seconds``
+    is the fsync interval (and twice the longest a row waits unwritten before
+    ``log`` callers are held back), ``max_wait_seconds`` the longest a caller
+    is held back before its rows are dropped (a stalled disk).
     """
 
     def __init__(self, directory: str, feature_dtypes: Mapping[str, str],
                  sensitive: Mapping[str, str] = {}, window_seconds: int = 3600, *,
-                 queue_rows: int = 100_000, salt: Optional[str] = None,
+                 queue_rows: int = 20_000, flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+                 max_wait_seconds: float = 10.0, salt: Optional[str] = None,
                  clock: Callable[[], float] = time.time) -> None:
         for name, dtype in feature_dtypes.items():
-            if dtype not in _DTYPES:
-                raise RequestLogError(f"feature_dtypes.{name}: expected one of {list(_DTYPES)}, got {dtype!r}")
+            if dtype not in DTYPES:
+                raise RequestLogError(f"feature_dtypes.{name}: expected one of {list(DTYPES)}, got {dtype!r}")
             if name.startswith(METADATA_PREFIX):
                 raise RequestLogError(
                     f"feature_dtypes.{name}: names starting with {METADATA_PREFIX!r} are reserved "
@@ -156,6 +170,10 @@ class RequestLog:
             raise RequestLogError(f"window_seconds: expected a positive integer, got {window_seconds!r}")
         if queue_rows < 1:
             raise RequestLogError(f"queue_rows: expected a positive integer, got {queue_rows!r}")
+        if not 0 < flush_seconds <= 60:
+            raise RequestLogError(f"flush_seconds: expected a number of seconds in (0, 60], got {flush_seconds!r}")
+        if max_wait_seconds <= 0:
+            raise RequestLogError(f"max_wait_seconds: expected a positive number, got {max_wait_seconds!r}")
         salt = salt if salt is not None else os.environ.get(SALT_ENV)
         if any(mode == "hash" for mode in sensitive.values()) and not salt:
             hashed = sorted(n for n, m in sensitive.items() if m == "hash")
@@ -163,30 +181,42 @@ class RequestLog:
                 f"sensitive: {hashed} are hashed, which needs a secret salt: set ${SALT_ENV}")
         self.directory = os.path.abspath(directory)
         self.window_seconds = window_seconds
-        self._dtypes = dict(feature_dtypes)
-        self._sensitive = dict(sensitive)
-        self._salt = (salt or "").encode("utf-8")
+        self.flush_seconds = float(flush_seconds)
+        self._encoder = ExampleEncoder(feature_dtypes, sensitive, (salt or "").encode("utf-8"), _NAMES)
         self._clock = clock
         self._queue_rows = queue_rows
-        self._queue: "queue.Queue[Any]" = queue.Queue()
+        self._max_wait_s = float(max_wait_seconds)
         self._lock = threading.Lock()
-        self._queued_rows = 0
-        self._counters = {"logged_rows": 0, "written_rows": 0, "dropped_rows": 0, "failed_rows": 0,
-                          "files_opened": 0}
+        self._has_work = threading.Condition(self._lock)
+        self._has_room = threading.Condition(self._lock)
+        self._pending: Deque[_Queued] = collections.deque()
+        self._queued_rows = 0  # queued or in the writer's hands, not yet written
+        self._controls = 0  # flush/close markers in the queue (the writer then gathers no more)
+        self._writing_since: Optional[float] = None  # when the writer's current batch was queued
+        self._counters: Dict[str, float] = {
+            "logged_rows": 0, "written_rows": 0, "dropped_rows": 0, "failed_rows": 0,
+            "late_rows": 0, "files_opened": 0, "waiting_requests": 0, "waited_requests": 0,
+            "wait_seconds": 0.0, "syncs": 0}
         self._closed = False
-        self._name_stem = f"{_safe(socket.gethostname())}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._name_stem = f"{safe_name(socket.gethostname())}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._seq = 0
-        self._files: Dict[Tuple[int, str], int] = {}  # (span, role) -> fd, writer thread only
+        self._write_lock = threading.Lock()  # files: the writer thread, or late writers after close
+        self._files: Dict[Tuple[int, str], int] = {}  # (span, role) -> fd
+        self._dirty: set = set()  # files written since their last fsync
         self._newest_span = -1
         os.makedirs(self.directory, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
         self._thread.start()
+        self._at_exit = _close_at_exit(weakref.ref(self))
+        atexit.register(self._at_exit)
 
     @classmethod
     def from_config(cls, cfg: Any, directory: Optional[str] = None, **kwargs: Any) -> "RequestLog":
-        """The log for a ``PipelineConfig``: its features, sensitive fields, window and directory."""
+        """The log for a ``PipelineConfig``: its features, sensitive fields, window, flush interval
+        and directory."""
         from common.paths import resolve_path  # the one place config paths are resolved
 
+        kwargs.setdefault("flush_seconds", cfg.serving.request_log_flush_seconds)
         return cls(directory or resolve_path(cfg.serving.request_log_dir),
                    {f.name: f.dtype for f in cfg.features},
                    sensitive=dict(cfg.serving.sensitive_features),
@@ -197,13 +227,14 @@ class RequestLog:
     def log(self, *, request_id: str, model: str, version: int, role: str,
             features: Sequence[Mapping[str, Any]], outputs: Sequence[Any], latency_ms: float,
             timestamp: Optional[float] = None) -> bool:
-        """Queues one request's rows; returns False if they were dropped (queue full or closed).
+        """Queues one request's rows (waiting for room if the writer is behind).
 
-        ``features``: the raw rows as received (feature -> scalar or list);
-        ``outputs``: one model output per row (number, list or dict of them).
-        The rows must not be mutated afterwards (they are encoded later, off
-        the request path). Mismatched lengths or a bad role are caller bugs
-        and raise ``RequestLogError``.
+        Returns False only if the rows were dropped: the writer made no room
+        within ``max_wait_seconds``. ``features``: the raw rows as received
+        (feature -> scalar or list); ``outputs``: one model output per row
+        (number, list or dict of them). The rows must not be mutated
+        afterwards (they are encoded later, off the request path). Mismatched
+        lengths or a bad role are caller bugs and raise ``RequestLogError``.
         """
         if role not in ROLES:
             raise RequestLogError(f"role: expected one of {list(ROLES)}, got {role!r}")
@@ -211,16 +242,29 @@ class RequestLog:
             raise RequestLogError(
                 f"outputs: expected one output per row ({len(features)} rows), got {len(outputs)}")
         rows = len(features)
-        entry = _Entry(request_id=str(request_id), model=str(model), version=int(version), role=role,
-                       features=features, outputs=outputs, latency_ms=float(latency_ms),
-                       timestamp=float(self._clock() if timestamp is None else timestamp))
+        request = Request(request_id=str(request_id), model=str(model), version=int(version), role=role,
+                          features=features, outputs=outputs, latency_ms=float(latency_ms),
+                          timestamp=float(self._clock() if timestamp is None else timestamp))
         with self._lock:
-            if self._closed or self._queued_rows + rows > self._queue_rows:
-                self._counters["dropped_rows"] += rows
-                return False
-            self._queued_rows += rows
+            if not self._closed:
+                if not self._wait_for_room(rows):
+                    self._counters["dropped_rows"] += rows
+                    logger.error("request log: %d rows of request %s dropped: the writer made no room "
+                                 "in %g s (is %s writable?)", rows, request_id, self._max_wait_s,
+                                 self.directory)
+                    return False
+                if not self._closed:
+                    self._pending.append(_Queued(request, time.monotonic()))
+                    self._queued_rows += rows
+                    self._counters["logged_rows"] += rows
+                    self._has_work.notify()
+                    return True
             self._counters["logged_rows"] += rows
-            self._queue.put(entry)
+            self._counters["late_rows"] += rows
+        # Closed (shutting down): this answer is still logged, on the caller's thread.
+        with self._write_lock:
+            self._write_batch([request], queued=False)
+            self._sync_files(close=True)
         return True
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -231,24 +275,28 @@ class RequestLog:
         return self._control(close=False, timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Writes what is queued, fsyncs and closes the files; later ``log`` calls drop."""
+        """Writes what is queued, fsyncs and closes the files; later rows are written synchronously."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._has_room.notify_all()
+        atexit.unregister(self._at_exit)
         self._control(close=True, timeout=timeout)
         self._thread.join(timeout)
 
-    def stats(self) -> Dict[str, int]:
-        """Counters for /metrics: logged, written, dropped (queue full/closed) and
-        failed (unencodable) rows, files opened, rows waiting in the queue."""
+    def stats(self) -> Dict[str, float]:
+        """Counters for /metrics: rows logged, written, dropped (writer stalled), failed
+        (unencodable or a write error) and written after close (late); files opened,
+        fsync rounds; back-pressure (requests waiting now, requests that waited, total
+        seconds waited); rows queued."""
         with self._lock:
             return dict(self._counters, queued_rows=self._queued_rows)
 
     @property
     def dropped(self) -> int:
-        """Rows dropped because the queue was full (or the log closed)."""
-        return self.stats()["dropped_rows"]
+        """Rows dropped because the writer made no room in time."""
+        return int(self.stats()["dropped_rows"])
 
     def span_for(self, timestamp: float) -> int:
         """The span (window index) a row logged at ``timestamp`` belongs to."""
@@ -260,87 +308,151 @@ class RequestLog:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # ------------------------------------------------------- back-pressure
+
+    def _wait_for_room(self, rows: int) -> bool:
+        """Holds the caller (lock held) while the writer is behind; False on timeout."""
+        if not self._behind(rows):
+            return True
+        started = time.monotonic()
+        self._counters["waiting_requests"] += 1
+        self._counters["waited_requests"] += 1
+        try:
+            while self._behind(rows) and not self._closed:
+                remaining = started + self._max_wait_s - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._has_room.wait(min(remaining, self.flush_seconds))
+            return True
+        finally:
+            self._counters["waiting_requests"] -= 1
+            self._counters["wait_seconds"] += time.monotonic() - started
+
+    def _behind(self, rows: int) -> bool:
+        """Too many rows unwritten, or the oldest unwritten one queued more than half the
+        flush interval ago (so that a kill loses less than one flush interval).
+
+        A request larger than ``queue_rows`` still gets in once everything is written.
+        """
+        if self._queued_rows == 0:
+            return False
+        if self._queued_rows + rows > self._queue_rows:
+            return True
+        oldest = self._pending[0].at if self._pending else None
+        if self._writing_since is not None:
+            oldest = self._writing_since if oldest is None else min(oldest, self._writing_since)
+        return oldest is not None and time.monotonic() - oldest > self.flush_seconds / 2
+
     # --------------------------------------------------------- writer thread
 
     def _control(self, close: bool, timeout: float) -> bool:
         if not self._thread.is_alive():
             return False  # nothing can be written any more
         marker = _Control(close=close)
-        self._queue.put(marker)
+        with self._lock:
+            self._pending.append(_Queued(marker, time.monotonic()))
+            self._controls += 1
+            self._has_work.notify()
         return marker.done.wait(timeout)
 
-    def _run(self) -> None:
-        """Writer loop: takes batches off the queue, encodes, appends, rolls windows."""
-        while True:
-            items = [self._queue.get()]
-            while len(items) < _MAX_BATCH:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
+    def _take(self, timeout: float) -> List[Union[Request, _Control]]:
+        """The next items (up to ``_MAX_BATCH_ROWS`` rows), waiting at most ``timeout``."""
+        with self._lock:
+            if not self._pending:
+                self._has_work.wait(timeout)
+            while self._pending and not self._controls and self._queued_rows < _MAX_BATCH_ROWS // 4:
+                gather = self._pending[0].at + _GATHER_SECONDS - time.monotonic()
+                if gather <= 0:
                     break
-            batch: List[_Entry] = []
-            for item in items:
-                if isinstance(item, _Control):
-                    self._write_safely(batch)
-                    batch = []
-                    try:
-                        self._sync(close=item.close)
-                    except OSError as error:
-                        logger.error("request log: cannot sync files in %s: %s", self.directory, error)
-                    item.done.set()
-                    if item.close:
-                        return
+                self._has_work.wait(gather)
+            items: List[Union[Request, _Control]] = []
+            rows = 0
+            if self._pending:
+                self._writing_since = self._pending[0].at
+            while self._pending and (rows < _MAX_BATCH_ROWS or not items):
+                item = self._pending.popleft().item
+                items.append(item)
+                if isinstance(item, Request):
+                    rows += len(item.features)
                 else:
+                    self._controls -= 1
+            return items
+
+    def _run(self) -> None:
+        """Writer loop: takes batches off the queue, encodes, appends, fsyncs every flush interval."""
+        next_sync = time.monotonic() + self.flush_seconds
+        while True:
+            items = self._take(max(next_sync - time.monotonic(), 0.0))
+            batch: List[Request] = []
+            for item in items:
+                if isinstance(item, Request):
                     batch.append(item)
-            self._write_safely(batch)
+                    continue
+                with self._write_lock:
+                    self._write_batch(batch)
+                    self._sync_files(close=item.close)
+                batch = []
+                item.done.set()
+                if item.close:
+                    return
+            if batch:
+                with self._write_lock:
+                    self._write_batch(batch)
+            if time.monotonic() >= next_sync:
+                with self._write_lock:
+                    self._sync_files(close=False)
+                next_sync = time.monotonic() + self.flush_seconds
 
-    def _write_safely(self, batch: Sequence[_Entry]) -> None:
-        """``_write``, but an unexpected error loses this batch (counted), never the writer thread."""
-        try:
-            self._write(batch)
-        except Exception:  # pylint: disable=broad-except
-            logger.exception("request log: %d requests not logged", len(batch))
-            rows = sum(len(entry.features) for entry in batch)
-            with self._lock:
-                self._queued_rows -= rows
-                self._counters["failed_rows"] += rows
-
-    def _write(self, batch: Sequence[_Entry]) -> None:
+    def _write_batch(self, batch: Sequence[Request], queued: bool = True) -> None:
+        """Encodes and appends ``batch``; an unexpected error loses this batch (counted),
+        never the writer thread. Frees the rows' room in the queue."""
         if not batch:
             return
-        records: Dict[Tuple[int, str], List[bytes]] = {}
-        written = failed = rows = 0
-        for entry in batch:
-            rows += len(entry.features)
-            span = span_for(entry.timestamp, self.window_seconds)
-            for index, (row, output) in enumerate(zip(entry.features, entry.outputs)):
-                try:
-                    example = self._example(entry, index, row, output)
-                except Exception as error:  # pylint: disable=broad-except  # one bad row loses only itself
-                    failed += 1
-                    logger.warning("request log: row %d of request %s not logged: %s",
-                                   index, entry.request_id, error)
+        rows = sum(len(request.features) for request in batch)
+        written = failed = 0
+        try:
+            groups: Dict[Tuple[int, str], List[Request]] = {}
+            for request in batch:
+                groups.setdefault((self.span_for(request.timestamp), request.role), []).append(request)
+            self._roll_windows(max(span for span, _ in groups))
+            for key, requests in sorted(groups.items()):
+                encoded = self._encoder.encode(requests)
+                if encoded.failures:
+                    failed += len(encoded.failures)
+                    request_id, row, reason = encoded.failures[0]
+                    logger.warning("request log: %d rows not logged; first: row %d of request %s: %s",
+                                   len(encoded.failures), row, request_id, reason)
+                if not encoded.examples:
                     continue
-                records.setdefault((span, entry.role), []).append(
-                    _tfrecord(example.SerializeToString()))
-        newest = max(span for span, _ in records) if records else -1
-        if newest > self._newest_span:
-            # Window roll: the older spans' files are finished; make them durable.
-            for key in [k for k in self._files if k[0] < newest]:
-                _close_fd(self._files.pop(key))
-            self._newest_span = newest
-        for key, chunks in sorted(records.items()):
-            try:
-                fd = self._files.get(key) or self._open(*key)
-                _write_all(fd, b"".join(chunks))
-                written += len(chunks)
-            except OSError as error:
-                failed += len(chunks)
-                logger.error("request log: cannot write %d rows to %s: %s", len(chunks), self.directory, error)
-        with self._lock:
-            self._queued_rows -= rows
-            self._counters["written_rows"] += written
-            self._counters["failed_rows"] += failed
+                try:
+                    fd = self._files.get(key) or self._open(*key)
+                    _write_all(fd, b"".join(tfrecord.frame(example) for example in encoded.examples))
+                    self._dirty.add(key)
+                    written += len(encoded.examples)
+                except OSError as error:
+                    failed += len(encoded.examples)
+                    logger.error("request log: cannot write %d rows to %s: %s", len(encoded.examples),
+                                 self.directory, error)
+        except Exception:  # pylint: disable=broad-except
+            logger.exception("request log: %d requests not logged", len(batch))
+            failed = rows - written
+        finally:
+            with self._lock:
+                if queued:
+                    self._queued_rows -= rows
+                    self._writing_since = None
+                    self._has_room.notify_all()
+                self._counters["written_rows"] += written
+                self._counters["failed_rows"] += failed
+
+    def _roll_windows(self, newest: int) -> None:
+        """Window roll: the older spans' files are finished; make them durable."""
+        if newest <= self._newest_span:
+            return
+        for key in [k for k in self._files if k[0] < newest]:
+            self._dirty.discard(key)
+            _close_fd(self._files.pop(key))
+        self._newest_span = newest
 
     def _open(self, span: int, role: str) -> int:
         directory = span_dir(self.directory, span)
@@ -353,55 +465,28 @@ class RequestLog:
             self._counters["files_opened"] += 1
         return fd
 
-    def _sync(self, close: bool) -> None:
-        for key in list(self._files):
-            if close:
-                _close_fd(self._files.pop(key))
-            else:
-                os.fsync(self._files[key])
+    def _sync_files(self, close: bool) -> None:
+        """fsyncs the files written since their last fsync (and closes all on ``close``)."""
+        try:
+            for key in list(self._files):
+                if close:
+                    _close_fd(self._files.pop(key))
+                elif key in self._dirty:
+                    os.fsync(self._files[key])
+            self._dirty.clear()
+        except OSError as error:
+            logger.error("request log: cannot sync files in %s: %s", self.directory, error)
+        with self._lock:
+            self._counters["syncs"] += 1
 
-    # -------------------------------------------------------------- encoding
 
-    def _example(self, entry: _Entry, index: int, row: Mapping[str, Any], output: Any) -> example_pb2.Example:
-        if not isinstance(row, Mapping):
-            raise _RowError(f"expected a mapping of feature -> value, got {type(row).__name__}")
-        example = example_pb2.Example()
-        features = example.features.feature
-        for name, dtype in self._dtypes.items():
-            values = _values(row.get(name))
-            if not values:
-                continue  # missing features stay absent, as in the training data
-            mode = self._sensitive.get(name)
-            if mode == "drop":
-                continue
-            typed = [_typed(v, dtype, name) for v in values]
-            if mode == "hash":
-                features[name].bytes_list.value.extend(self._hash(name, v) for v in typed)
-            elif dtype == "int":
-                features[name].int64_list.value.extend(typed)
-            elif dtype == "float":
-                features[name].float_list.value.extend(typed)
-            else:
-                features[name].bytes_list.value.extend(typed)
-        features[REQUEST_ID].bytes_list.value.append(entry.request_id.encode("utf-8"))
-        features[ROW].int64_list.value.append(index)
-        features[MODEL].bytes_list.value.append(entry.model.encode("utf-8"))
-        features[VERSION].int64_list.value.append(entry.version)
-        features[ROLE].bytes_list.value.append(entry.role.encode("utf-8"))
-        features[LATENCY_MS].float_list.value.append(entry.latency_ms)
-        features[TIMESTAMP_MS].int64_list.value.append(int(round(entry.timestamp * 1000)))
-        if isinstance(output, Mapping):
-            for key, value in output.items():
-                features[f"{OUTPUT}_{_safe(str(key))}"].CopyFrom(_output_feature(value))
-        else:
-            features[OUTPUT].CopyFrom(_output_feature(output))
-        return example
-
-    def _hash(self, name: str, value: Any) -> bytes:
-        """Salted SHA-256 hex: joinable across rows, not reversible without the salt."""
-        raw = value if isinstance(value, bytes) else repr(value).encode("utf-8")
-        digest = hashlib.sha256(self._salt + b"\0" + name.encode("utf-8") + b"\0" + raw)
-        return digest.hexdigest().encode("ascii")
+def _close_at_exit(ref: "weakref.ReferenceType[RequestLog]") -> Callable[[], None]:
+    """An atexit hook that closes the log if it still exists (without keeping it alive)."""
+    def hook() -> None:
+        log = ref()
+        if log is not None:
+            log.close(timeout=10.0)
+    return hook
 
 
 # ---------------------------------------------------------------- reading
@@ -442,11 +527,13 @@ def closed_spans(directory: str, window_seconds: int, now: Optional[float] = Non
 
 
 def iter_window(directory: str, span: int, role: Optional[str] = "primary") -> Iterator[example_pb2.Example]:
-    """The logged rows of one span, file by file, checksums verified by TensorFlow."""
-    import tensorflow as tf  # only readers need TensorFlow's record reader
+    """The logged rows of one span, file by file, checksums verified.
 
+    A record torn by a killed writer (the last one of its file) is skipped
+    (``serving.tfrecord.read_records``).
+    """
     for path in sorted(glob.glob(window_glob(directory, span, role))):
-        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        for record in tfrecord.read_records(path):
             yield example_pb2.Example.FromString(record)
 
 
@@ -497,76 +584,6 @@ def _stats_name(feature: Any) -> str:
     return feature.path.step[0] if feature.HasField("path") and feature.path.step else feature.name
 
 
-def _values(value: Any) -> List[Any]:
-    """A raw value as a flat list: scalar -> [scalar], None -> []."""
-    if value is None:
-        return []
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        flat: List[Any] = []
-        for item in value:
-            flat.extend(_values(item))
-        return flat
-    return [value]
-
-
-def _typed(value: Any, dtype: str, name: str) -> Any:
-    if dtype == "string":
-        if isinstance(value, bytes):
-            return value
-        if isinstance(value, str):
-            return value.encode("utf-8")
-        if isinstance(value, Mapping) and set(value) == {"b64"}:  # TF Serving's binary encoding
-            try:
-                return base64.b64decode(value["b64"], validate=True)
-            except (ValueError, TypeError):
-                raise _RowError(f"feature {name!r}: invalid base64 in {value!r}") from None
-        if isinstance(value, numbers.Number) and not isinstance(value, bool):
-            return str(value).encode("utf-8")
-        raise _RowError(f"feature {name!r}: expected a string, got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _RowError(f"feature {name!r}: expected a {dtype}, got {value!r}")
-    if dtype == "int":
-        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
-            raise _RowError(f"feature {name!r}: expected an int, got {value!r}")
-        if not _INT64_MIN <= int(value) <= _INT64_MAX:
-            raise _RowError(f"feature {name!r}: {value!r} does not fit in an int64")
-        return int(value)
-    return float(value)
-
-
-def _output_feature(value: Any) -> feature_pb2.Feature:
-    """A model output as a feature: ints -> int64, numbers -> float, strings -> bytes."""
-    values = _values(value)
-    feature = feature_pb2.Feature()
-    if all(isinstance(v, (bool, numbers.Integral)) for v in values):
-        feature.int64_list.value.extend(int(v) for v in values)
-    elif all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-        feature.float_list.value.extend(float(v) for v in values)
-    elif all(isinstance(v, (str, bytes)) for v in values):
-        feature.bytes_list.value.extend(v.encode("utf-8") if isinstance(v, str) else v for v in values)
-    else:
-        feature.bytes_list.value.append(json.dumps(value, default=str).encode("utf-8"))
-    return feature
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _tfrecord(data: bytes) -> bytes:
-    """One TFRecord frame: length, masked CRC32C of the length, data, masked CRC32C of the data.
-
-    Framed here (rather than with ``tf.io.TFRecordWriter``) so a whole batch
-    goes to the file in one ``os.write``: no user-space buffer to lose, no
-    torn record when the process dies between two writes.
-    """
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data))
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -578,8 +595,3 @@ def _close_fd(fd: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _safe(text: str) -> str:
-    """A file-name/feature-name safe version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64] or "x"

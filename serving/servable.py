@@ -36,12 +36,6 @@ class PredictRequest:
     rows: Optional[int]
 
 
-def is_complete_version_dir(path: str) -> bool:
-    """A version directory TF Serving would load: a SavedModel proto is present."""
-    return (os.path.isfile(os.path.join(path, "saved_model.pb"))
-            or os.path.isfile(os.path.join(path, "saved_model.pbtxt")))
-
-
 def read_signature_defs(model_dir: str) -> Dict[str, Any]:
     """SignatureDef protos by name, read from ``saved_model.pb`` (for /metadata)."""
     saved_model = saved_model_pb2.SavedModel()
@@ -67,6 +61,7 @@ class ServedModel:
         self._queues: Dict[str, BatchQueue] = {}
         self._queues_lock = threading.Lock()
         self._closed = False
+        self._specs: Dict[str, Dict[str, codec.InputSpec]] = {}  # per signature, built once
 
     @classmethod
     def load(cls, path: str, name: str, version: int, batching: Optional[BatchingConfig] = None,
@@ -88,10 +83,14 @@ class ServedModel:
             raise BadRequest(f"signature_name '{signature_name}' not found; available: "
                              f"{self.signature_names}") from None
 
-    def input_specs(self, signature_name: str) -> Dict[str, tf.TensorSpec]:
-        """Input name -> TensorSpec of a signature (keyword inputs only)."""
-        _, kwargs = self.signature(signature_name).structured_input_signature
-        return dict(kwargs)
+    def input_specs(self, signature_name: str) -> Dict[str, codec.InputSpec]:
+        """Input name -> InputSpec of a signature (keyword inputs only), computed once."""
+        specs = self._specs.get(signature_name)
+        if specs is None:
+            _, kwargs = self.signature(signature_name).structured_input_signature
+            specs = {name: codec.InputSpec.of(name, spec) for name, spec in kwargs.items()}
+            self._specs[signature_name] = specs
+        return specs
 
     def metadata(self) -> Dict[str, Any]:
         """GET .../metadata, shaped like TF Serving's (SignatureDefMap as JSON)."""
@@ -157,7 +156,7 @@ class ServedModel:
         specs = self.input_specs(signature_name)
         tensors = {name: tf.constant(inputs[name], dtype=spec.dtype) for name, spec in specs.items()}
         try:
-            outputs = self.signature(signature_name)(**tensors)
+            outputs = self._loaded.signatures[signature_name](**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
             message = getattr(err, "message", str(err)).split("\n")[0]
             raise BadRequest(f"model rejected the inputs: {message}") from err

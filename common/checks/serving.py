@@ -25,6 +25,9 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
     if serving.feedback_window_spans < 1 or serving.feedback_max_request_ids < 1:
         fail("serving.feedback_window_spans/feedback_max_request_ids", "positive integers",
              (serving.feedback_window_spans, serving.feedback_max_request_ids))
+    if not 0 < serving.request_log_flush_seconds <= 60:
+        fail("serving.request_log_flush_seconds", "a number of seconds in (0, 60] (default 1)",
+             serving.request_log_flush_seconds)
     known = {f.name for f in cfg.features}
     for name in serving.sensitive_features:
         if name not in known:

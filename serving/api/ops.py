@@ -1,25 +1,11 @@
 """Operations endpoints: ``GET /healthz``, ``GET /metrics`` (Prometheus) and
 ``GET /openapi.json``, for probes, dashboards and API clients (not TF Serving's API)."""
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from serving.api.deps import Backend
 from serving.api.request import PROMETHEUS, Endpoint, Request, Response, json_response, require_method
-from serving.metrics import Metrics
-
-
-def render_log_stats(stats: Mapping[str, int]) -> str:
-    """The request log's counters as Prometheus series (dropped rows are an alert)."""
-    lines = ["# HELP gateway_request_log_rows_total Rows given to the request log, by outcome.",
-             "# TYPE gateway_request_log_rows_total counter"]
-    for key in ("logged_rows", "written_rows", "dropped_rows", "failed_rows"):
-        if key in stats:
-            lines.append(f'gateway_request_log_rows_total{{outcome="{key[:-5]}"}} {stats[key]}')
-    if "queued_rows" in stats:
-        lines += ["# HELP gateway_request_log_queued_rows Rows waiting to be written.",
-                  "# TYPE gateway_request_log_queued_rows gauge",
-                  f"gateway_request_log_queued_rows {stats['queued_rows']}"]
-    return "\n".join(lines) + "\n"
+from serving.metrics import Metrics, render_log_stats
 
 
 class OpsAPI:

@@ -63,6 +63,8 @@ def _write(tmp_path, mutate):
     (lambda r: r["evaluation"].update(min_margin_over_baselines=-0.01), "evaluation.min_margin_over_baselines",
      "[0, 1)"),
     (lambda r: r["serving"].update(model_name="../evil"), "serving.model_name", "letters, digits"),
+    (lambda r: r["serving"].update(request_log_flush_seconds=0), "serving.request_log_flush_seconds",
+     "(0, 60]"),
     (lambda r: r.update(schema="schema/none/schema.pbtxt"), "schema", "existing schema.pbtxt"),
     (lambda r: r.update(name="Taxi_Data"), "name", "lower-case letters"),
 ])
