@@ -20,7 +20,8 @@ def reference(features):
     example = example_pb2.Example()
     for name, (kind, values) in features.items():
         feature = example.features.feature[name]
-        {"int": feature.int64_list, "float": feature.float_list, "string": feature.bytes_list}[kind].value.extend(values)
+        lists = {"int": feature.int64_list, "float": feature.float_list, "string": feature.bytes_list}
+        lists[kind].value.extend(values)
     return example
 
 
