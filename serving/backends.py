@@ -236,7 +236,7 @@ class InProcessBackend:
         """Versions a rollout may pick: loaded, or complete, settled and not failed on disk."""
         state = self._model(name)
         return [v for v in version_dirs.complete_versions(state.base_path)
-                if v in state.versions or self._watch.check(
+                if v in state.versions or self._watch.last_state(
                     os.path.join(state.base_path, str(v))) == version_dirs.READY]
 
     def labels(self, name: str) -> Dict[str, int]:

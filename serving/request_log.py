@@ -246,25 +246,26 @@ class RequestLog:
                           features=features, outputs=outputs, latency_ms=float(latency_ms),
                           timestamp=float(self._clock() if timestamp is None else timestamp))
         with self._lock:
-            if not self._closed:
-                if not self._wait_for_room(rows):
-                    self._counters["dropped_rows"] += rows
-                    logger.error("request log: %d rows of request %s dropped: the writer made no room "
-                                 "in %g s (is %s writable?)", rows, request_id, self._max_wait_s,
-                                 self.directory)
-                    return False
-                if not self._closed:
-                    self._pending.append(_Queued(request, time.monotonic()))
-                    self._queued_rows += rows
-                    self._counters["logged_rows"] += rows
-                    self._has_work.notify()
-                    return True
-            self._counters["logged_rows"] += rows
-            self._counters["late_rows"] += rows
+            room = self._closed or self._wait_for_room(rows)
+            if not room:
+                self._counters["dropped_rows"] += rows
+            elif not self._closed:
+                self._pending.append(_Queued(request, time.monotonic()))
+                self._queued_rows += rows
+                self._counters["logged_rows"] += rows
+                self._has_work.notify()
+                return True
+            else:
+                self._counters["logged_rows"] += rows
+                self._counters["late_rows"] += rows
+        if not room:
+            logger.error("request log: %d rows of request %s dropped: the writer made no room in "
+                         "%g s (is %s writable?)", rows, request_id, self._max_wait_s, self.directory)
+            return False
         # Closed (shutting down): this answer is still logged, on the caller's thread.
         with self._write_lock:
             self._write_batch([request], queued=False)
-            self._sync_files(close=True)
+            self._sync_files(close=False)
         return True
 
     def flush(self, timeout: float = 30.0) -> bool:

@@ -130,6 +130,18 @@ class VersionWatch:
                 seen.fingerprint, seen.since = current, now
             return READY if now - seen.since >= self.settle_s else SETTLING
 
+    def last_state(self, path: str) -> str:
+        """``check``'s answer as of the last check (a check if there was none):
+        cheap enough for the request path, at most one poll interval stale."""
+        with self._lock:
+            seen = self._seen.get(path)
+            if seen is not None:
+                failure = self._failures.get(path)
+                if failure is not None and failure.fingerprint == seen.fingerprint:
+                    return FAILED
+                return READY if self._clock() - seen.since >= self.settle_s else SETTLING
+        return self.check(path)
+
     def record_failure(self, path: str, error: BaseException) -> LoadFailure:
         """Remembers that loading ``path`` as last checked failed with ``error``."""
         with self._lock:

@@ -96,3 +96,14 @@ def test_tensorflow_error_codes_are_named_like_tf_serving():
     assert versions.error_code_of(tf.errors.DataLossError(None, None, "x")) == "DATA_LOSS"
     assert versions.error_code_of(FileNotFoundError("x")) == "NOT_FOUND"
     assert versions.error_code_of(ValueError("x")) == "UNKNOWN"
+
+
+def test_the_last_state_needs_no_walk_once_checked(tmp_path):
+    clock = Clock()
+    watch = VersionWatch(settle_s=1, clock=clock)
+    path = make_version(str(tmp_path / "1"))
+    assert watch.last_state(path) == SETTLING      # never checked: checks now
+    clock.offset = 2
+    assert watch.last_state(path) == READY
+    watch.record_failure(path, ValueError("bad"))
+    assert watch.last_state(path) == FAILED
