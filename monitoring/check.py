@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from common.config import PipelineConfig
 from monitoring import locations
@@ -118,9 +119,14 @@ def _schema_measurements(reference: Reference, served: ServedSpan, columns: Tupl
     """TFDV's schema anomalies of the span's raw (unclipped) values, SERVING environment."""
     in_schema = {f.name for f in reference.schema.feature}
     checked = [c for c in columns if c in in_schema]
-    statistics = statistics_of(typed_frame(served.frame, reference.schema, checked), reference.schema,
-                               checked)
-    anomalies = tfdv.validate_statistics(statistics, reference.schema, environment=SERVING_ENVIRONMENT)
+    # Only the served columns: the log holds the model's features, not every column the
+    # training data has (e.g. taxi's census tracts), whose absence is no anomaly.
+    served_schema = schema_pb2.Schema()
+    served_schema.CopyFrom(reference.schema)
+    del served_schema.feature[:]
+    served_schema.feature.extend(f for f in reference.schema.feature if f.name in checked)
+    statistics = statistics_of(typed_frame(served.frame, served_schema, checked), served_schema, checked)
+    anomalies = tfdv.validate_statistics(statistics, served_schema, environment=SERVING_ENVIRONMENT)
     return anomaly_measurements(anomalies, served.main_version)
 
 

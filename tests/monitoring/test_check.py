@@ -44,6 +44,8 @@ EXPECTED_DRIFT_ALERTS = {
     # the reference's top share), drift not at all: the missing shift covers both.
     ("skew", "company", "l_infinity"),
     ("schema", "trip_start_hour", "INT_TYPE_BIG_INT"),
+    # the curated schema's presence floor for company (min_fraction 0.4), TFDV's own check
+    ("schema", "company", "FEATURE_TYPE_NOT_PRESENT"),
     ("output_drift", "predicted_class", "l_infinity"),
     ("labelled_accuracy", "label", "accuracy"),
     ("error_rate", "requests", "error_rate"),

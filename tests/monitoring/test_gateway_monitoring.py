@@ -36,6 +36,7 @@ EXPECTED = {
     ("skew", "fare", "jensen_shannon"), ("drift", "fare", "jensen_shannon"),
     ("skew", "company", "missing_fraction"), ("drift", "company", "missing_fraction"),
     ("skew", "company", "l_infinity"),
+    ("schema", "company", "FEATURE_TYPE_NOT_PRESENT"),  # the schema's presence floor for company
     ("output_drift", "predicted_class", "l_infinity"),
     ("labelled_accuracy", "label", "accuracy"),
     ("p99_latency", "requests", "p99_latency_ms"),
