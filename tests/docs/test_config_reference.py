@@ -12,7 +12,7 @@ from typing import Dict, Tuple
 
 import pytest
 
-from tests.docs.config_keys import REQUIRED, config_keys
+from testing.config_keys import REQUIRED, config_keys
 
 REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "docs", "config.md")
@@ -38,7 +38,7 @@ ROWS = documented_rows()
 
 @pytest.mark.parametrize("key", KEYS, ids=lambda k: k.key)
 def test_every_key_is_documented_with_its_type_and_default(key):
-    hint = "python -m tests.docs.config_keys prints the row"
+    hint = "python -m testing.config_keys prints the row"
     assert key.key in ROWS, f"docs/config.md: no row for {key.key!r} ({hint})"
     documented_type, documented_default = ROWS[key.key]
     default = REQUIRED if key.default_text == REQUIRED else f"`{key.default_text}`"

@@ -11,7 +11,7 @@ docs/README.md, "How these pages are tested"):
 * ``python -m <module>`` / ``python <script>`` must exist and parse ``--help`` (with the
   command's leading subcommand), and ``--help`` must list every ``--flag`` the command
   uses; an entry point that imports TensorFlow/TFX/Beam before parsing its arguments is
-  checked from its source instead (``tests/docs/cli_probe.py`` says why);
+  checked from its source instead (``testing/cli_probe.py`` says why);
 * ``node <script>`` must exist and handle every ``--flag`` used;
 * ``--config``/``CONFIG=`` files must load with the command's ``--set`` overrides; other
   repo files a command names must exist;
@@ -201,7 +201,7 @@ def help_texts(tmp_path_factory) -> Dict[EntryPoint, dict]:
     points = [p for p in points if os.path.isfile(p.source_file)]  # the rest fail in the test
     out = tmp_path_factory.mktemp("cli_probe") / "results.json"
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    subprocess.run([sys.executable, "-m", "tests.docs.cli_probe", str(out)], cwd=REPO, env=env,
+    subprocess.run([sys.executable, "-m", "testing.cli_probe", str(out)], cwd=REPO, env=env,
                    input=json.dumps([{"kind": p.kind, "target": p.target, "args": list(p.args)}
                                      for p in points]),
                    text=True, check=True, timeout=120)

@@ -7,7 +7,7 @@ here: an entry point that needs one before it parses its arguments is reported a
 ``heavy`` (the caller then checks it from its source), every other one really runs
 its argument parser on ``--help``.
 
-Protocol (``python -m tests.docs.cli_probe RESULTS.json`` from the repo root): stdin
+Protocol (``python -m testing.cli_probe RESULTS.json`` from the repo root): stdin
 is a JSON list of ``{"kind": "module"|"script", "target": ..., "args": [...]}``;
 RESULTS.json gets a list of ``{"status": "ok"|"heavy"|"failed", "code": ..., "output": ...}``
 in the same order (a file, not stdout, which the probed code may write to). ``args`` are the

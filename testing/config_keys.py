@@ -4,7 +4,7 @@ Why from the dataclasses: the loader accepts exactly their fields, so they are t
 complete list; a reference written by hand drifts. ``tests/docs/test_config_reference.py``
 checks docs/config.md against this list, and
 
-    python -m tests.docs.config_keys
+    python -m testing.config_keys
 
 prints the table rows (key, type, default) to paste when a field is added.
 """
