@@ -21,7 +21,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tupl
 import numpy as np
 import tensorflow as tf
 
-from serving.errors import BadRequest, ServingError
+from serving.errors import BadRequest, ServingError, reject_unexpected
 
 
 def decode_b64(value: Any) -> Any:
@@ -125,10 +125,7 @@ def check_keys(given: Mapping[str, Any], expected: Sequence[str], where: str) ->
     if missing:
         raise BadRequest(f"{where}: missing input(s) {missing}; the signature expects "
                          f"{list(expected)}")
-    unexpected = sorted(set(given) - set(expected))
-    if unexpected:
-        raise BadRequest(f"{where}: unexpected input(s) {unexpected}; the signature expects "
-                         f"{list(expected)}")
+    reject_unexpected(given, expected, where, "input", "the signature expects")
 
 
 def rows_to_columns(instances: Sequence[Any], input_names: Sequence[str]) -> Dict[str, List[Any]]:

@@ -8,7 +8,7 @@ errors and clients written for TF Serving see the same codes and body shape.
 """
 
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional, Sequence
 
 
 def shorten(value: Any, limit: int = 60) -> str:
@@ -35,6 +35,15 @@ class ServingError(Exception):
 class BadRequest(ServingError):
     """INVALID_ARGUMENT: the body or URL does not fit the API or the schema."""
     status = 400
+
+
+def reject_unexpected(given: Iterable[str], allowed: Sequence[str], where: str, kind: str,
+                      expectation: str) -> None:
+    """400 listing every name outside ``allowed``: one wording for request bodies,
+    predict inputs and feedback items ("unexpected <kind>(s) [...]; <expectation> [...]")."""
+    unexpected = sorted(set(given) - set(allowed))
+    if unexpected:
+        raise BadRequest(f"{where}: unexpected {kind}(s) {unexpected}; {expectation} {list(allowed)}")
 
 
 class Unauthorized(ServingError):

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from serving.api.request import REQUEST_ID_PATTERN
-from serving.errors import BadRequest, Conflict, NotFound, ServingError
+from serving.errors import BadRequest, Conflict, NotFound, ServingError, reject_unexpected
 from serving.feedback.index import RequestIndex
 from serving.feedback.labels import LabelSpec
 from serving.feedback.store import Key, LabelRecord, LabelStore
@@ -56,10 +56,7 @@ def parse_item(raw: Any, where: str) -> Tuple[str, int, Any]:
     if not isinstance(raw, Mapping):
         raise BadRequest(f"{where or 'body'}: expected an object with 'request_id' and 'label', "
                          f"got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(ITEM_FIELDS))
-    if unknown:
-        raise BadRequest(f"{where or 'body'}: unexpected field(s) {unknown}; expected "
-                         f"{list(ITEM_FIELDS)}")
+    reject_unexpected(raw, ITEM_FIELDS, where or "body", "field", "expected")
     for name in ("request_id", "label"):
         if raw.get(name) is None:
             raise BadRequest(f"{field(where, name)}: required")
