@@ -36,3 +36,13 @@ ROWS = [
      "pickup_latitude": [], "pickup_longitude": [], "dropoff_latitude": [41.85],
      "dropoff_longitude": [-87.65], "tips": [1.0]},
 ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Two workers (pytest.ini: ``-n 2 --dist loadgroup``) share out whole modules, so a
+    module's fixture (a pipeline run, a Transform) runs once: each test joins the group of
+    its module unless it names a wider one (the LIAR e2e files share one sampled run)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -21,7 +21,8 @@ from tests.e2e.conftest import TRAIN_ROWS, liar_file
 from tests.extension.conftest import drive_extension
 from trainer import features
 
-pytestmark = pytest.mark.e2e
+# one worker runs both LIAR files, so the session-scoped sampled run (conftest.liar_run) is made once
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("liar_run")]
 
 TOLERANCE = 1e-4
 LATENCY_TARGET_MS = 5.0

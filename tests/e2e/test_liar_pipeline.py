@@ -18,7 +18,8 @@ from serving.server import launch
 # The sampled run (conftest.py::liar_run) is shared with tests/e2e/test_liar_edge.py.
 from tests.e2e.conftest import EVAL_ROWS
 
-pytestmark = pytest.mark.e2e
+# one worker runs both LIAR files, so the session-scoped sampled run (conftest.liar_run) is made once
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("liar_run")]
 
 
 def test_liar_dag_runs_with_baselines_and_error_analysis(liar_run):

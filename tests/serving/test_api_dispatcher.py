@@ -112,7 +112,7 @@ def test_reading_the_rollout_status_writes_nothing(tmp_path, tiny_models, labels
         models_config.write(str(config), [models_config.ModelEntry("taxi", base, labels=labels)])
     before = (config.read_bytes(), os.stat(config).st_mtime_ns) if config.exists() else None
     settings = GatewaySettings(model_name="taxi", model_base_path=base, models_config=str(config),
-                               admin_token_env=TOKEN_ENV, poll_interval_s=60)
+                               admin_token_env=TOKEN_ENV, poll_interval_s=0.2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(TOKEN_ENV, ADMIN_TOKEN)
         gateway = build_gateway(settings)
