@@ -117,6 +117,15 @@ def _diff(args: argparse.Namespace) -> int:
     return 1 if replay.report.failures else 0
 
 
+def _span_command(commands: argparse._SubParsersAction, name: str, help_text: str,
+                  span_help: str) -> argparse.ArgumentParser:
+    """A subcommand taking the config arguments and ``--span``."""
+    parser = commands.add_parser(name, help=help_text)
+    add_config_arguments(parser, tune_flag=False)
+    parser.add_argument("--span", type=int, default=None, help=span_help)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitoring", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,10 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output directory (default <run_dir>/monitoring/<name>/span_<n>)")
     cal.set_defaults(run=_calibrate)
 
-    check = commands.add_parser("check", help="check a span of served traffic; exit 1 on alerts")
-    add_config_arguments(check, tune_flag=False)
-    check.add_argument("--span", type=int, default=None,
-                       help="the request-log span to check (default: the newest closed span)")
+    check = _span_command(commands, "check", "check a span of served traffic; exit 1 on alerts",
+                          "the request-log span to check (default: the newest closed span)")
     health = check.add_mutually_exclusive_group()
     health.add_argument("--gateway-url", default="",
                         help="read error rate and p99 latency from this gateway's /metrics")
@@ -155,16 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="drifting features shown with both histograms (default 4)")
     report.set_defaults(run=_report)
 
-    decide = commands.add_parser("decide", help="the retraining rule over the recorded checks; exit 1 = retrain")
-    add_config_arguments(decide, tune_flag=False)
-    decide.add_argument("--span", type=int, default=None,
-                        help="decide as of this checked span (default: the newest checked span)")
+    decide = _span_command(commands, "decide", "the retraining rule over the recorded checks; exit 1 = retrain",
+                           "decide as of this checked span (default: the newest checked span)")
     decide.set_defaults(run=_decide)
 
-    diff = commands.add_parser("diff", help="replay a served span through two versions; exit 1 on a failed threshold")
-    add_config_arguments(diff, tune_flag=False)
-    diff.add_argument("--span", type=int, default=None,
-                      help="the request-log span to replay (default: the newest closed span)")
+    diff = _span_command(commands, "diff", "replay a served span through two versions; exit 1 on a failed threshold",
+                         "the request-log span to replay (default: the newest closed span)")
     diff.add_argument("--stable", type=int, default=None,
                       help="the stable version (default: the version that answered most of the span)")
     diff.add_argument("--candidate", type=int, default=None,

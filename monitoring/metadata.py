@@ -112,6 +112,17 @@ def _version_context(store: metadata_store.MetadataStore, type_id: int, model: s
     return store.put_contexts([context])[0]
 
 
+def _alert_artifacts(type_id: int, alerts: Sequence[Measurement], span: int,
+                     model: str) -> List[mlmd.Artifact]:
+    """One ``Alert`` artifact per alert, every field of its record a property."""
+    out = []
+    for alert in alerts:
+        artifact = mlmd.Artifact(type_id=type_id, state=mlmd.Artifact.LIVE)
+        _set(artifact.properties, {**alert.to_json(), "span": span, "model": model}, _ALERT_PROPERTIES)
+        out.append(artifact)
+    return out
+
+
 def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows: int,
                  previous_span: Optional[int], versions: Sequence[int], main_version: Optional[int],
                  alerts: Sequence[Measurement], thresholds: str, check_file: str) -> Dict[str, Any]:
@@ -127,11 +138,7 @@ def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows:
         span_artifact = mlmd.Artifact(type_id=types[SPAN_TYPE], name=span_artifact_name(model, span),
                                       uri=span_uri, state=mlmd.Artifact.LIVE)
     _set(span_artifact.properties, {"span": span, "model": model, "rows": rows}, _SPAN_PROPERTIES)
-    alert_artifacts = []
-    for alert in alerts:
-        artifact = mlmd.Artifact(type_id=types[ALERT_TYPE], state=mlmd.Artifact.LIVE)
-        _set(artifact.properties, {**alert.to_json(), "span": span, "model": model}, _ALERT_PROPERTIES)
-        alert_artifacts.append(artifact)
+    alert_artifacts = _alert_artifacts(types[ALERT_TYPE], alerts, span, model)
     execution = mlmd.Execution(type_id=types[CHECK_TYPE], last_known_state=mlmd.Execution.COMPLETE)
     _set(execution.properties, {"span": span, "previous_span": previous_span, "model": model,
                                 "model_version": main_version, "rows": rows, "alerts": len(alerts),
@@ -167,11 +174,7 @@ def record_decision(store_path: str, *, model: str, span: int, spans: Sequence[i
     types = _type_ids(store)
     known = [store.get_artifact_by_type_and_name(SPAN_TYPE, span_artifact_name(model, s)) for s in spans]
     span_artifacts = [a for a in known if a is not None]
-    alert_artifacts = []
-    for alert in alerts:
-        artifact = mlmd.Artifact(type_id=types[ALERT_TYPE], state=mlmd.Artifact.LIVE)
-        _set(artifact.properties, {**alert.to_json(), "span": span, "model": model}, _ALERT_PROPERTIES)
-        alert_artifacts.append(artifact)
+    alert_artifacts = _alert_artifacts(types[ALERT_TYPE], alerts, span, model)
     execution = mlmd.Execution(type_id=types[DECISION_TYPE], last_known_state=mlmd.Execution.COMPLETE)
     _set(execution.properties, {**properties, "span": span, "model": model}, _DECISION_PROPERTIES)
     events = [(a, mlmd.Event(type=mlmd.Event.INPUT)) for a in span_artifacts]
