@@ -25,6 +25,11 @@ Types (created on first use, each property typed):
   ``ServingSpan`` of every checked span it read up to the decided one; outputs:
   an ``Alert`` (comparator ``data_incident``) when the decided span is an incident.
 
+* Execution ``DifferentialTest`` (``python -m monitoring diff``): span, model, stable,
+  candidate, rows, flipped, flip_rate, mean_difference, max_difference, failed (0/1),
+  failures (JSON: the failed figures), report_file; input: the replayed span's
+  ``ServingSpan``; associated with both versions' ``ModelVersion`` contexts.
+
 Queries this makes one call: ``get_executions_by_context`` (a version's checks),
 ``get_artifacts_by_context`` (its alerts and spans), ``get_events_by_execution_ids``.
 """
@@ -43,6 +48,7 @@ SPAN_TYPE = "ServingSpan"
 ALERT_TYPE = "Alert"
 VERSION_TYPE = "ModelVersion"
 DECISION_TYPE = "RetrainingDecision"
+DIFFERENTIAL_TYPE = "DifferentialTest"
 
 _INT, _DOUBLE, _STRING = mlmd.INT, mlmd.DOUBLE, mlmd.STRING
 _CHECK_PROPERTIES = {"span": _INT, "previous_span": _INT, "model": _STRING, "model_version": _INT,
@@ -52,6 +58,10 @@ _ALERT_PROPERTIES = {"comparator": _STRING, "feature": _STRING, "measure": _STRI
                      "threshold": _DOUBLE, "direction": _STRING, "threshold_source": _STRING,
                      "detail": _STRING, "span": _INT, "model": _STRING, "model_version": _INT}
 _VERSION_PROPERTIES = {"model": _STRING, "version": _INT}
+_DIFFERENTIAL_PROPERTIES = {"span": _INT, "model": _STRING, "stable": _INT, "candidate": _INT,
+                            "rows": _INT, "flipped": _INT, "flip_rate": _DOUBLE,
+                            "mean_difference": _DOUBLE, "max_difference": _DOUBLE, "failed": _INT,
+                            "failures": _STRING, "report_file": _STRING}
 _DECISION_PROPERTIES = {"span": _INT, "model": _STRING, "retrain": _INT, "reason": _STRING,
                         "rules": _STRING, "window": _STRING, "incidents": _STRING,
                         "serving_version": _INT, "eval_accuracy": _DOUBLE}
@@ -89,6 +99,9 @@ def _type_ids(store: metadata_store.MetadataStore) -> Dict[str, int]:
             mlmd.ArtifactType(name=ALERT_TYPE, properties=_ALERT_PROPERTIES), can_add_fields=True),
         DECISION_TYPE: store.put_execution_type(
             mlmd.ExecutionType(name=DECISION_TYPE, properties=_DECISION_PROPERTIES), can_add_fields=True),
+        DIFFERENTIAL_TYPE: store.put_execution_type(
+            mlmd.ExecutionType(name=DIFFERENTIAL_TYPE, properties=_DIFFERENTIAL_PROPERTIES),
+            can_add_fields=True),
         VERSION_TYPE: store.put_context_type(
             mlmd.ContextType(name=VERSION_TYPE, properties=_VERSION_PROPERTIES), can_add_fields=True),
     }
@@ -123,6 +136,17 @@ def _alert_artifacts(type_id: int, alerts: Sequence[Measurement], span: int,
     return out
 
 
+def _span_artifact(store: metadata_store.MetadataStore, type_id: int, model: str, span: int,
+                   uri: str, rows: int) -> mlmd.Artifact:
+    """The ``ServingSpan`` artifact of (model, span), the known one updated or a new one."""
+    artifact = store.get_artifact_by_type_and_name(SPAN_TYPE, span_artifact_name(model, span))
+    if artifact is None:
+        artifact = mlmd.Artifact(type_id=type_id, name=span_artifact_name(model, span), uri=uri,
+                                 state=mlmd.Artifact.LIVE)
+    _set(artifact.properties, {"span": span, "model": model, "rows": rows}, _SPAN_PROPERTIES)
+    return artifact
+
+
 def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows: int,
                  previous_span: Optional[int], versions: Sequence[int], main_version: Optional[int],
                  alerts: Sequence[Measurement], thresholds: str, check_file: str) -> Dict[str, Any]:
@@ -133,11 +157,7 @@ def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows:
     """
     store = open_store(store_path)
     types = _type_ids(store)
-    span_artifact = store.get_artifact_by_type_and_name(SPAN_TYPE, span_artifact_name(model, span))
-    if span_artifact is None:
-        span_artifact = mlmd.Artifact(type_id=types[SPAN_TYPE], name=span_artifact_name(model, span),
-                                      uri=span_uri, state=mlmd.Artifact.LIVE)
-    _set(span_artifact.properties, {"span": span, "model": model, "rows": rows}, _SPAN_PROPERTIES)
+    span_artifact = _span_artifact(store, types[SPAN_TYPE], model, span, span_uri, rows)
     alert_artifacts = _alert_artifacts(types[ALERT_TYPE], alerts, span, model)
     execution = mlmd.Execution(type_id=types[CHECK_TYPE], last_known_state=mlmd.Execution.COMPLETE)
     _set(execution.properties, {"span": span, "previous_span": previous_span, "model": model,
@@ -185,3 +205,19 @@ def record_decision(store_path: str, *, model: str, span: int, spans: Sequence[i
     execution_id, artifact_ids, _ = store.put_execution(execution, events, contexts=contexts)
     return {"execution_id": execution_id, "span_artifact_ids": artifact_ids[:len(span_artifacts)],
             "alert_artifact_ids": artifact_ids[len(span_artifacts):]}
+
+
+def record_differential(store_path: str, *, model: str, span: int, span_uri: str, rows: int,
+                        stable: int, candidate: int, properties: Mapping[str, Any]) -> int:
+    """Records one differential test (module doc) and returns its execution id."""
+    store = open_store(store_path)
+    types = _type_ids(store)
+    span_artifact = _span_artifact(store, types[SPAN_TYPE], model, span, span_uri, rows)
+    execution = mlmd.Execution(type_id=types[DIFFERENTIAL_TYPE], last_known_state=mlmd.Execution.COMPLETE)
+    _set(execution.properties, {**properties, "span": span, "model": model, "stable": stable,
+                                "candidate": candidate, "rows": rows}, _DIFFERENTIAL_PROPERTIES)
+    contexts = store.get_contexts_by_id([_version_context(store, types[VERSION_TYPE], model, v)
+                                         for v in (stable, candidate)])
+    execution_id, _, _ = store.put_execution(execution, [(span_artifact, mlmd.Event(type=mlmd.Event.INPUT))],
+                                             contexts=contexts)
+    return execution_id

@@ -5,7 +5,8 @@ Which versions (``serving.push_dir``/<model>/<version>, loaded with the gateway'
 answered most of the span's rows, ``candidate`` to the newest complete pushed
 version other than it. The figures and their thresholds are
 ``monitoring.differential``'s; the whole report, every flipped row included, is
-written to ``<alerts_dir>/diffs/span-<N>-v<stable>-v<candidate>.json``.
+written to ``<alerts_dir>/diffs/span-<N>-v<stable>-v<candidate>.json`` and the
+test recorded in ML Metadata (``DifferentialTest``, ``monitoring.metadata``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from monitoring.differential import (
     unknown_slices,
 )
 from monitoring.labelled import true_class
+from monitoring.metadata import record_differential
 from monitoring.reference import logged_columns
 from monitoring.served import ServedSpan, choose_span, read_span
 from serving import request_log
@@ -50,6 +52,7 @@ class Replay:
     flips: List[Dict[str, Any]]
     skipped_slices: List[str]
     path: str = ""
+    execution_id: int = 0
 
 
 def logged_examples(log_dir: str, span: int, model: str) -> List[bytes]:
@@ -148,7 +151,8 @@ def replay_span(cfg: PipelineConfig, span: Optional[int] = None, stable: Optiona
 
 
 def write_replay(cfg: PipelineConfig, replay: Replay) -> str:
-    """Writes the report JSON (module doc); sets and returns ``replay.path``."""
+    """Writes the report JSON (module doc) and records the test in ML Metadata
+    (``DifferentialTest``, ``monitoring.metadata``); sets and returns ``replay.path``."""
     directory = os.path.join(locations.alerts_dir(cfg), DIFFS_DIR)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"span-{replay.span}-v{replay.stable}-v{replay.candidate}.json")
@@ -158,6 +162,15 @@ def write_replay(cfg: PipelineConfig, replay: Replay) -> str:
         json.dump(raw, f, indent=1, sort_keys=True)
         f.write("\n")
     replay.path = path
+    report = replay.report
+    replay.execution_id = record_differential(
+        locations.metadata_path(cfg), model=cfg.serving.model_name, span=replay.span,
+        span_uri=request_log.span_dir(locations.request_log_dir(cfg), replay.span), rows=report.rows,
+        stable=replay.stable, candidate=replay.candidate,
+        properties={"flipped": len(report.flipped), "flip_rate": report.flip_rate,
+                    "mean_difference": report.mean_difference, "max_difference": report.max_difference,
+                    "failed": int(bool(report.failures)),
+                    "failures": json.dumps([m.to_json() for m in report.failures]), "report_file": path})
     return path
 
 
@@ -180,5 +193,5 @@ def summary(replay: Replay, show: int) -> str:
     if len(replay.flips) > show:
         lines.append(f"  ... {len(replay.flips) - show} more flipped rows in the report")
     if replay.path:
-        lines.append(f"wrote {replay.path}")
+        lines.append(f"wrote {replay.path}; ML Metadata: execution {replay.execution_id}")
     return "\n".join(lines)

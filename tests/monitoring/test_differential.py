@@ -11,6 +11,7 @@ from common.loader import load_config
 from common.paths import REPO_ROOT
 from monitoring.cli import main
 from monitoring.differential import ALL_ROWS, compare, predicted_classes
+from monitoring.metadata import DIFFERENTIAL_TYPE, open_store
 from monitoring.replay import replay_span
 from serving.feedback.store import LabelRecord, LabelStore
 from testing.served_spans import label_for, outputs_for, taxi_rows, write_span
@@ -105,6 +106,13 @@ def test_the_diff_cli_exits_1_on_a_failed_threshold_and_lists_the_flipped_rows(s
     with open(path) as f:
         report = json.load(f)
     assert report["failed"] and len(report["flipped_rows"]) == len(replay_span(cfg, SPAN, 1, 2).flips)
+    store = open_store(os.path.join(cfg.run_dir, "taxi", "monitoring.db"))
+    [test] = store.get_executions_by_type(DIFFERENTIAL_TYPE)
+    assert (test.properties["stable"].int_value, test.properties["candidate"].int_value) == (1, 2)
+    assert test.properties["failed"].int_value == 1 and test.properties["report_file"].string_value == path
+    assert test.properties["flipped"].int_value == len(report["flipped_rows"])
+    contexts = {c.name for c in store.get_contexts_by_execution(test.id)}
+    assert contexts == {"taxi/version-1", "taxi/version-2"}
     lenient = ["--set", "differential.max_flip_rate=1", "--set", "differential.max_mean_difference=1",
                "--set", "differential.max_difference=1", "--set", "differential.max_slice_accuracy_drop=1"]
     assert main(args + sets + lenient) == 0
