@@ -365,6 +365,38 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class RetrainingConfig:
+    """When ``python -m monitoring decide`` proposes a retraining, from the recorded checks.
+
+    Triggers (any one fires): labelled accuracy of the newest clean span below the serving
+    version's eval accuracy by more than ``max_accuracy_drop``; a feature drifting (skew or
+    drift alert) in ``drift_spans`` consecutive clean spans; the serving version having served
+    ``max_age_spans`` checked spans. Gate: at least ``min_new_labelled_rows`` labelled rows in
+    clean spans since the last retrain decision. A span whose check raised a schema alert or
+    an alert of ``incident_measures`` is a data incident: never in a proposed window.
+    """
+    max_accuracy_drop: Optional[float] = 0.05   # null = rule off
+    drift_spans: int = 3                         # 0 = rule off
+    max_age_spans: int = 0                       # 0 = rule off
+    min_new_labelled_rows: int = 200
+    # Alert measures (besides any schema anomaly) that mark a broken upstream, not drift.
+    incident_measures: Tuple[str, ...] = ("missing_fraction",)
+    # The pipeline's ML Metadata, read for the serving version's eval accuracy
+    # ("" = <run_dir>/<name>/metadata.db).
+    pipeline_metadata: str = ""
+
+
+@dataclass(frozen=True)
+class DifferentialConfig:
+    """Thresholds of ``python -m monitoring diff``: a served span replayed through two versions."""
+    max_flip_rate: float = 0.05           # share of rows whose predicted class changes
+    max_mean_difference: float = 0.05     # mean |candidate - stable| of the output scores
+    max_difference: float = 0.5           # max |candidate - stable| over rows and outputs
+    max_slice_accuracy_drop: float = 0.05  # labelled accuracy, stable - candidate, per slice
+    min_slice_rows: int = 30              # labelled rows a slice needs to be judged
+
+
+@dataclass(frozen=True)
 class BeamConfig:
     """Beam runner and its arguments; the local runner always uses DirectRunner."""
     runner: Literal["direct", "dataflow", "flink", "spark"] = "direct"
@@ -396,6 +428,8 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
+    differential: DifferentialConfig = field(default_factory=DifferentialConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     run_dir: str = "runs"

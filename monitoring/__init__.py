@@ -22,6 +22,11 @@ measured too. Every figure is a ``alerts.Measurement``; those crossing their
 thresholds are alerts, filed in ``alerts.jsonl``, ML Metadata (``metadata``)
 and a Prometheus textfile (``textfile``); ``report`` draws them (``plots``).
 
-Layering: imports ``common`` and ``serving`` (the request log, feedback labels)
-only, plus TFDV, TF metadata, ML Metadata, NumPy, pandas and matplotlib.
+The model side (``retraining``, ``decide``, ``differential``, ``replay``): the
+retraining rule over the recorded checks, with data incidents kept out of any
+training window, and a served span replayed through two model versions.
+
+Layering: imports ``common`` and ``serving`` (the request log, feedback labels, the
+model loader) only, plus TFDV, TFMA (eval accuracy), TF metadata, ML Metadata,
+NumPy, pandas and matplotlib.
 """

@@ -11,6 +11,17 @@ feedback labels and the gateway's health (``monitoring.check``). Alerts go to
 alert, 1 alerts raised, 2 the check could not run.
 
 ``report``: the checks recorded so far as one static HTML page (``monitoring.report``).
+
+``decide``: the retraining rule (``retraining`` config section) over the recorded
+checks (``monitoring.retraining``, ``monitoring.decide``): every rule's value,
+threshold and verdict, the proposed training window, the data-incident spans
+kept out of it. Recorded in ML Metadata and ``decisions.jsonl``. Exit status: 0
+no retraining, 1 retrain, 2 no decision could be made.
+
+``diff``: a served span replayed through the stable and the candidate version
+(``monitoring.replay``): flip rate, prediction differences, per-slice labelled
+accuracy deltas against the ``differential`` thresholds, and the flipped rows.
+Exit status: 0 every threshold held, 1 one failed, 2 the replay could not run.
 """
 from __future__ import annotations
 
@@ -84,6 +95,37 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decide(args: argparse.Namespace) -> int:
+    from monitoring.decide import decide_from_records, record_decision, summary
+
+    config = load_config(args.config, args.overrides)
+    decision = decide_from_records(config, args.span)
+    paths = record_decision(config, decision)
+    print(summary(decision))
+    for what, path in paths.items():
+        print(f"wrote {what}: {path}")
+    return 1 if decision.retrain else 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from monitoring.replay import replay_span, summary, write_replay
+
+    config = load_config(args.config, args.overrides)
+    replay = replay_span(config, args.span, args.stable, args.candidate)
+    write_replay(config, replay)
+    print(summary(replay, args.show))
+    return 1 if replay.report.failures else 0
+
+
+def _span_command(commands: argparse._SubParsersAction, name: str, help_text: str,
+                  span_help: str) -> argparse.ArgumentParser:
+    """A subcommand taking the config arguments and ``--span``."""
+    parser = commands.add_parser(name, help=help_text)
+    add_config_arguments(parser, tune_flag=False)
+    parser.add_argument("--span", type=int, default=None, help=span_help)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitoring", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,10 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output directory (default <run_dir>/monitoring/<name>/span_<n>)")
     cal.set_defaults(run=_calibrate)
 
-    check = commands.add_parser("check", help="check a span of served traffic; exit 1 on alerts")
-    add_config_arguments(check, tune_flag=False)
-    check.add_argument("--span", type=int, default=None,
-                       help="the request-log span to check (default: the newest closed span)")
+    check = _span_command(commands, "check", "check a span of served traffic; exit 1 on alerts",
+                          "the request-log span to check (default: the newest closed span)")
     health = check.add_mutually_exclusive_group()
     health.add_argument("--gateway-url", default="",
                         help="read error rate and p99 latency from this gateway's /metrics")
@@ -121,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--top", type=int, default=4,
                         help="drifting features shown with both histograms (default 4)")
     report.set_defaults(run=_report)
+
+    decide = _span_command(commands, "decide", "the retraining rule over the recorded checks; exit 1 = retrain",
+                           "decide as of this checked span (default: the newest checked span)")
+    decide.set_defaults(run=_decide)
+
+    diff = _span_command(commands, "diff", "replay a served span through two versions; exit 1 on a failed threshold",
+                         "the request-log span to replay (default: the newest closed span)")
+    diff.add_argument("--stable", type=int, default=None,
+                      help="the stable version (default: the version that answered most of the span)")
+    diff.add_argument("--candidate", type=int, default=None,
+                      help="the candidate version (default: the newest pushed version besides the stable)")
+    diff.add_argument("--show", type=int, default=20, help="flipped rows printed (all are in the report)")
+    diff.set_defaults(run=_diff)
     return parser
 
 

@@ -19,6 +19,17 @@ Types (created on first use, each property typed):
   spans and the alerts filed under the version (an alert of no version, e.g.
   the health of requests the gateway could not attribute, is in no context).
 
+* Execution ``RetrainingDecision`` (``python -m monitoring decide``): span, model,
+  retrain (0/1), reason, rules (JSON: each rule's value, threshold, fired),
+  window and incidents (JSON), serving_version, eval_accuracy; inputs: the
+  ``ServingSpan`` of every checked span it read up to the decided one; outputs:
+  an ``Alert`` (comparator ``data_incident``) when the decided span is an incident.
+
+* Execution ``DifferentialTest`` (``python -m monitoring diff``): span, model, stable,
+  candidate, rows, flipped, flip_rate, mean_difference, max_difference, failed (0/1),
+  failures (JSON: the failed figures), report_file; input: the replayed span's
+  ``ServingSpan``; associated with both versions' ``ModelVersion`` contexts.
+
 Queries this makes one call: ``get_executions_by_context`` (a version's checks),
 ``get_artifacts_by_context`` (its alerts and spans), ``get_events_by_execution_ids``.
 """
@@ -36,6 +47,8 @@ CHECK_TYPE = "MonitoringCheck"
 SPAN_TYPE = "ServingSpan"
 ALERT_TYPE = "Alert"
 VERSION_TYPE = "ModelVersion"
+DECISION_TYPE = "RetrainingDecision"
+DIFFERENTIAL_TYPE = "DifferentialTest"
 
 _INT, _DOUBLE, _STRING = mlmd.INT, mlmd.DOUBLE, mlmd.STRING
 _CHECK_PROPERTIES = {"span": _INT, "previous_span": _INT, "model": _STRING, "model_version": _INT,
@@ -45,6 +58,13 @@ _ALERT_PROPERTIES = {"comparator": _STRING, "feature": _STRING, "measure": _STRI
                      "threshold": _DOUBLE, "direction": _STRING, "threshold_source": _STRING,
                      "detail": _STRING, "span": _INT, "model": _STRING, "model_version": _INT}
 _VERSION_PROPERTIES = {"model": _STRING, "version": _INT}
+_DIFFERENTIAL_PROPERTIES = {"span": _INT, "model": _STRING, "stable": _INT, "candidate": _INT,
+                            "rows": _INT, "flipped": _INT, "flip_rate": _DOUBLE,
+                            "mean_difference": _DOUBLE, "max_difference": _DOUBLE, "failed": _INT,
+                            "failures": _STRING, "report_file": _STRING}
+_DECISION_PROPERTIES = {"span": _INT, "model": _STRING, "retrain": _INT, "reason": _STRING,
+                        "rules": _STRING, "window": _STRING, "incidents": _STRING,
+                        "serving_version": _INT, "eval_accuracy": _DOUBLE}
 
 
 def open_store(path: str) -> metadata_store.MetadataStore:
@@ -77,6 +97,11 @@ def _type_ids(store: metadata_store.MetadataStore) -> Dict[str, int]:
             mlmd.ArtifactType(name=SPAN_TYPE, properties=_SPAN_PROPERTIES), can_add_fields=True),
         ALERT_TYPE: store.put_artifact_type(
             mlmd.ArtifactType(name=ALERT_TYPE, properties=_ALERT_PROPERTIES), can_add_fields=True),
+        DECISION_TYPE: store.put_execution_type(
+            mlmd.ExecutionType(name=DECISION_TYPE, properties=_DECISION_PROPERTIES), can_add_fields=True),
+        DIFFERENTIAL_TYPE: store.put_execution_type(
+            mlmd.ExecutionType(name=DIFFERENTIAL_TYPE, properties=_DIFFERENTIAL_PROPERTIES),
+            can_add_fields=True),
         VERSION_TYPE: store.put_context_type(
             mlmd.ContextType(name=VERSION_TYPE, properties=_VERSION_PROPERTIES), can_add_fields=True),
     }
@@ -100,6 +125,28 @@ def _version_context(store: metadata_store.MetadataStore, type_id: int, model: s
     return store.put_contexts([context])[0]
 
 
+def _alert_artifacts(type_id: int, alerts: Sequence[Measurement], span: int,
+                     model: str) -> List[mlmd.Artifact]:
+    """One ``Alert`` artifact per alert, every field of its record a property."""
+    out = []
+    for alert in alerts:
+        artifact = mlmd.Artifact(type_id=type_id, state=mlmd.Artifact.LIVE)
+        _set(artifact.properties, {**alert.to_json(), "span": span, "model": model}, _ALERT_PROPERTIES)
+        out.append(artifact)
+    return out
+
+
+def _span_artifact(store: metadata_store.MetadataStore, type_id: int, model: str, span: int,
+                   uri: str, rows: int) -> mlmd.Artifact:
+    """The ``ServingSpan`` artifact of (model, span), the known one updated or a new one."""
+    artifact = store.get_artifact_by_type_and_name(SPAN_TYPE, span_artifact_name(model, span))
+    if artifact is None:
+        artifact = mlmd.Artifact(type_id=type_id, name=span_artifact_name(model, span), uri=uri,
+                                 state=mlmd.Artifact.LIVE)
+    _set(artifact.properties, {"span": span, "model": model, "rows": rows}, _SPAN_PROPERTIES)
+    return artifact
+
+
 def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows: int,
                  previous_span: Optional[int], versions: Sequence[int], main_version: Optional[int],
                  alerts: Sequence[Measurement], thresholds: str, check_file: str) -> Dict[str, Any]:
@@ -110,16 +157,8 @@ def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows:
     """
     store = open_store(store_path)
     types = _type_ids(store)
-    span_artifact = store.get_artifact_by_type_and_name(SPAN_TYPE, span_artifact_name(model, span))
-    if span_artifact is None:
-        span_artifact = mlmd.Artifact(type_id=types[SPAN_TYPE], name=span_artifact_name(model, span),
-                                      uri=span_uri, state=mlmd.Artifact.LIVE)
-    _set(span_artifact.properties, {"span": span, "model": model, "rows": rows}, _SPAN_PROPERTIES)
-    alert_artifacts = []
-    for alert in alerts:
-        artifact = mlmd.Artifact(type_id=types[ALERT_TYPE], state=mlmd.Artifact.LIVE)
-        _set(artifact.properties, {**alert.to_json(), "span": span, "model": model}, _ALERT_PROPERTIES)
-        alert_artifacts.append(artifact)
+    span_artifact = _span_artifact(store, types[SPAN_TYPE], model, span, span_uri, rows)
+    alert_artifacts = _alert_artifacts(types[ALERT_TYPE], alerts, span, model)
     execution = mlmd.Execution(type_id=types[CHECK_TYPE], last_known_state=mlmd.Execution.COMPLETE)
     _set(execution.properties, {"span": span, "previous_span": previous_span, "model": model,
                                 "model_version": main_version, "rows": rows, "alerts": len(alerts),
@@ -141,3 +180,44 @@ def record_check(store_path: str, *, model: str, span: int, span_uri: str, rows:
     store.put_attributions_and_associations(attributions, associations)
     return {"execution_id": execution_id, "span_artifact_id": span_id,
             "alert_artifact_ids": list(alert_ids), "version_context_ids": contexts}
+
+
+def record_decision(store_path: str, *, model: str, span: int, spans: Sequence[int],
+                    properties: Mapping[str, Any], alerts: Sequence[Measurement]) -> Dict[str, Any]:
+    """Records one retraining decision, linked to the ``ServingSpan`` artifacts of ``spans``
+    (those a check recorded) and to the version context of the serving version.
+
+    ``properties``: the ``RetrainingDecision`` properties (module doc). Returns
+    ``{"execution_id", "alert_artifact_ids": [...], "span_artifact_ids": [...]}``.
+    """
+    store = open_store(store_path)
+    types = _type_ids(store)
+    known = [store.get_artifact_by_type_and_name(SPAN_TYPE, span_artifact_name(model, s)) for s in spans]
+    span_artifacts = [a for a in known if a is not None]
+    alert_artifacts = _alert_artifacts(types[ALERT_TYPE], alerts, span, model)
+    execution = mlmd.Execution(type_id=types[DECISION_TYPE], last_known_state=mlmd.Execution.COMPLETE)
+    _set(execution.properties, {**properties, "span": span, "model": model}, _DECISION_PROPERTIES)
+    events = [(a, mlmd.Event(type=mlmd.Event.INPUT)) for a in span_artifacts]
+    events += [(a, mlmd.Event(type=mlmd.Event.OUTPUT)) for a in alert_artifacts]
+    version = properties.get("serving_version")
+    contexts = [] if version is None else [
+        store.get_contexts_by_id([_version_context(store, types[VERSION_TYPE], model, version)])[0]]
+    execution_id, artifact_ids, _ = store.put_execution(execution, events, contexts=contexts)
+    return {"execution_id": execution_id, "span_artifact_ids": artifact_ids[:len(span_artifacts)],
+            "alert_artifact_ids": artifact_ids[len(span_artifacts):]}
+
+
+def record_differential(store_path: str, *, model: str, span: int, span_uri: str, rows: int,
+                        stable: int, candidate: int, properties: Mapping[str, Any]) -> int:
+    """Records one differential test (module doc) and returns its execution id."""
+    store = open_store(store_path)
+    types = _type_ids(store)
+    span_artifact = _span_artifact(store, types[SPAN_TYPE], model, span, span_uri, rows)
+    execution = mlmd.Execution(type_id=types[DIFFERENTIAL_TYPE], last_known_state=mlmd.Execution.COMPLETE)
+    _set(execution.properties, {**properties, "span": span, "model": model, "stable": stable,
+                                "candidate": candidate, "rows": rows}, _DIFFERENTIAL_PROPERTIES)
+    contexts = store.get_contexts_by_id([_version_context(store, types[VERSION_TYPE], model, v)
+                                         for v in (stable, candidate)])
+    execution_id, _, _ = store.put_execution(execution, [(span_artifact, mlmd.Event(type=mlmd.Event.INPUT))],
+                                             contexts=contexts)
+    return execution_id

@@ -9,7 +9,17 @@ from __future__ import annotations
 import os
 from typing import Any, NoReturn
 
-from common.checks import claim_neighbours, data, evaluation, features, monitoring, serving, training, validation
+from common.checks import (
+    claim_neighbours,
+    data,
+    evaluation,
+    features,
+    monitoring,
+    retraining,
+    serving,
+    training,
+    validation,
+)
 from common.config import ConfigError, PipelineConfig
 
 
@@ -26,5 +36,6 @@ def check_config(cfg: PipelineConfig, path: str, require_data: bool = True) -> N
     evaluation.check(cfg, fail)
     serving.check(cfg, fail)
     monitoring.check(cfg, fail)
+    retraining.check(cfg, fail)
     if not os.path.isfile(cfg.schema_path):
         fail("schema", f"an existing schema.pbtxt (resolved to {cfg.schema_path})", cfg.schema)

@@ -21,6 +21,7 @@ from monitoring.health import parse_samples
 from monitoring.history import load_history
 from monitoring.metadata import ALERT_TYPE, CHECK_TYPE, SPAN_TYPE, VERSION_TYPE, open_store
 from monitoring.reference import load_reference, served_features
+from monitoring.retraining import decide
 from serving.feedback.store import LabelRecord, LabelStore
 from serving.metrics import Metrics
 from testing.served_spans import (
@@ -225,3 +226,18 @@ def test_check_errors_name_what_is_missing(tmp_path, capsys):
     assert main(["check", "--config", TAXI_CONFIG, *overrides, "--set", "monitoring.calibration=nowhere.json",
                  "--span", "1"]) == 2
     assert "no span 1 in the request log" in capsys.readouterr().err
+
+
+def test_the_retraining_rule_reads_a_shifted_span_with_schema_alerts_as_a_data_incident(setup):
+    """The rule on real check results: span 12's out-of-domain hours and vanished company are a
+    broken upstream, kept out of the window; the rule reads span 11 instead."""
+    cfg, _, results = setup
+    decision = decide(cfg, [results[SAME], results[DRIFTED]], eval_accuracy_of=lambda version: 0.9)
+    assert list(decision.incidents) == [DRIFTED]
+    assert {reason.split(" (")[0] for reason in decision.incidents[DRIFTED]} == {
+        "schema trip_start_hour INT_TYPE_BIG_INT", "schema company FEATURE_TYPE_NOT_PRESENT",
+        "skew company missing_fraction", "drift company missing_fraction"}
+    assert decision.window == [SAME] and decision.serving_version == 1
+    accuracy = next(r for r in decision.rules if r.rule == "accuracy_drop")
+    assert f"span {SAME}: labelled accuracy 1.0000 of version 1 (100/100)" in accuracy.detail
+    assert not decision.retrain

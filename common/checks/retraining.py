@@ -1,0 +1,28 @@
+"""``retraining`` and ``differential``: shares in [0, 1], counts not negative, known incident measures."""
+from __future__ import annotations
+
+from typing import Callable
+
+from common.config import PipelineConfig
+
+# Measures a check's alerts carry that a data incident may be declared on (monitoring.alerts).
+INCIDENT_MEASURES = ("missing_fraction", "l_infinity", "jensen_shannon")
+
+
+def check(cfg: PipelineConfig, fail: Callable) -> None:
+    retraining, differential = cfg.retraining, cfg.differential
+    drop = retraining.max_accuracy_drop
+    if drop is not None and not 0 <= drop <= 1:
+        fail("retraining.max_accuracy_drop", "null or a number in [0, 1]", drop)
+    for key in ("drift_spans", "max_age_spans", "min_new_labelled_rows"):
+        if getattr(retraining, key) < 0:
+            fail(f"retraining.{key}", "a non-negative integer (0 = off)", getattr(retraining, key))
+    for measure in retraining.incident_measures:
+        if measure not in INCIDENT_MEASURES:
+            fail("retraining.incident_measures", f"measures among {list(INCIDENT_MEASURES)}", measure)
+    for key in ("max_flip_rate", "max_mean_difference", "max_difference", "max_slice_accuracy_drop"):
+        value = getattr(differential, key)
+        if not 0 <= value <= 1:
+            fail(f"differential.{key}", "a number in [0, 1]", value)
+    if differential.min_slice_rows < 1:
+        fail("differential.min_slice_rows", "a positive integer", differential.min_slice_rows)
