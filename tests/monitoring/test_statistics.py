@@ -9,7 +9,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from monitoring.distances import feature_distances
-from monitoring.statistics import HISTOGRAM_BUCKETS, default_slice, stats_options, statistics_of
+from monitoring.statistics import HISTOGRAM_BUCKETS, default_slice, statistics_of, stats_options
 
 SCHEMA = text_format.Parse('feature { name: "x" type: FLOAT }', schema_pb2.Schema())
 
