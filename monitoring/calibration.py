@@ -61,10 +61,11 @@ from monitoring.distances import (
 )
 from monitoring.frames import schema_feature
 from monitoring.presence import presence_distances
-from monitoring.statistics import statistics_of
+from monitoring.statistics import HISTOGRAM_BUCKETS, statistics_of
 from monitoring.view import clip_bounds, clip_quantile_for, clipped
 
 _EPSILON = 1e-9  # (1 - a)(R + 1) computed in floating point may land a hair above an integer
+LEGACY_HISTOGRAM_BUCKETS = 10  # TFDV's default, used before the count was recorded
 NULL_QUANTILES = (0.5, 0.9, 0.99)  # recorded in the sidecar to show each null distribution's shape
 
 
@@ -126,6 +127,7 @@ class Calibration:
     thresholds: Tuple[Threshold, ...]
     clip_quantile: float = 0.0
     clip_bounds: Mapping[str, Tuple[float, float]] = field(default_factory=dict)
+    histogram_buckets: int = HISTOGRAM_BUCKETS  # the statistics the thresholds were read off
 
     def view(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` as the thresholds expect it: clipped with the calibration's bounds."""
@@ -162,6 +164,7 @@ class Calibration:
             "features": list(self.features),
             "clip_quantile": self.clip_quantile,
             "clip_bounds": {name: list(b) for name, b in self.clip_bounds.items()},
+            "histogram_buckets": self.histogram_buckets,
             "comparators": list(self.comparators),
             "tests_per_comparison": dict(self.tests_per_comparison),
             "test_budget": dict(self.test_budget),
@@ -179,6 +182,8 @@ class Calibration:
                    tests_per_comparison=raw["tests_per_comparison"], test_budget=raw["test_budget"],
                    rank=raw["rank"], clip_quantile=raw["clip_quantile"],
                    clip_bounds={name: tuple(b) for name, b in raw["clip_bounds"].items()},
+                   # sidecars written before the count was recorded used TFDV's default
+                   histogram_buckets=raw.get("histogram_buckets", LEGACY_HISTOGRAM_BUCKETS),
                    thresholds=tuple(Threshold(t["feature"], t["comparator"], t["measure"],
                                               t["threshold"], t["null_quantiles"])
                                     for t in raw["thresholds"]))

@@ -5,7 +5,8 @@ calibration reads it (``monitoring.history``: every accepted row of the
 config's data) and seen through the same view (``monitoring.view``: numeric
 features clipped to the history's central range). With a calibration, its
 clip bounds are used, so the distances are exactly those its thresholds were
-set for; without, bounds at ``monitoring.clip_quantile``.
+set for (and one made with other histogram buckets, ``monitoring.statistics``,
+is refused); without, bounds at ``monitoring.clip_quantile``.
 
 Which features: the monitored ones (``monitoring.history.monitored_features``:
 no timestamps, free text or multi-valued columns, nothing kept out of the
@@ -29,7 +30,7 @@ from monitoring.artifacts import read_calibration
 from monitoring.calibration import Calibration
 from monitoring.frames import typed_frame
 from monitoring.history import load_history, monitored_features
-from monitoring.statistics import statistics_of
+from monitoring.statistics import HISTOGRAM_BUCKETS, statistics_of
 from monitoring.view import clip_bounds, clipped
 
 
@@ -79,6 +80,11 @@ def load_reference(cfg: PipelineConfig, schema: schema_pb2.Schema) -> Reference:
             raise FileNotFoundError(f"{cfg.source_file}: monitoring.calibration: {path} not found "
                                     "(`python -m monitoring calibrate` writes calibration.json)")
         calibration = read_calibration(path)
+        if calibration.histogram_buckets != HISTOGRAM_BUCKETS:
+            raise ValueError(f"{cfg.source_file}: monitoring.calibration: {path} was calibrated on "
+                             f"{calibration.histogram_buckets}-bucket histograms, checks build "
+                             f"{HISTOGRAM_BUCKETS} (monitoring.statistics): its thresholds do not "
+                             "hold for these distances; rerun `python -m monitoring calibrate`")
         bounds = {name: b for name, b in calibration.clip_bounds.items() if name in features}
         thresholds = f"calibration {path} (budget {calibration.budget}, spans of {calibration.span_size})"
     else:

@@ -5,6 +5,7 @@ import urllib.request
 
 import pytest
 
+from monitoring.eval_accuracy import EvalAccuracies
 from pipeline.__main__ import main
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
@@ -53,6 +54,18 @@ def test_every_component_runs_and_model_is_pushed(first_run, capsys):
     # the edge exports travel inside the model artifact, next to the SavedModel
     for edge_file in ("model.tflite", "tfjs/model.json", "edge_signature.json", "edge_saved_model/saved_model.pb"):
         assert os.path.isfile(os.path.join(result.pushed_to, "assets.extra", edge_file)), edge_file
+
+
+def test_retraining_rule_reads_the_pushed_versions_eval_accuracy_from_the_runs_lineage(first_run):
+    """monitoring.eval_accuracy follows the real run's ML Metadata from the pushed
+    version back to the Evaluator: the figure equals the one the run summary reports."""
+    cfg, _ = first_run
+    result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
+    accuracies = EvalAccuracies(cfg)
+    assert accuracies.path == local_paths(cfg).metadata
+    version = int(_versions(cfg)[-1])
+    assert accuracies(version) == pytest.approx(result.metrics["binary_accuracy"], abs=1e-9)
+    assert accuracies(version + 1) is None  # never pushed
 
 
 def test_pushed_model_answers_a_rest_request(first_run, sample_root):

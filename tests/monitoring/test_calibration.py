@@ -10,6 +10,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from monitoring.artifacts import read_calibration, write_calibration
 from monitoring.calibration import (
+    Calibration,
     calibrate,
     candidate_schema,
     monitored_tests,
@@ -20,7 +21,7 @@ from monitoring.calibration import (
 )
 from monitoring.distances import feature_distances
 from monitoring.presence import presence_distances
-from monitoring.statistics import statistics_of
+from monitoring.statistics import HISTOGRAM_BUCKETS, statistics_of
 
 SCHEMA = text_format.Parse("""
 feature { name: "size" type: FLOAT
@@ -99,6 +100,7 @@ def test_calibration_records_its_settings_and_one_threshold_per_test(calibrated)
     assert {(t.feature, t.comparator, t.measure) for t in calibration.thresholds} == {
         (f, c, m) for c in ("skew", "drift") for f, m in monitored_tests(SCHEMA, ["size", "colour"], c)}
     assert set(calibration.clip_bounds) == {"size"}
+    assert calibration.histogram_buckets == HISTOGRAM_BUCKETS
     for t in calibration.thresholds:
         assert 0.0 <= t.null_quantiles["p50"] <= t.threshold <= t.null_quantiles["max"]
 
@@ -162,6 +164,14 @@ def test_the_sidecar_and_the_candidate_schema_round_trip(calibrated, tmp_path):
     raw = json.loads(open(json_path).read())
     assert raw["budget"] == 0.4 and raw["draws"] == 39 and raw["seed"] == 7
     assert raw["tfdv_version"] == tfdv.__version__
+    assert raw["histogram_buckets"] == HISTOGRAM_BUCKETS
     assert tfdv.load_schema_text(schema_path) == candidate_schema(SCHEMA, calibration)
     with pytest.raises(KeyError, match="'weight'"):
         calibration.threshold("weight", "skew", "l_infinity")
+
+
+def test_a_sidecar_without_a_bucket_count_was_made_with_tfdvs_default_ten(calibrated, tmp_path):
+    _, calibration = calibrated
+    raw = calibration.to_json()
+    del raw["histogram_buckets"]
+    assert Calibration.from_json(raw).histogram_buckets == 10

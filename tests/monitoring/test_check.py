@@ -241,3 +241,20 @@ def test_the_retraining_rule_reads_a_shifted_span_with_schema_alerts_as_a_data_i
     accuracy = next(r for r in decision.rules if r.rule == "accuracy_drop")
     assert f"span {SAME}: labelled accuracy 1.0000 of version 1 (100/100)" in accuracy.detail
     assert not decision.retrain
+
+
+def test_a_calibration_made_on_other_histograms_is_refused(tmp_path):
+    """Thresholds read off 10-bucket histograms (sidecars before the count was recorded) do
+    not hold for the distances of the 30-bucket statistics a check builds."""
+    path = str(tmp_path / "calibration.json")
+    cfg = load_config(TAXI_CONFIG, [f"monitoring.calibration={path}"])
+    schema = tfdv.load_schema_text(cfg.schema_path)
+    features = served_features(cfg, schema)
+    write_calibration_for(str(tmp_path), cfg, schema, load_history(cfg, schema, features), features, ROWS)
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    del raw["histogram_buckets"]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(raw, f)
+    with pytest.raises(ValueError, match="calibrated on 10-bucket histograms, checks build 30"):
+        load_reference(cfg, schema)
