@@ -179,8 +179,8 @@ def test_a_leftover_staging_directory_is_replaced(tmp_path, bucket):
     assert "half.pb" not in _tree(FakeRemoteFilesystem.local(pushed))
 
 
-def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
-    storage, cwd = bucket
+def _execute_push(tmp_path, base_directory, **inputs):
+    """AtomicPushExecutor on a blessed fake model (and ``inputs``); returns the PushedModel."""
     model = standard_artifacts.Model()
     model.uri = os.path.dirname(_model(tmp_path))
     os.rename(os.path.join(model.uri, "model"), os.path.join(model.uri, "Format-Serving"))
@@ -191,13 +191,19 @@ def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed_model")
     destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory="fake://models/taxi"))
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_directory))
     AtomicPushExecutor().Do(
         {standard_component_specs.MODEL_KEY: [model],
          standard_component_specs.MODEL_BLESSING_KEY: [blessings[0]],
-         standard_component_specs.INFRA_BLESSING_KEY: [blessings[1]]},
+         standard_component_specs.INFRA_BLESSING_KEY: [blessings[1]], **inputs},
         {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
         {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+    return pushed
+
+
+def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
+    storage, cwd = bucket
+    pushed = _execute_push(tmp_path, "fake://models/taxi")
     assert pushed.get_int_custom_property("pushed") == 1
     destination_path = pushed.get_string_custom_property("pushed_destination")
     assert destination_path.startswith("fake://models/taxi/")
@@ -231,25 +237,9 @@ def test_the_claim_index_is_pushed_inside_the_version_and_makes_it_new(tmp_path,
 
 
 def test_the_pusher_executor_pushes_the_claim_index_with_the_model(tmp_path):
-    model = standard_artifacts.Model()
-    model.uri = os.path.dirname(_model(tmp_path))
-    os.rename(os.path.join(model.uri, "model"), os.path.join(model.uri, "Format-Serving"))
     index = ClaimIndex()
     index.uri = _index(tmp_path)
-    blessings = []
-    for blessing in (standard_artifacts.ModelBlessing(), standard_artifacts.InfraBlessing()):
-        blessing.set_int_custom_property("blessed", 1)
-        blessings.append(blessing)
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed_model")
-    destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "serving")))
-    AtomicPushExecutor().Do(
-        {standard_component_specs.MODEL_KEY: [model],
-         standard_component_specs.MODEL_BLESSING_KEY: [blessings[0]],
-         standard_component_specs.INFRA_BLESSING_KEY: [blessings[1]], CLAIM_INDEX_KEY: [index]},
-        {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
-        {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+    pushed = _execute_push(tmp_path, str(tmp_path / "serving"), **{CLAIM_INDEX_KEY: [index]})
     served = pushed.get_string_custom_property("pushed_destination")
     for root in (served, pushed.uri):  # the serving version and the PushedModel artifact
         assert open(os.path.join(root, CLAIM_INDEX_PATH, "index.npz"), "rb").read() == b"npz"

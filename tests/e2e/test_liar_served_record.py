@@ -6,9 +6,7 @@ index pushed inside the version, with the pipeline's code.
 Shares the sampled pipeline run (tests/e2e/conftest.py::liar_run).
 """
 import glob
-import json
 import os
-import urllib.request
 
 import numpy as np
 import pytest
@@ -18,8 +16,7 @@ from common.serving_contract import OUTPUT_KEY, SERVING_SIGNATURE, TF_EXAMPLE_SI
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
 from serving.claim_records import ClaimRecords, index_dir
-from serving.server import launch
-from tests.e2e.conftest import EVAL_ROWS
+from tests.e2e.conftest import EVAL_ROWS, predict_through_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -35,16 +32,20 @@ def _eval_examples(cfg):
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def _request_row(record: bytes, inputs, leave_out: str):
-    """A REST instance of an example's serving inputs; features it lacks are left out."""
+def _request_row(record: bytes, separators, leave_out: str):
+    """A REST instance of an example's serving inputs: one value per feature (a multi-valued
+    column's values joined by its separator, as a client sends "economy,jobs"); features the
+    example lacks are left out."""
     row = {}
     for name, feature in tf.train.Example.FromString(record).features.feature.items():
-        if name not in inputs or name == leave_out:
+        if name not in separators or name == leave_out:
             continue
         kind = feature.WhichOneof("kind")
         values = list(getattr(feature, kind).value) if kind else []
-        if values:
-            row[name] = values[0].decode("utf-8") if kind == "bytes_list" else values[0]
+        if kind == "bytes_list" and values:
+            row[name] = separators[name].join(v.decode("utf-8") for v in values)
+        elif values:
+            row[name] = values[0]
     return row
 
 
@@ -80,16 +81,11 @@ def test_rest_rows_without_the_record_score_as_the_evaluator_scored(liar_run):
     assert made == [v[0].decode() if v else None for v in written]
 
     inputs = set(model.signatures[SERVING_SIGNATURE].structured_input_signature[1])
-    instances = [_request_row(r, inputs, leave_out=column) for r in records]
+    separators = {f.column: f.separator or "," for f in cfg.features if f.column in inputs}
+    assert set(separators) == inputs
+    instances = [_request_row(r, separators, leave_out=column) for r in records]
     assert all(column not in row and row.get("statement") for row in instances)
-    args = ["--config", cfg.source_file, "--set", f"serving.push_dir={cfg.serving.push_dir}",
-            "--no_request_log"]
-    with launch(args) as server:
-        request = urllib.request.Request(server.model_url(cfg.serving.model_name) + ":predict",
-                                         data=json.dumps({"instances": instances}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=300) as response:
-            served = np.array(json.load(response)["predictions"])
+    served = np.array(predict_through_gateway(cfg, instances, timeout_s=300))
     assert served.shape == evaluated.shape
     worst = int(np.argmax(np.abs(served - evaluated).max(axis=1)))
     assert np.abs(served[worst] - evaluated[worst]).max() <= TOLERANCE, (
