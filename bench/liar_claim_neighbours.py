@@ -2,7 +2,7 @@
 
 5-fold cross-validation on LIAR's *training* file only (folds by statement MD5,
 as bench/liar_cv.py), scoring logistic regressions with and without the
-neighbour record (``components.claim_neighbours``):
+neighbour record (``trainer.claim_neighbours``):
 
 * text: TF-IDF of the statement (word 1-2 grams), the text baseline's model;
 * full: the same plus one-hot speaker, party, state, job words, context words,
@@ -12,7 +12,7 @@ neighbour record (``components.claim_neighbours``):
 Training rows read the neighbour record out of fold; held-out rows read the
 whole training fold. Prints six-way accuracy, macro-F1 and binary accuracy
 (half-true and above) per model. Sentence vectors come through the pipeline's
-vector cache (``components.sentence_encoder.cached_encode``).
+vector cache (``trainer.sentence_encoder.cached_encode``).
 
     LIAR_DIR=../shared/datasets/liar .venv/bin/python bench/liar_claim_neighbours.py
 """
@@ -32,8 +32,8 @@ sys.path.insert(0, REPO)
 
 from common.loader import load_config  # noqa: E402
 from components import classification_metrics as cm  # noqa: E402
-from components.claim_neighbours import NeighbourIndex, statement_folds  # noqa: E402
-from components.sentence_encoder import SentenceEncoder, cached_encode  # noqa: E402
+from trainer.claim_neighbours import NeighbourIndex, statement_folds  # noqa: E402
+from trainer.sentence_encoder import SentenceEncoder, cached_encode  # noqa: E402
 
 
 def read_rows(path: str, columns: Sequence[str]) -> List[Dict[str, str]]:

@@ -47,7 +47,7 @@ os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 from trainer_sweep import FIGURES, _parse_variant, binary_figure, run_variant  # noqa: E402
 
 from common.loader import load_config  # noqa: E402
-from components.claim_neighbours import statement_folds  # noqa: E402
+from trainer.claim_neighbours import statement_folds  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "liar.yaml")
 

@@ -149,7 +149,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ClaimNeighboursConfig:
-    """The claim-neighbour record (``components.claim_neighbours``): a string column
+    """The claim-neighbour record (``trainer.claim_neighbours``): a string column
     derived from ``text`` by the ClaimNeighbours component, which a feature reads.
 
     Each row gets the labels of its ``k`` nearest training statements (sentence-

@@ -25,6 +25,9 @@ EDGE_SAVED_MODEL_TFLITE = "edge_saved_model_tflite"
 TFLITE_FILE = "model.tflite"
 TFJS_DIR = "tfjs"
 EDGE_SIGNATURE_FILE = "edge_signature.json"   # inputs in order, output, conversion facts
+# The claim-neighbour index (LIAR's ClaimIndex artifact: index.npz, params.json), copied into
+# the version by the Pusher: the gateway makes a request's record from it (serving.claim_records).
+CLAIM_INDEX_DIR = "claim_index"
 
 
 def edge_dir(model_dir: str) -> str:

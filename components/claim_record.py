@@ -4,20 +4,22 @@ Custom because TFX has no component that derives a feature from other rows'
 labels through a pretrained encoder, and Transform cannot: its graph must run
 in TF Serving and the edge runtimes, and the encoder (``components.
 sentence_encoder``, NumPy) and the nearest-neighbour search over the training
-split are neither. So the record is made here, between ExampleGen and
+split are neither (both live on the trainer floor, with the record's format in
+``trainer.claim_index``, because the serving gateway makes the record of a
+request's statement with the same code). So the record is made here, between ExampleGen and
 StatisticsGen, and every downstream component (statistics, schema check,
 Transform, Evaluator, InfraValidator, analyses) sees it as an ordinary string
 column ("false,false,true,similarity-8": one value per row, as a serving request
 sends it), read by an ordinary ``multi_categorical`` feature.
 
 The index is built from the train split only; training rows read other folds
-(``components.claim_neighbours``), every other split reads the whole index. The
-index (vectors, class ids, folds) is written as a ClaimIndex artifact, so the
-record of a served statement can be made against the same training rows and
-ML Metadata links every model to the index its features came from.
+(``trainer.claim_neighbours``), every other split reads the whole index. The
+index (vectors, class ids, folds) is written as a ClaimIndex artifact, so ML
+Metadata links every model to the index its features came from, and the Pusher
+copies it into the pushed version (``components.pusher``), where the gateway
+makes a served statement's record against the same training rows.
 """
 
-import dataclasses
 import json
 import os
 from typing import Dict, List, Tuple
@@ -29,10 +31,9 @@ from tfx.types.artifact import Artifact
 
 from components import classification_metrics as cm
 from components import raw_examples
-from components.claim_neighbours import NeighbourIndex, statement_folds
+from trainer.claim_index import RecordSpec, record_tokens, record_value, write_index
+from trainer.claim_neighbours import NeighbourIndex, statement_folds
 
-INDEX_FILE = "index.npz"
-PARAMS_FILE = "params.json"
 _OUTPUT_FILE = "data_tfrecord-00000-of-00001.gz"  # ExampleGen's naming
 
 
@@ -49,7 +50,7 @@ def with_record(record: bytes, column: str, tokens: List[str], separator: str) -
     if column in example.features.feature:
         del example.features.feature[column]
     if tokens:
-        example.features.feature[column].bytes_list.value.append(separator.join(tokens).encode("utf-8"))
+        example.features.feature[column].bytes_list.value.append(record_value(tokens, separator).encode("utf-8"))
     return example.SerializeToString()
 
 
@@ -58,12 +59,20 @@ def record_separator(cfg) -> str:
     return next(f.separator for f in cfg.features if f.column == cfg.claim_neighbours.column)
 
 
+def record_spec(cfg) -> RecordSpec:
+    """The record's settings from the config, as the index stores them for serving."""
+    nb = cfg.claim_neighbours
+    return RecordSpec(column=nb.column, text=nb.text, separator=record_separator(cfg),
+                      classes=tuple(cfg.label.classes), k=nb.k, temperature=nb.temperature,
+                      repeats=nb.repeats, folds=nb.folds)
+
+
 def build_records(cfg, splits: Dict[str, List[bytes]],
                   encoder) -> Tuple[Dict[str, List[List[str]]], NeighbourIndex]:
     """The record tokens of every row of every split, and the index they read."""
-    from components.sentence_encoder import cached_encode
+    from trainer.sentence_encoder import cached_encode
 
-    nb, classes = cfg.claim_neighbours, list(cfg.label.classes)
+    nb, classes, spec = cfg.claim_neighbours, list(cfg.label.classes), record_spec(cfg)
     if "train" not in splits:
         raise ValueError(f"ClaimNeighbours: no 'train' split among {sorted(splits)}; the index is "
                          "built from the training rows")
@@ -78,8 +87,7 @@ def build_records(cfg, splits: Dict[str, List[bytes]],
         text = train_text if split == "train" else raw_examples.string_column(records, nb.text)
         vectors = train_vectors if split == "train" else cached_encode(encoder, text)
         query_folds = folds if split == "train" else None
-        made = index.record_tokens(vectors, classes, nb.k, nb.temperature, nb.repeats, query_folds)
-        tokens[split] = [t if s.strip() else [] for t, s in zip(made, text)]
+        tokens[split] = record_tokens(index, spec, vectors, text, query_folds)
     return tokens, index
 
 
@@ -92,11 +100,12 @@ def ClaimNeighbours(
 ) -> None:
     """Copies every split of ``examples`` with the record column added."""
     from common.executor_config import config_from_slice
-    from components.sentence_encoder import SentenceEncoder
+    from trainer.sentence_encoder import SentenceEncoder
 
     cfg = config_from_slice(json.loads(config_json), source="ClaimNeighbours")
     splits = raw_examples.by_split(examples)
-    tokens, built = build_records(cfg, splits, SentenceEncoder.load())
+    encoder = SentenceEncoder.load()
+    tokens, built = build_records(cfg, splits, encoder)
     separator = record_separator(cfg)
     for split, records in splits.items():
         directory = os.path.join(enriched.uri, f"Split-{split}")
@@ -109,7 +118,4 @@ def ClaimNeighbours(
     for key in ("payload_format", "file_format"):
         if examples.has_custom_property(key):
             enriched.set_string_custom_property(key, examples.get_string_custom_property(key))
-    np.savez(os.path.join(index.uri, INDEX_FILE), vectors=built.vectors, labels=built.labels, folds=built.folds)
-    with open(os.path.join(index.uri, PARAMS_FILE), "w") as f:
-        json.dump({"classes": list(cfg.label.classes), **dataclasses.asdict(cfg.claim_neighbours),
-                   "encoder": "all-MiniLM-L6-v2 (components.sentence_encoder)"}, f, indent=2)
+    write_index(index.uri, built, record_spec(cfg), encoder.weights_key)

@@ -22,24 +22,38 @@ filesystem plugin). Atomicity depends on the filesystem's rename:
 
 Earlier versions are left untouched, and pushing the model that is already
 the newest version (a rerun with nothing changed) adds no duplicate version.
+
+A version is self-contained: what the gateway needs beside the SavedModel is
+copied into the same staging directory before the rename. For LIAR that is the
+ClaimNeighbours index (an optional ``claim_index`` input, placed at
+``assets.extra/claim_index``, ``common.serving_contract``), from which the
+gateway makes a request's claim-neighbour record (``serving.claim_records``).
+TFX's Pusher takes no such input, so ``AtomicPusher`` is its spec plus one
+optional channel, with this executor.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.utils import io_utils, json_utils, proto_utils
+
+from common.serving_contract import CLAIM_INDEX_DIR, EDGE_DIR
+from components.claim_record import ClaimIndex
 
 PUSH_COMPLETE_FILE = "PUSH_COMPLETE"  # written last into a version: the push finished
 STAGING_PREFIX = ".staging-"
+CLAIM_INDEX_KEY = "claim_index"  # the Pusher's optional input: LIAR's ClaimIndex
+# Where the claim index goes inside a pushed version (relative to the version).
+CLAIM_INDEX_PATH = f"{EDGE_DIR}/{CLAIM_INDEX_DIR}"
 
 
 def _versions(base_directory: str) -> List[int]:
@@ -73,10 +87,19 @@ def _files(root: str) -> Iterator[Tuple[str, str]]:
                 yield path[len(root) + 1:], path
 
 
-def identical_trees(left: str, right: str) -> bool:
+def _tree(root: str, extras: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """Relative path -> full path of the files of ``root`` with each ``extras``
+    directory placed at its relative path (the version a push would write)."""
+    files = dict(_files(root))
+    for relative, source in (extras or {}).items():
+        files.update((f"{relative}/{name}", path) for name, path in _files(source))
+    return files
+
+
+def identical_trees(left: str, right: str, left_extras: Optional[Mapping[str, str]] = None) -> bool:
     """Same relative file names with the same bytes under both directories
-    (the completion marker aside)."""
-    left_files, right_files = dict(_files(left)), dict(_files(right))
+    (the completion marker aside); ``left_extras`` as in ``atomic_copy_model``."""
+    left_files, right_files = _tree(left, left_extras), dict(_files(right))
     if sorted(left_files) != sorted(right_files):
         return False
     for name, path in left_files.items():
@@ -86,20 +109,29 @@ def identical_trees(left: str, right: str) -> bool:
     return True
 
 
-def atomic_copy_model(model_path: str, base_directory: str) -> str:
-    """Copies a SavedModel to ``<base>/<version>`` via a rename; returns the path.
+def copy_version(model_path: str, destination: str, extras: Optional[Mapping[str, str]] = None) -> None:
+    """The SavedModel, and each ``extras`` directory at its relative path, into ``destination``."""
+    io_utils.copy_dir(model_path, destination)
+    for relative, source in (extras or {}).items():
+        io_utils.copy_dir(source, f"{destination.rstrip('/')}/{relative}")
 
-    When the newest version already holds this exact model, returns that path.
+
+def atomic_copy_model(model_path: str, base_directory: str,
+                      extras: Optional[Mapping[str, str]] = None) -> str:
+    """Copies a SavedModel to ``<base>/<version>`` via a rename; returns the path.
+    ``extras``: path inside the version -> a directory copied there too (before the rename).
+
+    When the newest version already holds this exact model (and extras), returns that path.
     """
     newest = newest_version(base_directory)
-    if newest and identical_trees(model_path, newest):
+    if newest and identical_trees(model_path, newest, extras):
         return newest
     fileio.makedirs(base_directory)
     version = next_version(base_directory)
     staging = os.path.join(base_directory, STAGING_PREFIX + version)
     if fileio.exists(staging):
         fileio.rmtree(staging)
-    io_utils.copy_dir(model_path, staging)
+    copy_version(model_path, staging, extras)
     final = os.path.join(base_directory, version)
     fileio.rename(staging, final)
     io_utils.write_string_file(os.path.join(final, PUSH_COMPLETE_FILE), "")
@@ -121,16 +153,41 @@ class AtomicPushExecutor(pusher_executor.Executor):
         proto_utils.json_to_proto(
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         model_path = self.GetModelPath(input_dict)
-        serving_path = atomic_copy_model(model_path, destination.filesystem.base_directory)
-        io_utils.copy_dir(model_path, model_push.uri)
+        extras = {CLAIM_INDEX_PATH: index.uri for index in input_dict.get(CLAIM_INDEX_KEY) or []}
+        serving_path = atomic_copy_model(model_path, destination.filesystem.base_directory, extras)
+        copy_version(model_path, model_push.uri, extras)
         self._MarkPushed(model_push, pushed_destination=serving_path,
                          pushed_version=os.path.basename(serving_path))
 
 
-def build_pusher(model, model_blessing, infra_blessing, push_dir: str) -> tfx.components.Pusher:
-    """A Pusher that needs both blessings and writes ``<push_dir>/<version>`` atomically."""
-    return tfx.components.Pusher(
+class AtomicPusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher spec with the optional ClaimIndex to push with the model."""
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              CLAIM_INDEX_KEY: ChannelParameter(type=ClaimIndex, optional=True)}
+
+
+class AtomicPusher(base_component.BaseComponent):
+    """TFX's Pusher (same inputs, outputs and blessings checks) with the atomic executor
+    and an optional ``claim_index`` pushed inside the version."""
+    SPEC_CLASS = AtomicPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPushExecutor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 infra_blessing: types.BaseChannel, push_destination: pusher_pb2.PushDestination,
+                 claim_index: Optional[types.BaseChannel] = None) -> None:
+        super().__init__(spec=AtomicPusherSpec(
+            model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
+            claim_index=claim_index, push_destination=push_destination,
+            custom_config=json_utils.dumps(None),
+            pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))
+
+
+def build_pusher(model, model_blessing, infra_blessing, push_dir: str,
+                 claim_index: Optional[types.BaseChannel] = None) -> AtomicPusher:
+    """A Pusher that needs both blessings and writes ``<push_dir>/<version>`` atomically,
+    with the claim index inside when given (node id "Pusher", as TFX's)."""
+    return AtomicPusher(
         model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=push_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPushExecutor))
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)),
+        claim_index=claim_index).with_id("Pusher")

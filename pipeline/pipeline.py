@@ -82,8 +82,9 @@ def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
     evaluator = build_evaluator(cfg, examples, model, baseline_model.outputs["model"],
                                 baselines.outputs["baselines"])
     infra_validator = build_infra_validator(cfg, model, examples)
+    # the claim index goes inside the pushed version: the gateway makes a request's record from it
     pusher = build_pusher(model, evaluator.outputs["blessing"], infra_validator.outputs["blessing"],
-                          cfg.push_dir)
+                          cfg.push_dir, derived[0].outputs["index"] if derived else None)
     # Read-only analyses beside the gate: text baselines (when the config names a
     # text feature) and the candidate's error analysis for the run report.
     analyses = [ErrorAnalysis(examples=examples, model=model,

@@ -40,6 +40,7 @@ from common.config import BatchingConfig
 from serving import models_config
 from serving import versions as version_dirs
 from serving.batching import Demand
+from serving.claim_records import ClaimRecords
 from serving.errors import BadRequest, NotFound, ServingError, Unavailable
 from serving.servable import ServedModel
 
@@ -266,6 +267,10 @@ class InProcessBackend:
     def metadata(self, name: str, version: int) -> Dict[str, Any]:
         return self.servable(name, version).metadata()
 
+    def claim_records(self, name: str, version: int) -> Optional[ClaimRecords]:
+        """The version's claim-neighbour record maker (loaded with the version), or None."""
+        return self.servable(name, version).claim_records
+
     def infer(self, name: str, version: int, verb: str, body: Mapping[str, Any],
               kinds: Mapping[str, str]) -> Dict[str, Any]:
         model = self.servable(name, version)
@@ -366,6 +371,7 @@ class ProxyBackend:
         self._versions: Dict[str, Tuple[float, List[int]]] = {}  # model -> (fetched at, versions)
         self._config: Tuple[Any, Optional[Dict[str, models_config.ModelEntry]]] = (None, None)
         self._lock = threading.Lock()
+        self._claim_records: Dict[str, Optional[ClaimRecords]] = {}  # version directory -> maker
         self.demand = Demand()
 
     def start(self) -> None:
@@ -454,6 +460,22 @@ class ProxyBackend:
 
     def metadata(self, name: str, version: int) -> Dict[str, Any]:
         return self._call(f"/v1/models/{name}/versions/{version}/metadata")
+
+    def claim_records(self, name: str, version: int) -> Optional[ClaimRecords]:
+        """The version's claim-neighbour record maker, read from the version directory
+        models.config names when this host sees it (TF Serving's model volume mounted
+        here too); None otherwise: rows are then forwarded as sent."""
+        entry = self._entry(name)
+        if entry is None:
+            return None
+        path = os.path.join(_entry_base_path(entry, self._config_path), str(version))
+        with self._lock:
+            if path in self._claim_records:
+                return self._claim_records[path]
+        records = ClaimRecords.for_version(path) if os.path.isdir(path) else None
+        with self._lock:
+            self._claim_records[path] = records
+        return records
 
     def infer(self, name: str, version: int, verb: str, body: Mapping[str, Any],
               kinds: Mapping[str, str]) -> Dict[str, Any]:

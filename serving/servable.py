@@ -18,6 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from common.config import BatchingConfig
 from serving import codec
 from serving.batching import BatchQueue, Demand
+from serving.claim_records import ClaimRecords
 from serving.errors import BadRequest
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class ServedModel:
 
     def __init__(self, name: str, version: int, path: str, loaded: Any,
                  signature_defs: Mapping[str, Any], batching: Optional[BatchingConfig] = None,
-                 demand: Optional[Demand] = None) -> None:
+                 demand: Optional[Demand] = None, claim_records: Optional[ClaimRecords] = None) -> None:
         self.name = name
         self.version = int(version)
         self.path = path
@@ -62,13 +63,15 @@ class ServedModel:
         self._queues_lock = threading.Lock()
         self._closed = False
         self._specs: Dict[str, Dict[str, codec.InputSpec]] = {}  # per signature, built once
+        # LIAR: makes a request's claim-neighbour record from the index pushed with the model
+        self.claim_records = claim_records
 
     @classmethod
     def load(cls, path: str, name: str, version: int, batching: Optional[BatchingConfig] = None,
              demand: Optional[Demand] = None) -> "ServedModel":
         logger.info("Loading model %s version %s from %s", name, version, path)
         return cls(name, version, path, tf.saved_model.load(path), read_signature_defs(path),
-                   batching, demand)
+                   batching, demand, ClaimRecords.for_version(path))
 
     # ---------------------------------------------------------------- signatures
 

@@ -108,20 +108,31 @@ class ModelAPI:
         self._check_body(verb, parsed)
         route = self._router.route(name, request.request_id, version, label)
         request.observed["version"] = str(route.primary)
-        body = self._with_missing_values(parsed) if verb == "predict" else parsed
+        scored = self._with_claim_records(name, route.primary, verb, parsed)
+        body = self._with_missing_values(scored) if verb == "predict" else scored
         with self._backend.demand:
             started = time.perf_counter()
             answer = self._backend.infer(name, route.primary, verb, body, self._kinds)
             latency_ms = (time.perf_counter() - started) * 1000.0
-        self._log(request.request_id, name, route.primary, "primary", verb, parsed, answer, latency_ms)
+        self._log(request.request_id, name, route.primary, "primary", verb, scored, answer, latency_ms)
         if route.shadow is not None and route.shadow != route.primary:
             if self._shadow_slots.acquire(blocking=False):
                 self._shadow_pool.submit(self._run_shadow, request.request_id, name, route.shadow,
-                                         verb, body)
+                                         verb, parsed)
             else:
                 logger.warning("Shadow version %d skipped for request %s: %d shadow calls pending",
                                route.shadow, request.request_id, MAX_PENDING_SHADOWS)
         return json_response(200, answer, {VERSION_HEADER: str(route.primary)})
+
+    def _with_claim_records(self, name: str, version: int, verb: str,
+                            body: Dict[str, Any]) -> Dict[str, Any]:
+        """The body with LIAR's claim-neighbour record made for each row that lacks it,
+        from the index pushed with that version (``serving.claim_records``), so a
+        REST row is scored as the Evaluator scored the pipeline's rows. Versions
+        without an index get the body as sent. The request log keeps this body:
+        what the model scored."""
+        records = self._backend.claim_records(name, version)
+        return dict(records.complete(verb, body)) if records is not None else body
 
     def _with_missing_values(self, body: Dict[str, Any]) -> Dict[str, Any]:
         """A row predict whose instances leave optional features out (or null) for
@@ -194,20 +205,24 @@ class ModelAPI:
     # ------------------------------------------------------------ shadow and log
 
     def _run_shadow(self, request_id: str, name: str, version: int, verb: str,
-                    body: Mapping[str, Any]) -> None:
+                    parsed: Dict[str, Any]) -> None:
         try:
-            self._shadow_answer(request_id, name, version, verb, body)
+            self._shadow_answer(request_id, name, version, verb, parsed)
         finally:
             self._shadow_slots.release()
 
     def _shadow_answer(self, request_id: str, name: str, version: int, verb: str,
-                       body: Mapping[str, Any]) -> None:
-        """The shadow version's answer, logged only: its failure fails no request."""
+                       parsed: Dict[str, Any]) -> None:
+        """The shadow version's answer, logged only: its failure fails no request. Its
+        claim-neighbour record is its own (its index may differ from the primary's),
+        made in this thread so the primary answer does not wait for it."""
         try:
+            scored = self._with_claim_records(name, version, verb, parsed)
+            body = self._with_missing_values(scored) if verb == "predict" else scored
             started = time.perf_counter()
             answer = self._backend.infer(name, version, verb, body, self._kinds)
             latency_ms = (time.perf_counter() - started) * 1000.0
-            self._log(request_id, name, version, "shadow", verb, body, answer, latency_ms)
+            self._log(request_id, name, version, "shadow", verb, scored, answer, latency_ms)
         except ServingError as err:
             logger.warning("Shadow version %d failed request %s: %s", version, request_id, err.message)
         except Exception:  # pylint: disable=broad-except

@@ -4,12 +4,12 @@ import pytest
 import tensorflow as tf
 
 from common.loader import load_config
-from components.claim_neighbours import statement_folds
 from components.claim_record import build_records, record_separator, with_record
-from components.sentence_encoder import SentenceEncoder
 from components.tsv_example_gen import parse_line
 from testing import liar_fixture
 from testing.liar_fixture import LIAR_CONFIG, fixture_overrides
+from trainer.claim_neighbours import statement_folds
+from trainer.sentence_encoder import SentenceEncoder
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,16 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.pusher import PUSH_COMPLETE_FILE, AtomicPushExecutor, atomic_copy_model, next_version
+from components.claim_record import ClaimIndex
+from components.pusher import (
+    CLAIM_INDEX_KEY,
+    CLAIM_INDEX_PATH,
+    PUSH_COMPLETE_FILE,
+    AtomicPushExecutor,
+    atomic_copy_model,
+    build_pusher,
+    next_version,
+)
 
 SCHEME = "fake://"
 
@@ -170,8 +179,8 @@ def test_a_leftover_staging_directory_is_replaced(tmp_path, bucket):
     assert "half.pb" not in _tree(FakeRemoteFilesystem.local(pushed))
 
 
-def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
-    storage, cwd = bucket
+def _execute_push(tmp_path, base_directory, **inputs):
+    """AtomicPushExecutor on a blessed fake model (and ``inputs``); returns the PushedModel."""
     model = standard_artifacts.Model()
     model.uri = os.path.dirname(_model(tmp_path))
     os.rename(os.path.join(model.uri, "model"), os.path.join(model.uri, "Format-Serving"))
@@ -182,19 +191,70 @@ def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed_model")
     destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory="fake://models/taxi"))
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_directory))
     AtomicPushExecutor().Do(
         {standard_component_specs.MODEL_KEY: [model],
          standard_component_specs.MODEL_BLESSING_KEY: [blessings[0]],
-         standard_component_specs.INFRA_BLESSING_KEY: [blessings[1]]},
+         standard_component_specs.INFRA_BLESSING_KEY: [blessings[1]], **inputs},
         {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
         {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+    return pushed
+
+
+def test_the_pusher_executor_pushes_to_the_remote_directory(tmp_path, bucket):
+    storage, cwd = bucket
+    pushed = _execute_push(tmp_path, "fake://models/taxi")
     assert pushed.get_int_custom_property("pushed") == 1
     destination_path = pushed.get_string_custom_property("pushed_destination")
     assert destination_path.startswith("fake://models/taxi/")
     version = pushed.get_string_custom_property("pushed_version")
     assert (storage / "models" / "taxi" / version / "saved_model.pb").read_bytes() == b"pb"
     assert os.listdir(cwd) == []
+
+
+def _index(tmp_path, content=b"npz"):
+    index = tmp_path / "claim_index"
+    index.mkdir(exist_ok=True)
+    (index / "index.npz").write_bytes(content)
+    (index / "params.json").write_text("{}")
+    return str(index)
+
+
+def test_the_claim_index_is_pushed_inside_the_version_and_makes_it_new(tmp_path, bucket):
+    storage, _ = bucket
+    model, index = _model(tmp_path), _index(tmp_path)
+    first = atomic_copy_model(model, "fake://models/liar", {CLAIM_INDEX_PATH: index})
+    version = storage / "models" / "liar" / os.path.basename(first)
+    assert CLAIM_INDEX_PATH == "assets.extra/claim_index"
+    assert _tree(str(version)) == sorted(_tree(model) + [PUSH_COMPLETE_FILE, f"{CLAIM_INDEX_PATH}/index.npz",
+                                                         f"{CLAIM_INDEX_PATH}/params.json"])
+    assert atomic_copy_model(model, "fake://models/liar", {CLAIM_INDEX_PATH: index}) == first  # a rerun
+    # the same model with another index (or none) is another version: a version is self-contained
+    _index(tmp_path, content=b"npz2")
+    second = atomic_copy_model(model, "fake://models/liar", {CLAIM_INDEX_PATH: index})
+    assert second != first and (version / CLAIM_INDEX_PATH / "index.npz").read_bytes() == b"npz"
+    assert atomic_copy_model(model, "fake://models/liar") not in (first, second)
+
+
+def test_the_pusher_executor_pushes_the_claim_index_with_the_model(tmp_path):
+    index = ClaimIndex()
+    index.uri = _index(tmp_path)
+    pushed = _execute_push(tmp_path, str(tmp_path / "serving"), **{CLAIM_INDEX_KEY: [index]})
+    served = pushed.get_string_custom_property("pushed_destination")
+    for root in (served, pushed.uri):  # the serving version and the PushedModel artifact
+        assert open(os.path.join(root, CLAIM_INDEX_PATH, "index.npz"), "rb").read() == b"npz"
+
+
+def test_the_pusher_keeps_tfx_node_id_and_takes_the_index_only_when_given():
+    from tfx import types as tfx_types
+    from tfx.types import standard_artifacts as artifacts
+
+    channels = [tfx_types.Channel(type=t) for t in (artifacts.Model, artifacts.ModelBlessing,
+                                                    artifacts.InfraBlessing)]
+    without = build_pusher(*channels, "/tmp/serving")
+    assert without.id == "Pusher" and CLAIM_INDEX_KEY not in without.inputs
+    with_index = build_pusher(*channels, "/tmp/serving", tfx_types.Channel(type=ClaimIndex))
+    assert with_index.inputs[CLAIM_INDEX_KEY].type is ClaimIndex
 
 
 def test_atomic_push_keeps_versions_and_leaves_no_staging(tmp_path):

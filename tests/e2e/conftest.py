@@ -1,12 +1,15 @@
 """A few hundred taxi rows and a config that trains in a few steps, for real DAG runs."""
 import csv
+import json
 import os
+import urllib.request
 
 import pytest
 
 from common.loader import load_config
 from common.paths import REPO_ROOT, taxi_data_dir
 from pipeline.__main__ import main
+from serving.server import launch
 from tests.conftest import TAXI_CONFIG
 
 SAMPLE_ROWS = 400
@@ -91,3 +94,16 @@ def liar_run(tmp_path_factory):
         args += ["--set", override]
     code = main(args)
     return load_config(LIAR_CONFIG, _liar_overrides(root, data_dir)), code
+
+
+def predict_through_gateway(cfg, instances, timeout_s: float = 60.0):
+    """The predictions of the gateway as docs/liar.md starts it (the config's model path,
+    schema and limits; no request log) for one row-format predict request."""
+    args = ["--config", cfg.source_file, "--set", f"serving.push_dir={cfg.serving.push_dir}",
+            "--no_request_log"]
+    with launch(args) as server:
+        request = urllib.request.Request(server.model_url(cfg.serving.model_name) + ":predict",
+                                         data=json.dumps({"instances": instances}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.load(response)["predictions"]

