@@ -16,6 +16,8 @@ import pytest
 from common.paths import REPO_ROOT
 from components.pusher import PUSH_COMPLETE_FILE, STAGING_PREFIX, atomic_copy_model
 
+pytestmark = pytest.mark.integration  # each push starts a Python process that imports TFX
+
 KILL_BEFORE = {  # step name -> the attribute of components.pusher replaced by a suicide
     "rename": "fileio.rename",
     "marker": "io_utils.write_string_file",
