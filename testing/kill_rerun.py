@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Set
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
 
 from common.paths import REPO_ROOT
 from components.pusher import STAGING_PREFIX
@@ -131,12 +132,10 @@ def run_and_kill(command: List[str], trigger: Callable[[], bool], log_path: str,
 
 
 def node_states(metadata_path: str, pipeline_name: str, node: str) -> List[str]:
-    """Opens ML Metadata read-write (as the next run will) and lists the states of
-    ``node``'s executions, oldest first; raises when the store does not open."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    store = metadata_store.MetadataStore(config)
+    """Opens ML Metadata with the local runner's connection config (as the rerun will)
+    and lists the states of ``node``'s executions, oldest first; raises when it does not open."""
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
     context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node}")
     if context is None:
         return []
