@@ -121,10 +121,16 @@ def atomic_copy_model(model_path: str, base_directory: str,
     """Copies a SavedModel to ``<base>/<version>`` via a rename; returns the path.
     ``extras``: path inside the version -> a directory copied there too (before the rename).
 
-    When the newest version already holds this exact model (and extras), returns that path.
+    When the newest version already holds this exact model (and extras), returns that path,
+    writing its completion marker if missing: a push killed between the rename
+    and the marker left a whole version without it, and the rerun, which finds
+    the same model there, must finish that push rather than trust it as is.
     """
     newest = newest_version(base_directory)
     if newest and identical_trees(model_path, newest, extras):
+        marker = os.path.join(newest, PUSH_COMPLETE_FILE)
+        if not fileio.exists(marker):
+            io_utils.write_string_file(marker, "")
         return newest
     fileio.makedirs(base_directory)
     version = next_version(base_directory)

@@ -15,11 +15,11 @@ from tests.conftest import TAXI_CONFIG
 SAMPLE_ROWS = 400
 
 
-def write_sample(directory: str, corrupt_column: str = None) -> str:
-    """The first SAMPLE_ROWS rows of the taxi CSV (optionally one column made text)."""
+def write_sample(directory: str, corrupt_column: str = None, rows: int = SAMPLE_ROWS) -> str:
+    """The first ``rows`` rows of the taxi CSV (optionally one column made text)."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(taxi_data_dir(), "data.csv"), newline="") as f:
-        rows = [row for _, row in zip(range(SAMPLE_ROWS + 1), csv.reader(f))]
+        rows = [row for _, row in zip(range(rows + 1), csv.reader(f))]
     if corrupt_column:
         col = rows[0].index(corrupt_column)
         for row in rows[1:]:

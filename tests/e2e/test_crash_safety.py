@@ -1,0 +1,62 @@
+"""Crash safety: a taxi run SIGKILLed in the Trainer, then in the Pusher, then rerun.
+
+The served model stays byte for byte what run A pushed through both kills, ML
+Metadata opens after each, and the rerun completes and pushes a complete
+version. (``bench/kill_rerun.py`` kills every component and compares the rerun
+with an uninterrupted run.)
+"""
+import os
+
+import pytest
+
+from components.pusher import PUSH_COMPLETE_FILE
+from pipeline.local_runner import local_paths
+from pipeline.results import collect
+from testing import kill_rerun
+from tests.conftest import TAXI_CONFIG
+from tests.e2e.conftest import config_for, small_overrides, write_sample
+
+pytestmark = pytest.mark.e2e
+
+# Run B trains longer than run A: ExampleGen and Transform stay cached, so the killed
+# runs are cut short cheaply; B is pushed whatever its AUC against A's model.
+RUN_B = ["trainer.train_steps=150"]
+
+
+def _command(root, data_dir, *extra):
+    return kill_rerun.run_command(TAXI_CONFIG, small_overrides(root, data_dir) + kill_rerun.FAST_TAXI
+                                  + list(extra))
+
+
+@pytest.fixture(scope="module")
+def served_run(tmp_path_factory):
+    """Run A has pushed a model: (root, data dir, config of run B, run log)."""
+    root = str(tmp_path_factory.mktemp("crash"))
+    data_dir = write_sample(os.path.join(root, "data"))
+    log = os.path.join(root, "runs.log")
+    assert kill_rerun.run_to_end(_command(root, data_dir), log) == 0, f"run A failed: see {log}"
+    return root, data_dir, config_for(root, data_dir, *kill_rerun.FAST_TAXI, *RUN_B), log
+
+
+@pytest.mark.parametrize("node", ["Trainer", "Pusher"])
+def test_a_run_killed_in_a_component_leaves_the_served_model_and_metadata_intact(served_run, node):
+    root, data_dir, cfg, log = served_run
+    paths = local_paths(cfg)
+    check = kill_rerun.kill_in(node, _command(root, data_dir, *RUN_B), paths.pipeline_root, paths.metadata,
+                               cfg.pipeline_name, cfg.push_dir, log)
+    assert check.kill.killed, f"run B ended (exit {check.kill.exit_code}) before {node} started: see {log}"
+    assert check.states, f"ML Metadata holds no execution of {node}"
+    assert check.states[-1] != "COMPLETE", f"the kill came after {node} finished: {check.states}"
+    assert check.served_unchanged, f"the run killed in {node} changed {cfg.push_dir}"
+
+
+def test_the_rerun_after_the_kills_completes_and_pushes(served_run):
+    root, data_dir, cfg, log = served_run
+    before = kill_rerun.served_digest(cfg.push_dir)
+    assert kill_rerun.run_to_end(_command(root, data_dir, *RUN_B), log) == 0, f"the rerun failed: see {log}"
+    result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
+    assert result.model_blessed and result.infra_blessed and result.pushed
+    assert os.path.isfile(os.path.join(result.pushed_to, PUSH_COMPLETE_FILE))
+    after = kill_rerun.served_digest(cfg.push_dir)
+    assert {k: v for k, v in after.items() if k in before} == before  # run A's version untouched
+    assert len({k.split("/")[0] for k in after}) == 2
