@@ -138,16 +138,21 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def check_prometheus_rule(rule: Mapping[str, Any]) -> None:
-    """prometheus-operator's PrometheusRule: envelope, metadata, and ``spec.groups``."""
-    where = f"PrometheusRule {(rule.get('metadata') or {}).get('name', '<unnamed>')}"
-    if rule.get("apiVersion") != PROMETHEUS_RULE_API_VERSION:
-        raise ManifestError(f"{where}: apiVersion: expected {PROMETHEUS_RULE_API_VERSION!r}, "
-                            f"got {rule.get('apiVersion')!r}")
-    unknown = sorted(set(rule) - {"apiVersion", "kind", "metadata", "spec"})
+def _check_custom_envelope(manifest: Mapping[str, Any], kind: str, api_version: str) -> str:
+    """A custom resource's apiVersion, top-level fields and metadata; returns "<kind> <name>"."""
+    where = f"{kind} {(manifest.get('metadata') or {}).get('name', '<unnamed>')}"
+    if manifest.get("apiVersion") != api_version:
+        raise ManifestError(f"{where}: apiVersion: expected {api_version!r}, got {manifest.get('apiVersion')!r}")
+    unknown = sorted(set(manifest) - {"apiVersion", "kind", "metadata", "spec"})
     if unknown:
         raise ManifestError(f"{where}: unknown top-level fields {unknown}")
-    _check_metadata(rule, where)
+    _check_metadata(manifest, where)
+    return where
+
+
+def check_prometheus_rule(rule: Mapping[str, Any]) -> None:
+    """prometheus-operator's PrometheusRule: envelope, metadata, and ``spec.groups``."""
+    where = _check_custom_envelope(rule, "PrometheusRule", PROMETHEUS_RULE_API_VERSION)
     spec = rule.get("spec")
     if not isinstance(spec, Mapping) or sorted(spec) != ["groups"]:
         raise ManifestError(f"{where}: spec: expected exactly 'groups', got {spec!r:.80}")
@@ -164,14 +169,7 @@ ARG_REFERENCE = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 def check_analysis_template(template: Mapping[str, Any]) -> None:
     """Argo Rollouts' AnalysisTemplate: envelope, args, and metrics with a Prometheus provider
     whose query is well formed and names only declared args."""
-    where = f"{ANALYSIS_KIND} {(template.get('metadata') or {}).get('name', '<unnamed>')}"
-    if template.get("apiVersion") != ANALYSIS_API_VERSION:
-        raise ManifestError(f"{where}: apiVersion: expected {ANALYSIS_API_VERSION!r}, "
-                            f"got {template.get('apiVersion')!r}")
-    unknown = sorted(set(template) - {"apiVersion", "kind", "metadata", "spec"})
-    if unknown:
-        raise ManifestError(f"{where}: unknown top-level fields {unknown}")
-    _check_metadata(template, where)
+    where = _check_custom_envelope(template, ANALYSIS_KIND, ANALYSIS_API_VERSION)
     spec = template.get("spec")
     _check_keys(spec, {"args": list, "metrics": list, "dryRun": list, "measurementRetention": list},
                 ("metrics",), f"{where}: spec")
