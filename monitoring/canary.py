@@ -53,7 +53,7 @@ class RolloutRefused(RuntimeError):
 
 
 @dataclass
-class _Rows:
+class LoggedRows:
     """One version's logged rows of one role since the start."""
     latency_by_request: Dict[str, float] = field(default_factory=dict)
     outputs: List[Tuple[float, ...]] = field(default_factory=list)
@@ -105,7 +105,7 @@ def _delta(now: Dict[Optional[int], VersionHealth], before: Dict[Optional[int], 
 
 
 def read_rows(cfg: PipelineConfig, log_dir: str, model: str, since_ms: int,
-              wanted: Mapping[Tuple[str, int], _Rows]) -> None:
+              wanted: Mapping[Tuple[str, int], LoggedRows]) -> None:
     """Fills ``wanted`` ((role, version) -> rows) from the request log rows logged since ``since_ms``."""
     first_span = request_log.span_for(since_ms / 1000.0, cfg.serving.request_log_window_seconds)
     denominator = cfg.label.denominator or ""
@@ -137,7 +137,7 @@ def outcomes(cfg: PipelineConfig, gateway: Gateway, log_dir: str, since_ms: int,
              shadow: bool) -> Tuple[VersionOutcomes, VersionOutcomes]:
     """Both versions' outcomes since the start (module doc, step 2)."""
     candidate_role = "shadow" if shadow else "primary"
-    rows = {("primary", stable): _Rows(), (candidate_role, candidate): _Rows()}
+    rows = {("primary", stable): LoggedRows(), (candidate_role, candidate): LoggedRows()}
     read_rows(cfg, log_dir, gateway.model, since_ms, rows)
     health = gateway.health()
     out = []

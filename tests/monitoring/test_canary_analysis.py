@@ -1,12 +1,16 @@
 """The canary analysis on synthetic outcomes: each figure fails alone, too few requests is
-inconclusive, a candidate like the stable version passes."""
+inconclusive, a candidate like the stable version passes; and the runner's reading of logged
+rows and their feedback labels."""
 import dataclasses
 
 import pytest
 
 from common.config import ConfigError, RolloutAnalysisConfig
 from common.loader import load_config
+from monitoring.canary import LoggedRows, read_rows
 from monitoring.canary_analysis import FAIL, INCONCLUSIVE, PASS, VersionOutcomes, analyse
+from serving.feedback.store import LabelRecord, LabelStore
+from testing.served_spans import label_for, taxi_rows, write_span
 from tests.conftest import TAXI_CONFIG
 
 LIMITS = RolloutAnalysisConfig(min_requests=100, min_labelled_rows=30)
@@ -69,3 +73,22 @@ def test_bad_settings_name_the_key(override, expected):
     with pytest.raises(ConfigError) as err:
         load_config(TAXI_CONFIG, [override])
     assert f"'{override.split('=')[0]}'" in str(err.value) and expected in str(err.value)
+
+
+def test_logged_rows_and_their_feedback_labels_give_each_versions_labelled_accuracy(tmp_path):
+    """The runner's reader (``monitoring.canary.read_rows``) on a real request log and label store:
+    version 1 got all its 40 labelled rows right, version 2 half of them; the analysis fails 2."""
+    cfg = load_config(TAXI_CONFIG, [f"serving.request_log_dir={tmp_path}/log", f"run_dir={tmp_path}/runs"])
+    log_dir, span, rows = cfg.serving.request_log_dir, 1000, taxi_rows(cfg, 80, seed=3)[0]
+    ids = write_span(log_dir, cfg, span, rows, [[0.9]] * 80, [1] * 40 + [2] * 40, "c")
+    LabelStore(log_dir).append([(span, LabelRecord(ids[i], 0, label_for(cfg, rows[i], i < 40 or i % 2 == 0),
+                                                   "taxi", 1)) for i in range(80)])
+    got = {("primary", 1): LoggedRows(), ("primary", 2): LoggedRows()}
+    read_rows(cfg, log_dir, "taxi", span * cfg.serving.request_log_window_seconds * 1000, got)
+    assert [(len(r.latency_by_request), len(r.outputs), r.labelled, r.correct) for r in got.values()] == [
+        (40, 40, 40, 40), (40, 40, 40, 20)]
+    stable, candidate = (VersionOutcomes(v, 100, 0, tuple(r.latency_by_request.values()), tuple(r.outputs),
+                                         r.labelled, r.correct) for v, r in ((1, got[("primary", 1)]),
+                                                                             (2, got[("primary", 2)])))
+    verdict = analyse(stable, candidate, LIMITS, num_classes=2)
+    assert verdict.status == FAIL and [m.measure for m in verdict.failures] == ["accuracy_drop"]
