@@ -147,7 +147,9 @@ def analyse(stable: VersionOutcomes, candidate: VersionOutcomes, limits: Rollout
 
 
 def describe(m: Measurement) -> str:
-    """``p99_latency_ratio 3.2 > 1.5 (rollout_analysis.max_p99_latency_ratio)``."""
-    sign = "<" if m.direction == BELOW else ">"
+    """``p99_latency_ratio 3.2 > 1.5 (rollout_analysis.max_p99_latency_ratio)`` (failed) or
+    ``... 1.1 <= 1.5 (...)`` (held)."""
+    signs = ("<", ">=") if m.direction == BELOW else (">", "<=")
+    sign = signs[0] if m.alarmed else signs[1]
     limit = "" if m.threshold is None else f" {sign} {m.threshold:g} ({m.threshold_source})"
     return f"{m.measure} {m.value:.4g}{limit}"

@@ -87,6 +87,7 @@ def test_a_broken_canary_is_withdrawn_and_a_good_shadow_is_promoted(tmp_path, ta
             status, state, _ = client.request("GET", "/v1/admin/models/taxi/rollout",
                                               headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
+    print(summary(broken), summary(shadow), sep="\n")
     assert broken.verdict.status == FAIL and broken.action == WITHDRAW, summary(broken)
     assert "output_distance" in broken.verdict.reason, summary(broken)
     assert shadow.verdict.status == PASS and shadow.action == PROMOTE, summary(shadow)

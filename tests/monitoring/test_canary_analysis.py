@@ -92,3 +92,13 @@ def test_logged_rows_and_their_feedback_labels_give_each_versions_labelled_accur
                                                                              (2, got[("primary", 2)])))
     verdict = analyse(stable, candidate, LIMITS, num_classes=2)
     assert verdict.status == FAIL and [m.measure for m in verdict.failures] == ["accuracy_drop"]
+
+
+def test_the_cli_needs_the_admin_token_and_a_reachable_gateway(monkeypatch, capsys):
+    from monitoring.cli import main
+
+    command = ["canary", "--config", TAXI_CONFIG, "--gateway-url", "http://127.0.0.1:9"]
+    monkeypatch.delenv("SERVING_ADMIN_TOKEN", raising=False)
+    assert main(command) == 2 and "serving.admin_token_env" in capsys.readouterr().err
+    monkeypatch.setenv("SERVING_ADMIN_TOKEN", "t")
+    assert main(command) == 2 and "cannot read http://127.0.0.1:9/metrics" in capsys.readouterr().err
