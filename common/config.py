@@ -397,6 +397,21 @@ class DifferentialConfig:
 
 
 @dataclass(frozen=True)
+class RolloutAnalysisConfig:
+    """The automatic canary (``python -m monitoring canary``): traffic share, verdict thresholds."""
+    canary_percent: float = 10.0            # share of requests the candidate answers (canary mode)
+    min_requests: int = 100                 # candidate requests before a verdict (fewer: inconclusive)
+    max_error_rate_increase: float = 0.01   # 5xx share, candidate minus stable
+    max_p99_latency_ratio: float = 1.5      # candidate p99 / stable p99
+    p99_latency_floor_ms: float = 20.0      # a p99 below this counts as this (sub-ms noise)
+    max_output_distance: float = 0.2        # l_infinity of the predicted-class shares
+    max_accuracy_drop: float = 0.05         # labelled accuracy, stable minus candidate
+    min_labelled_rows: int = 30             # labelled rows each version needs for the accuracy drop
+    poll_seconds: float = 1.0               # how often the runner reads the log and /metrics
+    timeout_seconds: float = 600.0          # no verdict by then: the candidate is withdrawn
+
+
+@dataclass(frozen=True)
 class BeamConfig:
     """Beam runner and its arguments; the local runner always uses DirectRunner."""
     runner: Literal["direct", "dataflow", "flink", "spark"] = "direct"
@@ -430,6 +445,7 @@ class PipelineConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     retraining: RetrainingConfig = field(default_factory=RetrainingConfig)
     differential: DifferentialConfig = field(default_factory=DifferentialConfig)
+    rollout_analysis: RolloutAnalysisConfig = field(default_factory=RolloutAnalysisConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     run_dir: str = "runs"

@@ -22,6 +22,12 @@ no retraining, 1 retrain, 2 no decision could be made.
 (``monitoring.replay``): flip rate, prediction differences, per-slice labelled
 accuracy deltas against the ``differential`` thresholds, and the flipped rows.
 Exit status: 0 every threshold held, 1 one failed, 2 the replay could not run.
+
+``canary``: the automatic rollout (``monitoring.canary``): the candidate goes out as
+a canary at ``rollout_analysis.canary_percent`` % (or as a shadow), is compared
+with the stable version on live traffic once it answered
+``rollout_analysis.min_requests``, then promoted or withdrawn; the verdict and its
+reasons go to ML Metadata. Exit status: 0 promoted, 1 withdrawn, 2 could not run.
 """
 from __future__ import annotations
 
@@ -117,6 +123,23 @@ def _diff(args: argparse.Namespace) -> int:
     return 1 if replay.report.failures else 0
 
 
+def _canary(args: argparse.Namespace) -> int:
+    from monitoring.canary import Gateway, RolloutRefused, run, summary
+
+    config = load_config(args.config, args.overrides)
+    token = os.environ.get(config.serving.admin_token_env, "")
+    if not token:
+        raise ValueError(f"set ${config.serving.admin_token_env} to the gateway's admin token "
+                         "(serving.admin_token_env)")
+    gateway = Gateway(args.gateway_url, args.model or config.serving.model_name, token)
+    try:
+        result = run(config, gateway, args.version, shadow=args.shadow, percent=args.percent)
+    except RolloutRefused as err:
+        raise ValueError(str(err)) from None
+    print(summary(result))
+    return 0 if result.action == "promote" else 1
+
+
 def _span_command(commands: argparse._SubParsersAction, name: str, help_text: str,
                   span_help: str) -> argparse.ArgumentParser:
     """A subcommand taking the config arguments and ``--span``."""
@@ -174,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the candidate version (default: the newest pushed version besides the stable)")
     diff.add_argument("--show", type=int, default=20, help="flipped rows printed (all are in the report)")
     diff.set_defaults(run=_diff)
+
+    canary = commands.add_parser("canary", help="canary (or shadow) a candidate, then promote or withdraw "
+                                                "it; exit 1 = withdrawn")
+    add_config_arguments(canary, tune_flag=False)
+    canary.add_argument("--gateway-url", required=True, help="the gateway (admin API and /metrics)")
+    canary.add_argument("--version", type=int, default=None,
+                        help="the candidate (default: the newest version on disk besides the stable)")
+    canary.add_argument("--shadow", action="store_true",
+                        help="shadow mode: the candidate answers every request, users never see it")
+    canary.add_argument("--percent", type=float, default=None,
+                        help="canary share (default rollout_analysis.canary_percent)")
+    canary.add_argument("--model", default="", help="default: serving.model_name")
+    canary.set_defaults(run=_canary)
     return parser
 
 

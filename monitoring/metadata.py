@@ -221,3 +221,27 @@ def record_differential(store_path: str, *, model: str, span: int, span_uri: str
     execution_id, _, _ = store.put_execution(execution, [(span_artifact, mlmd.Event(type=mlmd.Event.INPUT))],
                                              contexts=contexts)
     return execution_id
+
+
+CANARY_TYPE = "CanaryAnalysis"
+_CANARY_PROPERTIES = {"model": _STRING, "stable": _INT, "candidate": _INT, "mode": _STRING,
+                      "percent": _DOUBLE, "status": _STRING, "action": _STRING, "reason": _STRING,
+                      "stable_requests": _INT, "candidate_requests": _INT, "measurements": _STRING}
+
+
+def record_canary(store_path: str, *, model: str, stable: int, candidate: int,
+                  properties: Mapping[str, Any]) -> int:
+    """Records one automatic rollout's verdict (Execution ``CanaryAnalysis``: mode, status,
+    the action taken -- promote or withdraw -- its reason and every figure as JSON),
+    associated with both versions' ``ModelVersion`` contexts; returns its execution id."""
+    store = open_store(store_path)
+    types = _type_ids(store)
+    type_id = store.put_execution_type(mlmd.ExecutionType(name=CANARY_TYPE, properties=_CANARY_PROPERTIES),
+                                       can_add_fields=True)
+    execution = mlmd.Execution(type_id=type_id, last_known_state=mlmd.Execution.COMPLETE)
+    _set(execution.properties, {**properties, "model": model, "stable": stable, "candidate": candidate},
+         _CANARY_PROPERTIES)
+    contexts = store.get_contexts_by_id([_version_context(store, types[VERSION_TYPE], model, v)
+                                         for v in (stable, candidate)])
+    execution_id, _, _ = store.put_execution(execution, [], contexts=contexts)
+    return execution_id

@@ -169,3 +169,8 @@ def previous_span(log_dir: str, span: int, model: str, columns: Sequence[str]) -
             continue
     return None
 
+
+
+# Public names for readers of single logged rows (``monitoring.canary``).
+feature_values = _values
+logged_output = _output

@@ -1,4 +1,5 @@
-"""``retraining`` and ``differential``: shares in [0, 1], counts not negative, known incident measures."""
+"""``retraining``, ``differential`` and ``rollout_analysis``: shares in [0, 1], counts not negative,
+known incident measures, a canary share in (0, 100]."""
 from __future__ import annotations
 
 from typing import Callable
@@ -26,3 +27,21 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
             fail(f"differential.{key}", "a number in [0, 1]", value)
     if differential.min_slice_rows < 1:
         fail("differential.min_slice_rows", "a positive integer", differential.min_slice_rows)
+    _check_rollout_analysis(cfg, fail)
+
+
+def _check_rollout_analysis(cfg: PipelineConfig, fail: Callable) -> None:
+    analysis = cfg.rollout_analysis
+    if not 0 < analysis.canary_percent <= 100:
+        fail("rollout_analysis.canary_percent", "a percentage in (0, 100]", analysis.canary_percent)
+    for key in ("min_requests", "min_labelled_rows"):
+        if getattr(analysis, key) < 1:
+            fail(f"rollout_analysis.{key}", "a positive integer", getattr(analysis, key))
+    for key in ("max_error_rate_increase", "max_output_distance", "max_accuracy_drop"):
+        if not 0 <= getattr(analysis, key) <= 1:
+            fail(f"rollout_analysis.{key}", "a number in [0, 1]", getattr(analysis, key))
+    if analysis.max_p99_latency_ratio < 1:
+        fail("rollout_analysis.max_p99_latency_ratio", "a ratio of at least 1", analysis.max_p99_latency_ratio)
+    for key in ("p99_latency_floor_ms", "poll_seconds", "timeout_seconds"):
+        if not getattr(analysis, key) > 0:
+            fail(f"rollout_analysis.{key}", "a positive number", getattr(analysis, key))

@@ -9,9 +9,11 @@ written. Output, one alternative per directory (apply one of them):
     <out>/tf-serving/{configmap,deployment,service}.yaml   <out>/tf-serving.yaml (all in one)
     <out>/kserve/{configmap,inferenceservice}.yaml         <out>/kserve.yaml     (all in one)
 
-and, for either, the alerting rules (thresholds from the config's ``monitoring``):
+and, for either, the alerting rules (thresholds from the config's ``monitoring``) and
+the canary analysis for Argo Rollouts (thresholds from ``rollout_analysis``):
 
     <out>/monitoring/prometheusrule.yaml   <out>/monitoring.yaml   (prometheus-operator)
+    <out>/monitoring/analysistemplate.yaml                         (Argo Rollouts)
     <out>/prometheus-rules.yaml            (the same groups for Prometheus' rule_files)
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from common.config import ConfigError, PipelineConfig
 from common.k8s_grammar import DNS_LABEL, PVC_URI
 from serving import models_config
-from serving.k8s import rules
+from serving.k8s import analysis, rules
 
 Manifest = Dict[str, Any]
 
@@ -344,7 +344,10 @@ def render(cfg: PipelineConfig, stable: Optional[int] = None,
 
 
 def monitoring_manifests(cfg: PipelineConfig) -> List[Manifest]:
-    """The ``PrometheusRule`` for the served model (applies with either alternative)."""
+    """The ``PrometheusRule`` for the served model and the canary's Argo Rollouts
+    ``AnalysisTemplate`` (``serving.k8s.analysis``); both apply with either alternative."""
     metadata = _metadata(cfg, f"{resource_name(cfg)}-alerts")
     metadata["labels"]["app.kubernetes.io/component"] = "alerting-rules"
-    return [rules.prometheus_rule(cfg, metadata)]
+    template = _metadata(cfg, f"{resource_name(cfg)}-canary-analysis")
+    template["labels"]["app.kubernetes.io/component"] = "canary-analysis"
+    return [rules.prometheus_rule(cfg, metadata), analysis.analysis_template(cfg, template)]

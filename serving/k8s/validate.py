@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 from kubernetes import client
 
 from common.checks.monitoring import PROMETHEUS_DURATION
+from serving.k8s.analysis import ANALYSIS_API_VERSION, ANALYSIS_KIND
 from serving.k8s.render import KSERVE_API_VERSION, KSERVE_CONTAINER
 from serving.k8s.rules import PROMETHEUS_RULE_API_VERSION
 
@@ -76,9 +77,12 @@ def check(manifest: Mapping[str, Any]) -> None:
     if kind == "PrometheusRule":
         check_prometheus_rule(manifest)
         return
+    if kind == ANALYSIS_KIND:
+        check_analysis_template(manifest)
+        return
     if kind not in MODELS:
         raise ManifestError(f"{where}: kind: expected one of "
-                            f"{sorted(MODELS) + ['InferenceService', 'PrometheusRule']}")
+                            f"{sorted(MODELS) + ['InferenceService', 'PrometheusRule', ANALYSIS_KIND]}")
     api_version, model = MODELS[kind]
     if manifest.get("apiVersion") != api_version:
         raise ManifestError(f"{where}: apiVersion: expected {api_version!r}, got {manifest.get('apiVersion')!r}")
@@ -134,20 +138,71 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def check_prometheus_rule(rule: Mapping[str, Any]) -> None:
-    """prometheus-operator's PrometheusRule: envelope, metadata, and ``spec.groups``."""
-    where = f"PrometheusRule {(rule.get('metadata') or {}).get('name', '<unnamed>')}"
-    if rule.get("apiVersion") != PROMETHEUS_RULE_API_VERSION:
-        raise ManifestError(f"{where}: apiVersion: expected {PROMETHEUS_RULE_API_VERSION!r}, "
-                            f"got {rule.get('apiVersion')!r}")
-    unknown = sorted(set(rule) - {"apiVersion", "kind", "metadata", "spec"})
+def _check_custom_envelope(manifest: Mapping[str, Any], kind: str, api_version: str) -> str:
+    """A custom resource's apiVersion, top-level fields and metadata; returns "<kind> <name>"."""
+    where = f"{kind} {(manifest.get('metadata') or {}).get('name', '<unnamed>')}"
+    if manifest.get("apiVersion") != api_version:
+        raise ManifestError(f"{where}: apiVersion: expected {api_version!r}, got {manifest.get('apiVersion')!r}")
+    unknown = sorted(set(manifest) - {"apiVersion", "kind", "metadata", "spec"})
     if unknown:
         raise ManifestError(f"{where}: unknown top-level fields {unknown}")
-    _check_metadata(rule, where)
+    _check_metadata(manifest, where)
+    return where
+
+
+def check_prometheus_rule(rule: Mapping[str, Any]) -> None:
+    """prometheus-operator's PrometheusRule: envelope, metadata, and ``spec.groups``."""
+    where = _check_custom_envelope(rule, "PrometheusRule", PROMETHEUS_RULE_API_VERSION)
     spec = rule.get("spec")
     if not isinstance(spec, Mapping) or sorted(spec) != ["groups"]:
         raise ManifestError(f"{where}: spec: expected exactly 'groups', got {spec!r:.80}")
     check_rule_groups(spec["groups"], f"{where}: spec")
+
+
+ANALYSIS_ARG_KEYS = {"name": str, "value": str}
+ANALYSIS_METRIC_KEYS = {"name": str, "interval": str, "initialDelay": str, "count": int,
+                        "successCondition": str, "failureCondition": str, "failureLimit": int,
+                        "inconclusiveLimit": int, "consecutiveErrorLimit": int, "provider": dict}
+ARG_REFERENCE = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+def check_analysis_template(template: Mapping[str, Any]) -> None:
+    """Argo Rollouts' AnalysisTemplate: envelope, args, and metrics with a Prometheus provider
+    whose query is well formed and names only declared args."""
+    where = _check_custom_envelope(template, ANALYSIS_KIND, ANALYSIS_API_VERSION)
+    spec = template.get("spec")
+    _check_keys(spec, {"args": list, "metrics": list, "dryRun": list, "measurementRetention": list},
+                ("metrics",), f"{where}: spec")
+    declared = set()
+    for a, arg in enumerate(spec.get("args", [])):
+        _check_keys(arg, ANALYSIS_ARG_KEYS, ("name",), f"{where}: spec.args[{a}]")
+        declared.add(arg["name"])
+    if not spec["metrics"]:
+        raise ManifestError(f"{where}: spec.metrics: expected at least one metric")
+    names = set()
+    for m, metric in enumerate(spec["metrics"]):
+        at = f"{where}: spec.metrics[{m}]"
+        _check_keys(metric, ANALYSIS_METRIC_KEYS, ("name", "provider"), at)
+        if metric["name"] in names:
+            raise ManifestError(f"{at}.name: {metric['name']!r} is used by two metrics")
+        names.add(metric["name"])
+        for key in ("interval", "initialDelay"):
+            if key in metric:
+                _check_duration(metric[key], f"{at}.{key}")
+        for key in ("successCondition", "failureCondition"):
+            if key in metric:
+                _check_expression(metric[key], f"{at}.{key}")
+        provider = metric["provider"].get("prometheus")
+        if sorted(metric["provider"]) != ["prometheus"]:
+            raise ManifestError(f"{at}.provider: expected exactly 'prometheus', got {sorted(metric['provider'])}")
+        _check_keys(provider, {"address": str, "query": str, "timeout": int}, ("address", "query"),
+                    f"{at}.provider.prometheus")
+        for key in ("address", "query"):
+            for name in ARG_REFERENCE.findall(provider[key]):
+                if name not in declared:
+                    raise ManifestError(f"{at}.provider.prometheus.{key}: uses args.{name}, "
+                                        f"not among spec.args {sorted(declared)}")
+        _check_expression(ARG_REFERENCE.sub("0", provider["query"]), f"{at}.provider.prometheus.query")
 
 
 def check_rule_groups(groups: Any, where: str) -> None:

@@ -326,7 +326,7 @@ def test_prometheus_rule_carries_the_monitoring_thresholds_of_the_config():
         "monitoring.max_error_rate=0.05", "monitoring.max_p99_latency_ms=250", "monitoring.rule_window=2m",
         "monitoring.rule_for=3m", "serving.model_name=tips", "serving.request_log_window_seconds=600",
         "serving.kubernetes.namespace=ml-serving"])
-    [manifest] = render.monitoring_manifests(config)
+    manifest, _ = render.monitoring_manifests(config)
     validate.check(manifest)
     assert (manifest["apiVersion"], manifest["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     assert manifest["metadata"]["name"] == "tips-alerts" and manifest["metadata"]["namespace"] == "ml-serving"
@@ -351,7 +351,7 @@ def test_prometheus_rule_carries_the_monitoring_thresholds_of_the_config():
 
 
 def test_rule_check_rejects_what_prometheus_would_not_load():
-    [manifest] = render.monitoring_manifests(load_config(TAXI_CONFIG))
+    manifest, _ = render.monitoring_manifests(load_config(TAXI_CONFIG))
 
     def broken(change):
         copy_ = copy.deepcopy(manifest)
@@ -399,7 +399,8 @@ def test_cli_writes_one_file_per_kind_and_an_all_in_one(tmp_path, capsys):
     assert sorted(os.path.relpath(p, out) for p in written) == sorted([
         "tf-serving/configmap.yaml", "tf-serving/deployment.yaml", "tf-serving/service.yaml", "tf-serving.yaml",
         "kserve/configmap.yaml", "kserve/inferenceservice.yaml", "kserve.yaml",
-        "monitoring/prometheusrule.yaml", "monitoring.yaml", "prometheus-rules.yaml"])
+        "monitoring/prometheusrule.yaml", "monitoring/analysistemplate.yaml", "monitoring.yaml",
+        "prometheus-rules.yaml"])
     for alternative in ("tf-serving", "kserve", "monitoring"):
         together = list(yaml.safe_load_all((out / f"{alternative}.yaml").read_text()))
         apart = [yaml.safe_load((out / alternative / f"{m['kind'].lower()}.yaml").read_text()) for m in together]
