@@ -18,7 +18,8 @@ from pipeline.results import collect
 from serving.claim_records import ClaimRecords, index_dir
 from tests.e2e.conftest import EVAL_ROWS, predict_through_gateway
 
-pytestmark = pytest.mark.e2e
+# one worker runs every LIAR e2e file, so the session-scoped sampled run (conftest.liar_run) is made once
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("liar_run")]
 
 TOLERANCE = 1e-6
 
