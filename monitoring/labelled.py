@@ -19,7 +19,7 @@ The true class follows the pipeline's own rule (``trainer.preprocessing.make_lab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from common.config import LabelConfig, PipelineConfig
 from monitoring.predictions import predicted_class
@@ -58,20 +58,29 @@ def true_class(label: LabelConfig, value: Any, row: Mapping[str, Any]) -> int:
     return label.classes.index(value)
 
 
+def row_truths(cfg: PipelineConfig, log_dir: str, served: ServedSpan) -> List[Optional[int]]:
+    """Each served row's true class from its feedback label; None for a row without a label
+    (or with a label filed for another model)."""
+    labels = read_span_labels(log_dir, served.span).first
+    if not labels:
+        return [None] * len(served.keys)
+    records = served.frame.to_dict("records")
+    truths: List[Optional[int]] = []
+    for index, key in enumerate(served.keys):
+        record = labels.get(key)
+        usable = record is not None and record.model == served.model
+        truths.append(true_class(cfg.label, record.label, records[index]) if usable else None)
+    return truths
+
+
 def labelled_scores(cfg: PipelineConfig, log_dir: str, served: ServedSpan) -> Dict[int, LabelledScore]:
     """Per model version, the accuracy of the span's labelled rows (versions without labels
     are left out). Labels for another model, or rows not in the log, are ignored."""
-    labels = read_span_labels(log_dir, served.span).first
-    if not labels:
-        return {}
     rows, correct = {}, {}
-    records = served.frame.to_dict("records")
-    for index, key in enumerate(served.keys):
-        record = labels.get(key)
-        if record is None or record.model != served.model:
+    for index, truth in enumerate(row_truths(cfg, log_dir, served)):
+        if truth is None:
             continue
         version = served.versions[index]
-        truth = true_class(cfg.label, record.label, records[index])
         predicted = predicted_class(served.outputs[index], cfg.num_classes)
         rows[version] = rows.get(version, 0) + 1
         correct[version] = correct.get(version, 0) + int(truth == predicted)

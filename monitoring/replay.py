@@ -29,12 +29,11 @@ from monitoring.differential import (
     slice_values,
     unknown_slices,
 )
-from monitoring.labelled import true_class
+from monitoring.labelled import row_truths
 from monitoring.metadata import record_differential
 from monitoring.reference import logged_columns
 from monitoring.served import ServedSpan, choose_span, read_span
 from serving import request_log
-from serving.feedback.store import read_span_labels
 from serving.servable import ServedModel
 from serving.versions import complete_versions
 
@@ -106,17 +105,6 @@ def choose_versions(cfg: PipelineConfig, served: ServedSpan, stable: Optional[in
     return stable, candidate
 
 
-def _truths(cfg: PipelineConfig, log_dir: str, served: ServedSpan) -> np.ndarray:
-    labels = read_span_labels(log_dir, served.span).first
-    records = served.frame.to_dict("records")
-    values = []
-    for index, key in enumerate(served.keys):
-        record = labels.get(key)
-        usable = record is not None and record.model == served.model
-        values.append(true_class(cfg.label, record.label, records[index]) if usable else None)
-    return optional_truths(values)
-
-
 def _load(cfg: PipelineConfig, version: int) -> ServedModel:
     return ServedModel.load(os.path.join(cfg.push_dir, str(version)), cfg.serving.model_name, version)
 
@@ -142,7 +130,7 @@ def replay_span(cfg: PipelineConfig, span: Optional[int] = None, stable: Optiona
             outputs[version] = scores(loaded, serialized)
         finally:
             loaded.close()
-    truths = _truths(cfg, log_dir, served)
+    truths = optional_truths(row_truths(cfg, log_dir, served))
     present = [c for c in served.frame.columns if served.frame[c].notna().any()]
     report = compare(outputs[stable], outputs[candidate], cfg.num_classes, truths,
                      slice_values(served.frame[present], cfg.evaluation.slices), cfg.differential)

@@ -97,13 +97,7 @@ def check_all(manifests: Sequence[Mapping[str, Any]]) -> None:
 
 def check_inference_service(isvc: Mapping[str, Any]) -> None:
     """Envelope, predictor extension fields, and the predictor's pod spec as a V1PodSpec."""
-    where = f"InferenceService {(isvc.get('metadata') or {}).get('name', '<unnamed>')}"
-    if isvc.get("apiVersion") != KSERVE_API_VERSION:
-        raise ManifestError(f"{where}: apiVersion: expected {KSERVE_API_VERSION!r}, got {isvc.get('apiVersion')!r}")
-    unknown = sorted(set(isvc) - {"apiVersion", "kind", "metadata", "spec"})
-    if unknown:
-        raise ManifestError(f"{where}: unknown top-level fields {unknown}")
-    _check_metadata(isvc, where)
+    where = _check_custom_envelope(isvc, "InferenceService", KSERVE_API_VERSION)
     spec = isvc.get("spec")
     if not isinstance(spec, Mapping) or "predictor" not in spec:
         raise ManifestError(f"{where}: spec.predictor: required")
