@@ -54,21 +54,6 @@ class Replay:
     execution_id: int = 0
 
 
-def logged_examples(log_dir: str, span: int, model: str) -> List[bytes]:
-    """The span's primary rows of ``model`` as serialized tf.Examples without the log's metadata,
-    in the order ``monitoring.served.read_span`` reads them."""
-    out = []
-    for example in request_log.iter_window(log_dir, span, role="primary"):
-        features = example.features.feature
-        if request_log.MODEL not in features or \
-                features[request_log.MODEL].bytes_list.value[0].decode("utf-8") != model:
-            continue
-        for name in [n for n in features if request_log.is_metadata(n)]:
-            del features[name]
-        out.append(example.SerializeToString())
-    return out
-
-
 def scores(model: ServedModel, serialized: Sequence[bytes]) -> np.ndarray:
     """[rows, k] outputs of ``model``'s tf.Example signature (its ``outputs`` key, else its only one)."""
     signature = model.example_signature(None)
@@ -117,17 +102,13 @@ def replay_span(cfg: PipelineConfig, span: Optional[int] = None, stable: Optiona
     span = choose_span(log_dir, cfg.serving.request_log_window_seconds, span)
     slice_columns = [key for spec in cfg.evaluation.slices for key in spec]
     columns = list(dict.fromkeys(list(logged_columns(cfg)) + slice_columns))
-    served = read_span(log_dir, span, model, columns)
+    served = read_span(log_dir, span, model, columns, examples=True)
     stable, candidate = choose_versions(cfg, served, stable, candidate)
-    serialized = logged_examples(log_dir, span, model)
-    if len(serialized) != len(served):
-        raise ValueError(f"{request_log.span_dir(log_dir, span)}: read {len(serialized)} examples "
-                         f"but {len(served)} rows (the span changed while it was read?)")
     outputs = {}
     for version in (stable, candidate):
         loaded = _load(cfg, version)
         try:
-            outputs[version] = scores(loaded, serialized)
+            outputs[version] = scores(loaded, served.examples)
         finally:
             loaded.close()
     truths = optional_truths(row_truths(cfg, log_dir, served))

@@ -43,6 +43,8 @@ class ServedSpan:
     keys: Tuple[Key, ...]               # (request id, row) per row, as feedback labels name rows
     versions: Tuple[int, ...]           # the model version that answered each row
     outputs: Tuple[Tuple[float, ...], ...]  # each row's model output, flattened
+    # each row as a serialized tf.Example without the log's metadata (read_span(examples=True))
+    examples: Tuple[bytes, ...] = ()
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -104,17 +106,21 @@ def _scores_of(text: str) -> List[Any]:
     return answer if isinstance(answer, list) else [answer]
 
 
-def read_span(log_dir: str, span: int, model: str, columns: Sequence[str]) -> ServedSpan:
+def read_span(log_dir: str, span: int, model: str, columns: Sequence[str],
+              examples: bool = False) -> ServedSpan:
     """Span ``span`` of the request log in ``log_dir``: the primary rows of ``model``.
 
     ``columns``: the raw columns to keep (a column a row lacks is None; a
     multi-valued one keeps its first value: monitored features are univalent).
+    ``examples``: also keep each row as the model reads it (a tf.Example without
+    the log's metadata), for replaying the span through model versions.
     Raises ``NoServedRows`` when the span holds no row of ``model``.
     """
     rows: List[Dict[str, Any]] = []
     keys: List[Key] = []
     versions: List[int] = []
     outputs: List[Tuple[float, ...]] = []
+    serialized: List[bytes] = []
     others: Dict[str, int] = {}
     for example in request_log.iter_window(log_dir, span, role="primary"):
         features = example.features.feature
@@ -131,12 +137,16 @@ def read_span(log_dir: str, span: int, model: str, columns: Sequence[str]) -> Se
                      int(_values(features[request_log.ROW])[0])))
         versions.append(int(_values(features[request_log.VERSION])[0]))
         outputs.append(_output(features))
+        if examples:
+            for name in [n for n in features if request_log.is_metadata(n)]:
+                del features[name]
+            serialized.append(example.SerializeToString())
     if not rows:
         where = request_log.span_dir(log_dir, span)
         held = f"rows of other models {others}" if others else "no primary rows"
         raise NoServedRows(f"{where}: no primary row of model {model!r} ({held})")
     return ServedSpan(span, model, pd.DataFrame(rows, columns=list(columns)), tuple(keys),
-                      tuple(versions), tuple(outputs))
+                      tuple(versions), tuple(outputs), tuple(serialized))
 
 
 def spans_of(log_dir: str, window_seconds: int, now: Optional[float] = None) -> List[int]:
