@@ -104,3 +104,22 @@ def test_the_baseline_is_the_latest_pushed_model_not_the_latest_blessed(tmp_path
     resolved = LatestBlessedModelStrategy().resolve_artifacts(
         None, {"model": models, "model_blessing": [pushed, not_pushed]})
     assert [m.id for m in resolved["model"]] == [1]
+
+
+def test_tfma_checks_the_flip_rate_threshold_on_the_key_it_computes():
+    """TFMA's validator looks a threshold up by metric key: the flip rate's change threshold
+    must land on the (diff) key SymmetricFlipRate computes for the candidate, or the bound
+    would be reported as a missing metric instead of being checked."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    from components.evaluation import eval_config
+
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config(_taxi("evaluation.max_flip_rate=0.1")), has_baseline=True, rubber_stamp=True)
+    thresholds = metric_specs.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
+    computed = {key for computation in metric_specs.to_computations(config.metrics_specs, eval_config=config)
+                for key in computation.keys if key.name == "symmetric_flip_rate"}
+    (candidate,) = computed
+    assert candidate.model_name == "candidate" and candidate.is_diff
+    assert candidate in thresholds
