@@ -240,6 +240,9 @@ class EvaluationConfig:
     # Accuracy must exceed the best trivial baseline (majority class, one-feature rule)
     # of the same eval split by more than this.
     min_margin_over_baselines: float = 0.0
+    # Binary models: TFMA's symmetric flip rate against the baseline model (the latest pushed
+    # one), the share of eval rows whose class at 0.5 differs; null = reported, not gated.
+    max_flip_rate: Optional[float] = None
     # feature names, or extra slice keys a feature kind emits (label_prior: <name>_seen)
     slices: Tuple[Tuple[str, ...], ...] = ()
     baseline_features: Tuple[str, ...] = ()  # candidates for the one-feature rule
@@ -407,6 +410,11 @@ class RolloutAnalysisConfig:
     max_output_distance: float = 0.2        # l_infinity of the predicted-class shares
     max_accuracy_drop: float = 0.05         # labelled accuracy, stable minus candidate
     min_labelled_rows: int = 30             # labelled rows each version needs for the accuracy drop
+    # Early stop: from this many candidate requests on (0 = off), a candidate whose error rate or
+    # output distance is past its threshold even at the favourable end of its one-sided
+    # early_stop_confidence interval fails before min_requests (users see less of a broken one).
+    early_stop_requests: int = 20
+    early_stop_confidence: float = 0.99
     poll_seconds: float = 1.0               # how often the runner reads the log and /metrics
     timeout_seconds: float = 600.0          # no verdict by then: the candidate is withdrawn
 
@@ -426,6 +434,16 @@ class KubeflowConfig:
     image: str = "ghcr.io/example/tfx-pipeline:latest"
     pipeline_root: str = "gs://example-bucket/tfx"
     output_file: str = "build/kubeflow/pipeline.json"
+    # ``python -m kubeflow.schedule`` renders both of these. A KFP recurring run of the pipeline
+    # on the newest span: a 5-field cron in UTC, e.g. "0 6 1 */3 *" (a quarter); "" = none.
+    schedule: str = ""
+    # A Kubernetes CronJob that checks the newest served span, decides, and submits a run to
+    # ``host`` when the decision is to retrain (5-field cron; "" = no CronJob).
+    monitoring_schedule: str = ""
+    host: str = ""  # the KFP API endpoint the CronJob submits runs to
+    # The PersistentVolumeClaim holding run_dir in the cluster (request log, checks,
+    # decisions, ML Metadata), mounted where the image has run_dir.
+    state_claim: str = ""
 
 
 @dataclass(frozen=True)

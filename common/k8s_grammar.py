@@ -16,6 +16,10 @@ _QUANTITY_SCALE = {"": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "
                    "Pi": 2 ** 50, "Ei": 2 ** 60}
 RESOURCE_NAME = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 PVC_URI = re.compile(r"pvc://(?P<claim>[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)(?P<path>(/[^/]+)*)/?")
+# A standard 5-field cron schedule (minute hour day-of-month month day-of-week), as a
+# CronJob takes it; KFP's recurring runs take the same with a seconds field in front.
+CRON_FIELD = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*"
+CRON = re.compile(rf"{CRON_FIELD}( {CRON_FIELD}){{4}}")
 GCS_URI = re.compile(r"gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/[^/]+)*/?")
 
 

@@ -15,17 +15,21 @@ from common.config import PipelineConfig
 from components.accepted_statistics import build_accepted_statistics_resolver
 from components.anomalies_gate import AnomaliesGate, thresholds_json
 from components.span_inputs import build_span_example_gen, build_span_window_resolver
+from components.span_window_gen import build_span_window_example_gen
 from components.time_split import TimeSplit
 from components.tsv_example_gen import build_tsv_example_gen
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 
 
-def build_example_gen(cfg: PipelineConfig):
+def build_example_gen(cfg: PipelineConfig, span_range=None):
     """By ``data.format``: CSV split by hash buckets (or the newest span, with ``data.spans``),
-    or TSV with splits from files."""
+    or TSV with splits from files. ``span_range`` (Kubeflow, a runtime parameter): the whole
+    span window from the files, ending at that span (components.span_window_gen)."""
     if cfg.data.format == "tsv":
         return build_tsv_example_gen(cfg)
+    if cfg.data.spans.pattern and span_range is not None:
+        return build_span_window_example_gen(cfg, span_range)
     if cfg.data.spans.pattern:
         return build_span_example_gen(cfg)
     splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)

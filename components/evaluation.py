@@ -12,12 +12,14 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.utils import proto_utils
 
 from common.config import PipelineConfig, extra_slice_keys
 from common.serving_contract import TF_EXAMPLE_SIGNATURE, TRANSFORM_SIGNATURE
 from components import baseline_gate
 from components.baselines import BaselineMetrics
 from components.fold_metrics import RATES, FoldedRate
+from components.pusher import PushBlessing
 from trainer import features
 
 
@@ -63,6 +65,7 @@ def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
             absolute={"value": -cfg.evaluation.max_auc_regression}))
     return [
         tfma.MetricConfig(class_name="ExampleCount"),
+        _flip_rate(cfg),
         # 1,000 thresholds (TFMA's default is 10,000) and 100 calibration buckets per
         # slice: the same figures to 3 decimals, for a fraction of the Beam work.
         tfma.MetricConfig(class_name="AUC", config='{"num_thresholds": 1000}', **_overall(auc_threshold)),
@@ -74,6 +77,34 @@ def _metrics(cfg: PipelineConfig) -> List[tfma.MetricConfig]:
         tfma.MetricConfig(class_name="MeanPrediction"),
         tfma.MetricConfig(class_name="CalibrationPlot", config='{"num_buckets": 100}'),
     ] + rates
+
+
+# TFMA's symmetric flip rate of the candidate against the baseline model: a diff metric
+# (TFMA names it "<name>_diff" in the loaded result), computed only when there is a baseline.
+FLIP_RATE_CLASS = "SymmetricFlipRate"
+FLIP_RATE_METRIC = "symmetric_flip_rate_diff"
+
+
+def _flip_rate(cfg: PipelineConfig) -> tfma.MetricConfig:
+    """Rows whose class (probability above 0.5) differs between the candidate and the baseline.
+
+    The bound is a change threshold: TFMA keys a model-comparison metric as a diff, so a
+    value threshold would never find it; TFX rubber-stamps change thresholds on a first run."""
+    limit = cfg.evaluation.max_flip_rate
+    threshold = {} if limit is None else _overall(tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+        direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": limit})))
+    return tfma.MetricConfig(class_name=FLIP_RATE_CLASS, config='{"threshold": 0.5}', **threshold)
+
+
+def without_comparisons(eval_config_json: str) -> str:
+    """The eval config without the flip rate: with no baseline there is nothing to flip from
+    (TFMA would compare the candidate with itself and report 0)."""
+    config = proto_utils.json_to_proto(eval_config_json, tfma.EvalConfig())
+    for spec in config.metrics_specs:
+        kept = [m for m in spec.metrics if m.class_name != FLIP_RATE_CLASS]
+        del spec.metrics[:]
+        spec.metrics.extend(kept)
+    return proto_utils.proto_to_json(config)
 
 
 def _floor(value: float) -> tfma.MetricThreshold:
@@ -107,15 +138,19 @@ def slice_keys(cfg: PipelineConfig) -> List[Tuple[str, ...]]:
 
 
 def build_baseline_model_resolver() -> tfx.dsl.Resolver:
-    """The latest blessed model, for the no-regression (change) threshold.
+    """The latest PUSHED model, for the no-regression (change) threshold and the flip rate.
 
-    It matches any ModelBlessing with ``blessed = 1``; the Evaluator's is the only
-    one a run writes, and it is withdrawn when the baseline gate fails, so this is
-    the latest model that passed every rule (the one the Pusher pushed)."""
+    TFX's LatestBlessedModelStrategy over the Pusher's ``push_blessing`` (a
+    ModelBlessing subtype only a completed push writes, components.pusher), not the
+    Evaluator's blessing: a run killed between the two left a blessed model that was
+    never pushed, and its rerun then took that model as its baseline, compared the
+    candidate with itself and evaluated differently from an uninterrupted run.
+    (Kubeflow's v2 compiler queries every ModelBlessing for this strategy; there the
+    baseline is the latest blessed model, pushed or not.)"""
     return tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model_blessing=tfx.dsl.Channel(type=PushBlessing),
     ).with_id("latest_blessed_model_resolver")
 
 
@@ -154,7 +189,11 @@ class GatedEvaluatorExecutor(evaluator_executor.Executor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
-        super().Do(without_self_baseline(input_dict), output_dict, exec_properties)
+        input_dict = without_self_baseline(input_dict)
+        if not input_dict.get(standard_component_specs.BASELINE_MODEL_KEY):
+            exec_properties = {**exec_properties, standard_component_specs.EVAL_CONFIG_KEY: without_comparisons(
+                exec_properties[standard_component_specs.EVAL_CONFIG_KEY])}
+        super().Do(input_dict, output_dict, exec_properties)
         metric = exec_properties[ACCURACY_METRIC_KEY]
         evaluation = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
         result = baseline_gate.verdict(

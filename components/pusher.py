@@ -38,6 +38,7 @@ import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
@@ -144,16 +145,38 @@ def atomic_copy_model(model_path: str, base_directory: str,
     return final
 
 
+class PushBlessing(standard_artifacts.ModelBlessing):
+    """A ModelBlessing that only a completed push writes: ``blessed = 1`` and the pushed
+    model's id (``current_model_id``), so TFX's LatestBlessedModelStrategy over this type
+    resolves the latest pushed model (components.evaluation's baseline), never a model
+    the Evaluator blessed in a run that was stopped before its push."""
+    TYPE_NAME = "components.PushBlessing"
+
+
+PUSH_BLESSING_KEY = "push_blessing"
+
+
+def mark_push_blessing(blessing: types.Artifact, model: Optional[types.Artifact]) -> None:
+    """``blessed`` 1 with the model (pushed) or 0 (not pushed), as the Evaluator writes its own."""
+    blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY, int(model is not None))
+    if model is not None:
+        blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        blessing.set_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
+                                            model.uri)
+
+
 class AtomicPushExecutor(pusher_executor.Executor):
-    """TFX's Pusher executor with an atomic filesystem push."""
+    """TFX's Pusher executor with an atomic filesystem push (and the push blessing, last)."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        push_blessing = artifact_utils.get_single_instance(output_dict[PUSH_BLESSING_KEY])
         if not self.CheckBlessing(input_dict):
             self._MarkNotPushed(model_push)
+            mark_push_blessing(push_blessing, None)
             return
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(
@@ -164,12 +187,16 @@ class AtomicPushExecutor(pusher_executor.Executor):
         copy_version(model_path, model_push.uri, extras)
         self._MarkPushed(model_push, pushed_destination=serving_path,
                          pushed_version=os.path.basename(serving_path))
+        mark_push_blessing(push_blessing, artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_KEY]))
 
 
 class AtomicPusherSpec(standard_component_specs.PusherSpec):
     """TFX's Pusher spec with the optional ClaimIndex to push with the model."""
     INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
               CLAIM_INDEX_KEY: ChannelParameter(type=ClaimIndex, optional=True)}
+    OUTPUTS = {**standard_component_specs.PusherSpec.OUTPUTS,
+               PUSH_BLESSING_KEY: ChannelParameter(type=PushBlessing)}
 
 
 class AtomicPusher(base_component.BaseComponent):
@@ -185,7 +212,8 @@ class AtomicPusher(base_component.BaseComponent):
             model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
             claim_index=claim_index, push_destination=push_destination,
             custom_config=json_utils.dumps(None),
-            pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))
+            pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
+            push_blessing=channel.Channel(type=PushBlessing)))
 
 
 def build_pusher(model, model_blessing, infra_blessing, push_dir: str,

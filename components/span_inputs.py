@@ -95,3 +95,17 @@ def spans_on_disk(data_path: str, pattern: str) -> Dict[int, List[str]]:
         if match and os.path.isfile(path):
             spans.setdefault(int(match.group("span")), []).append(path)
     return spans
+
+
+def newest_span_files(data_path: str, pattern: str) -> Dict[int, List[str]]:
+    """Span number -> the files of its newest ``{VERSION}`` (all files without one), as
+    ExampleGen would ingest the span: the same choice TimeSplit makes from ML Metadata."""
+    regex = _pattern_regex(pattern)
+    newest: Dict[int, List[str]] = {}
+    for span, files in spans_on_disk(data_path, pattern).items():
+        versions = {}
+        for path in files:
+            version = regex.match(os.path.relpath(path, data_path).replace(os.sep, "/")).groupdict().get("version")
+            versions.setdefault(int(version) if version is not None else -1, []).append(path)
+        newest[span] = versions[max(versions)]
+    return newest

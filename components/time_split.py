@@ -12,7 +12,7 @@ the spans, their versions and artifact ids are recorded on it in ML Metadata.
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
@@ -75,18 +75,26 @@ def split_by_time(spans: List[Artifact], examples: Artifact) -> None:
     for split, members in (("train", train_spans), ("eval", [eval_span])):
         for span in members:
             _copy_split(chosen[span], span, os.path.join(examples.uri, f"Split-{split}"))
+    record_window(examples, eval_span, train_spans,
+                  {s: {"version": _int_property(a, VERSION_PROPERTY), "artifact_id": a.id}
+                   for s, a in chosen.items()})
+    newest = chosen[eval_span]
+    for key in _COPIED_PROPERTIES:
+        if newest.has_custom_property(key):
+            examples.set_string_custom_property(key, newest.get_string_custom_property(key))
+
+
+def record_window(examples: Artifact, eval_span: int, train_spans: List[int],
+                  versions: Dict[int, Dict[str, Optional[int]]]) -> None:
+    """The split names and the window's spans on ``examples``, for ML Metadata and the run
+    summary (pipeline.results): the newest span, the training spans, each span's version."""
     examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
     examples.span = eval_span
     examples.set_int_custom_property(SPAN_PROPERTY, eval_span)
     examples.set_int_custom_property(EVAL_SPAN, eval_span)
     examples.set_string_custom_property(TRAIN_SPANS, ",".join(str(s) for s in train_spans))
     examples.set_string_custom_property(SPAN_VERSIONS, json.dumps(
-        {str(s): {"version": _int_property(a, VERSION_PROPERTY), "artifact_id": a.id}
-         for s, a in sorted(chosen.items())}))
-    newest = chosen[eval_span]
-    for key in _COPIED_PROPERTIES:
-        if newest.has_custom_property(key):
-            examples.set_string_custom_property(key, newest.get_string_custom_property(key))
+        {str(s): versions[s] for s in sorted(versions)}))
 
 
 @tfx.dsl.components.component

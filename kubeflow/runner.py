@@ -9,6 +9,11 @@ kept as they are.
 
     python -m kubeflow.runner --config configs/taxi.yaml
     python -m kubeflow.runner --config configs/taxi.yaml --set beam.runner=dataflow --no-tune
+
+With ``data.spans`` (configs/taxi-spans.yaml) the spec has one runtime parameter,
+``range_config``: the span the run evaluates on, the ``train_spans`` before it
+being the training window (``python -m kubeflow.submit --span N``; empty: the
+newest span on disk).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from common.config import ConfigError, PipelineConfig
 from common.loader import load_config
 from common.paths import REPO_ROOT, TAXI_DEFAULT, resolve_path
 from components.data import file_sha256
+from components.span_window_gen import RANGE_PARAMETER, range_parameter
 from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the project (WORKDIR, on PYTHONPATH) and the taxi CSV.
@@ -90,23 +96,24 @@ def output_path(cfg: PipelineConfig) -> str:
 
 
 def build_kubeflow_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tfx.dsl.Pipeline:
+    """With ``data.spans``, the eval span is the runtime parameter ``range_config``
+    (components.span_window_gen: KubeflowV2DagRunner cannot compile the local runner's
+    SpanRangeStrategy resolver, so the window is read from the files)."""
+    span_range = range_parameter() if cfg.data.spans.pattern else None
     return create_pipeline(image_config(cfg), pipeline_root=cfg.kubeflow.pipeline_root,
                            beam_pipeline_args=kubeflow_beam_args(cfg), tune=tune,
-                           schema_sha256=file_sha256(cfg.schema_path))
+                           schema_sha256=file_sha256(cfg.schema_path), span_range=span_range)
 
 
 def compile_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> str:
     """Writes the pipeline spec JSON to ``kubeflow.output_file``; returns its path."""
-    if cfg.data.spans.pattern:
-        raise ConfigError(
-            f"{cfg.source_file}: key 'data.spans.pattern': expected none for Kubeflow, whose "
-            "KubeflowV2DagRunner compiles only LatestArtifact and LatestBlessedModel resolvers, not the "
-            f"span window's SpanRangeStrategy (run spans with the local runner), got {cfg.data.spans.pattern!r}")
     path = output_path(cfg)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.kubeflow.image),
         output_dir=os.path.dirname(path), output_filename=os.path.basename(path))
-    runner.run(build_kubeflow_pipeline(cfg, tune))
+    # a run that names no span evaluates on the newest span on disk (ExampleGen's default)
+    defaults = {RANGE_PARAMETER: ""} if cfg.data.spans.pattern else None
+    runner.run(build_kubeflow_pipeline(cfg, tune), parameter_values=defaults)
     return path
 
 

@@ -8,6 +8,9 @@ runtime config.
     python -m kubeflow.submit --spec build/kubeflow/taxi_pipeline.json --host https://KFP_ENDPOINT
     python -m kubeflow.submit --spec build/kubeflow/taxi_pipeline.json --host https://KFP_ENDPOINT \\
         --experiment taxi --run-name taxi-nightly
+    python -m kubeflow.submit --spec build/kubeflow/taxi_spans_pipeline.json --host https://KFP_ENDPOINT --span 13
+    python -m kubeflow.submit --spec build/kubeflow/taxi_spans_pipeline.json --host https://KFP_ENDPOINT \\
+        --recurring build/kubeflow/recurring-run.yaml
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import tempfile
 from typing import Any, Dict, Optional, Sequence
 
 import yaml
+
+from components.span_window_gen import RANGE_PARAMETER, span_range_json
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -35,6 +40,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--namespace", default=None, help="Kubernetes namespace (multi-user KFP only)")
     parser.add_argument("--pipeline-root", default=None,
                         help="override the pipeline root compiled into the spec")
+    parser.add_argument("--span", type=int, default=None,
+                        help="a spans pipeline: evaluate on this span, train on the train_spans before it "
+                             "(default: the newest span on disk)")
+    parser.add_argument("--recurring", default=None, metavar="FILE",
+                        help="create the recurring run FILE defines (python -m kubeflow.schedule) "
+                             "instead of one run")
     return parser.parse_args(argv)
 
 
@@ -58,12 +69,29 @@ def write_kfp_package(job: Dict[str, Any], directory: str) -> str:
     return path
 
 
+def parameter_values(args: argparse.Namespace, job: Dict[str, Any]) -> Dict[str, Any]:
+    """The run's parameters: the spec's defaults, and ``--span`` as ExampleGen's range_config.
+
+    TFX writes the defaults in the runtime config's ``parameters`` (typed values) or, with
+    pipeline spec 2.1, ``parameterValues`` (plain ones)."""
+    runtime = job.get("runtimeConfig", {})
+    values = dict(runtime.get("parameterValues", {}))
+    for name, typed in runtime.get("parameters", {}).items():
+        values[name] = next(iter(typed.values()))
+    if args.span is not None:
+        if RANGE_PARAMETER not in values:
+            raise ValueError(f"{args.spec}: --span: expected a spec compiled from a config with data.spans "
+                             f"(a '{RANGE_PARAMETER}' parameter), got parameters {sorted(values)}")
+        values[RANGE_PARAMETER] = span_range_json(args.span)
+    return values
+
+
 def run_arguments(args: argparse.Namespace, job: Dict[str, Any], package_path: str) -> Dict[str, Any]:
     """Keyword arguments for ``kfp.Client.create_run_from_pipeline_package``."""
     runtime = job.get("runtimeConfig", {})
     return {
         "pipeline_file": package_path,
-        "arguments": dict(runtime.get("parameterValues", {})),
+        "arguments": parameter_values(args, job),
         "run_name": args.run_name,
         "experiment_name": args.experiment or job["pipelineSpec"]["pipelineInfo"]["name"],
         "namespace": args.namespace,
@@ -71,14 +99,34 @@ def run_arguments(args: argparse.Namespace, job: Dict[str, Any], package_path: s
     }
 
 
+def recurring_arguments(args: argparse.Namespace, job: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``--recurring`` file's ``create_recurring_run`` arguments (experiment by name)."""
+    with open(args.recurring, encoding="utf-8") as f:
+        definition = yaml.safe_load(f)
+    if not isinstance(definition, dict) or "cron_expression" not in definition:
+        raise ValueError(f"{args.recurring}: expected the recurring-run definition python -m kubeflow.schedule "
+                         "writes (a 'cron_expression' key)")
+    definition["params"] = {**parameter_values(args, job), **(definition.get("params") or {})}
+    if args.pipeline_root:
+        definition["pipeline_root"] = args.pipeline_root
+    return definition
+
+
 def submit(args: argparse.Namespace):
-    """Creates the run; returns kfp's RunPipelineResult."""
+    """Creates the run (or the recurring run); returns kfp's result."""
     import kfp  # imported here: argument handling stays usable without a cluster
 
     job = load_pipeline_job(args.spec)
     with tempfile.TemporaryDirectory() as tmp:
-        kwargs = run_arguments(args, job, write_kfp_package(job, tmp))
+        package = write_kfp_package(job, tmp)
+        # arguments first: a wrong one fails before any call to the endpoint
+        kwargs = recurring_arguments(args, job) if args.recurring else run_arguments(args, job, package)
         client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
+        if args.recurring:
+            experiment_name = kwargs.pop("experiment_name", None)
+            experiment = client.create_experiment(args.experiment or experiment_name, namespace=args.namespace)
+            return client.create_recurring_run(experiment_id=experiment.experiment_id,
+                                               pipeline_package_path=package, **kwargs)
         return client.create_run_from_pipeline_package(**kwargs)
 
 
@@ -89,7 +137,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"run {result.run_id} submitted to {args.host}")
+    if args.recurring:
+        print(f"recurring run {result.recurring_run_id} created on {args.host}")
+    else:
+        print(f"run {result.run_id} submitted to {args.host}")
     return 0
 
 

@@ -6,12 +6,15 @@
    ``serving.admin_token_env``) the candidate becomes the canary at
    ``rollout_analysis.canary_percent`` % -- or the shadow (``--shadow``): it answers
    every request too, its answers are logged and never returned;
-2. every ``rollout_analysis.poll_seconds`` the outcomes since the start are read:
+2. every ``rollout_analysis.poll_seconds`` the outcomes since the start are
+   updated, reading only what the log and the labels gained since the previous
+   poll (``LogReader`` keeps each file's offset):
    requests and 5xx per version from the gateway's ``/metrics`` (deltas since
    the start: the counters are cumulative), latency and output per row from the
    request log (role ``primary`` for what users got, ``shadow`` for the shadow's
    answers), feedback labels of those rows when they arrived; and judged by
-   ``monitoring.canary_analysis``;
+   ``monitoring.canary_analysis`` (which fails a clearly broken candidate early,
+   before ``rollout_analysis.min_requests``);
 3. on ``pass`` the candidate is promoted (blue-green, ``rollout:promote``); on
    ``fail`` -- or no verdict within ``rollout_analysis.timeout_seconds`` -- it is
    withdrawn (``rollout:clear``: stable answers everything again);
@@ -26,11 +29,14 @@ are judged in canary mode only.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from tensorflow.core.example import example_pb2
 
 from common.config import PipelineConfig
 from monitoring import locations
@@ -42,7 +48,8 @@ from monitoring.predictions import predicted_class
 from monitoring.served import feature_values, logged_output
 from serving import request_log
 from serving.client import Client
-from serving.feedback.store import read_span_labels
+from serving.feedback.index import read_records
+from serving.feedback.store import LabelRecord, label_files, read_labels_from
 
 CANARY_FILE = "canary.jsonl"
 PROMOTE, WITHDRAW = "promote", "clear"
@@ -104,41 +111,86 @@ def _delta(now: Dict[Optional[int], VersionHealth], before: Dict[Optional[int], 
     return requests, errors
 
 
-def read_rows(cfg: PipelineConfig, log_dir: str, model: str, since_ms: int,
-              wanted: Mapping[Tuple[str, int], LoggedRows]) -> None:
-    """Fills ``wanted`` ((role, version) -> rows) from the request log rows logged since ``since_ms``."""
-    first_span = request_log.span_for(since_ms / 1000.0, cfg.serving.request_log_window_seconds)
-    denominator = cfg.label.denominator or ""
-    for span in (s for s in request_log.list_spans(log_dir) if s >= first_span):
-        labels = read_span_labels(log_dir, span).first
-        for example in request_log.iter_window(log_dir, span, role=None):
-            features = example.features.feature
-            if feature_values(features[request_log.MODEL])[0] != model \
-                    or feature_values(features[request_log.TIMESTAMP_MS])[0] < since_ms:
-                continue
-            role = feature_values(features[request_log.ROLE])[0]
-            rows = wanted.get((role, int(feature_values(features[request_log.VERSION])[0])))
-            if rows is None:
-                continue
-            request_id = feature_values(features[request_log.REQUEST_ID])[0]
-            rows.latency_by_request[request_id] = float(feature_values(features[request_log.LATENCY_MS])[0])
-            output = logged_output(features)
-            rows.outputs.append(output)
-            label = labels.get((request_id, int(feature_values(features[request_log.ROW])[0])))
-            if label is not None and label.model == model:
-                values = feature_values(features[denominator]) if denominator in features else []
-                truth = true_class(cfg.label, label.label, {denominator: values[0] if values else None})
-                rows.labelled += 1
-                rows.correct += int(truth == predicted_class(output, cfg.num_classes))
+class LogReader:
+    """The rows logged since the start, per (role, version) in ``rows``, read incrementally.
+
+    Each ``poll`` reads only what was appended since the previous one: the byte
+    offset reached in every request-log file and feedback-label file of the spans
+    since the start is kept, and a poll reads from there (a record or line still
+    being written is left for the next poll). A feedback label may arrive before
+    or after its row is read: rows wait for their label and labels for their row
+    (a row is scored with the first label read for it)."""
+
+    def __init__(self, cfg: PipelineConfig, log_dir: str, model: str, since_ms: int,
+                 wanted: Sequence[Tuple[str, int]]) -> None:
+        self.cfg, self.log_dir, self.model, self.since_ms = cfg, log_dir, model, since_ms
+        self.rows: Dict[Tuple[str, int], LoggedRows] = {key: LoggedRows() for key in wanted}
+        self.first_span = request_log.span_for(since_ms / 1000.0, cfg.serving.request_log_window_seconds)
+        self._offsets: Dict[str, int] = {}
+        # (request id, row) -> (whose row, true-class inputs, predicted class): rows awaiting a label
+        self._unlabelled: Dict[Tuple[str, int], Tuple[LoggedRows, Dict[str, Any], int]] = {}
+        self._labels: Dict[Tuple[str, int], LabelRecord] = {}  # labels awaiting their row
+        self.bytes_read = 0
+
+    def poll(self) -> Dict[Tuple[str, int], LoggedRows]:
+        """Reads what is new in every span since the start; returns ``rows``."""
+        for span in (s for s in request_log.list_spans(self.log_dir) if s >= self.first_span):
+            for path in sorted(glob.glob(request_log.window_glob(self.log_dir, span, role=None))):
+                offset = self._offsets.get(path, 0)
+                for record, self._offsets[path] in read_records(path, offset):
+                    self._add_row(example_pb2.Example.FromString(record))
+                self.bytes_read += self._offsets.get(path, offset) - offset
+            for path in label_files(self.log_dir, span):
+                offset = self._offsets.get(path, 0)
+                labels, self._offsets[path] = read_labels_from(path, offset)
+                self.bytes_read += self._offsets[path] - offset
+                for label in labels:
+                    self._add_label(label)
+        return self.rows
+
+    def _add_row(self, example: example_pb2.Example) -> None:
+        features = example.features.feature
+        if feature_values(features[request_log.MODEL])[0] != self.model \
+                or feature_values(features[request_log.TIMESTAMP_MS])[0] < self.since_ms:
+            return
+        role = feature_values(features[request_log.ROLE])[0]
+        rows = self.rows.get((role, int(feature_values(features[request_log.VERSION])[0])))
+        if rows is None:
+            return
+        request_id = feature_values(features[request_log.REQUEST_ID])[0]
+        rows.latency_by_request[request_id] = float(feature_values(features[request_log.LATENCY_MS])[0])
+        output = logged_output(features)
+        rows.outputs.append(output)
+        denominator = self.cfg.label.denominator or ""
+        values = feature_values(features[denominator]) if denominator in features else []
+        key = (request_id, int(feature_values(features[request_log.ROW])[0]))
+        waiting = (rows, {denominator: values[0] if values else None}, predicted_class(output, self.cfg.num_classes))
+        label = self._labels.pop(key, None)
+        if label is None:
+            self._unlabelled[key] = waiting
+        else:
+            self._score(waiting, label)
+
+    def _add_label(self, label: LabelRecord) -> None:
+        if label.model != self.model:
+            return
+        waiting = self._unlabelled.pop(label.key, None)
+        if waiting is not None:
+            self._score(waiting, label)
+        elif label.key not in self._labels:
+            self._labels[label.key] = label
+
+    def _score(self, waiting: Tuple[LoggedRows, Dict[str, Any], int], label: LabelRecord) -> None:
+        rows, inputs, predicted = waiting
+        rows.labelled += 1
+        rows.correct += int(true_class(self.cfg.label, label.label, inputs) == predicted)
 
 
-def outcomes(cfg: PipelineConfig, gateway: Gateway, log_dir: str, since_ms: int,
-             before: Dict[Optional[int], VersionHealth], stable: int, candidate: int,
-             shadow: bool) -> Tuple[VersionOutcomes, VersionOutcomes]:
-    """Both versions' outcomes since the start (module doc, step 2)."""
-    candidate_role = "shadow" if shadow else "primary"
-    rows = {("primary", stable): LoggedRows(), (candidate_role, candidate): LoggedRows()}
-    read_rows(cfg, log_dir, gateway.model, since_ms, rows)
+def outcomes(gateway: Gateway, reader: LogReader,
+             before: Dict[Optional[int], VersionHealth]) -> Tuple[VersionOutcomes, VersionOutcomes]:
+    """Both versions' outcomes since the start (module doc, step 2): the reader's two keys are
+    the stable version's primary rows, then the candidate's (primary, or shadow)."""
+    rows = reader.poll()
     health = gateway.health()
     out = []
     for role, version in rows:
@@ -164,14 +216,14 @@ def run(cfg: PipelineConfig, gateway: Gateway, candidate: Optional[int], shadow:
     mode = "shadow" if shadow else "canary"
     report(f"{mode}: candidate {candidate} against stable {stable}"
            + ("" if shadow else f" at {percent:g} %"))
-    log_dir = locations.request_log_dir(cfg)
+    reader = LogReader(cfg, locations.request_log_dir(cfg), gateway.model, since_ms,
+                       [("primary", stable), ("shadow" if shadow else "primary", candidate)])
     deadline = time.monotonic() + limits.timeout_seconds
     polls = 0
     while True:
         sleep(limits.poll_seconds)
         polls += 1
-        verdict = analyse(*outcomes(cfg, gateway, log_dir, since_ms, before, stable, candidate, shadow),
-                          limits, cfg.num_classes)
+        verdict = analyse(*outcomes(gateway, reader, before), limits, cfg.num_classes)
         if verdict.status != INCONCLUSIVE or time.monotonic() > deadline:
             break
     if verdict.status == INCONCLUSIVE:

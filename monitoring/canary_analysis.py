@@ -17,12 +17,20 @@ threshold of the ``rollout_analysis`` config section:
 
 Verdict: ``inconclusive`` until the candidate has answered ``min_requests``
 requests (5xx included); then ``fail`` when any figure is past its threshold,
-else ``pass``. Pure: no I/O, so the runner (``monitoring.canary``) and the tests
-judge the same way.
+else ``pass``. Early stop: from ``early_stop_requests`` requests on, a candidate
+that is already clearly failing fails before ``min_requests`` -- its error-rate
+increase or output distance is past the threshold even at the favourable end of
+one-sided Wilson intervals at ``early_stop_confidence`` (``clear_failures``), so a
+broken candidate answers fewer users while a merely noisy one waits for
+``min_requests``. Latency and accuracy are not judged early (tails and labels
+need the full sample). Pure: no I/O, so the runner (``monitoring.canary``) and
+the tests judge the same way.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -78,13 +86,15 @@ class Verdict:
     candidate: VersionOutcomes
     measurements: List[Measurement] = field(default_factory=list)
     reason: str = ""
+    early_stop: bool = False  # failed before min_requests (clear_failures)
 
     @property
     def failures(self) -> List[Measurement]:
         return alerts_of(self.measurements)
 
     def to_json(self) -> Dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "stable": self.stable.to_json(),
+        return {"status": self.status, "reason": self.reason, "early_stop": self.early_stop,
+                "stable": self.stable.to_json(),
                 "candidate": self.candidate.to_json(),
                 "measurements": [m.to_json() for m in self.measurements]}
 
@@ -131,11 +141,58 @@ def measurements(stable: VersionOutcomes, candidate: VersionOutcomes, limits: Ro
     return out
 
 
+def wilson_interval(successes: float, trials: int, z: float) -> Tuple[float, float]:
+    """The Wilson score interval of a share (sound at 0 and 1 and for few trials, unlike p +- z se)."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def clear_failures(stable: VersionOutcomes, candidate: VersionOutcomes, limits: RolloutAnalysisConfig,
+                   num_classes: int) -> List[str]:
+    """The figures past their threshold even at their most favourable plausible value (module doc).
+
+    Error rate: the candidate's lower bound minus the stable version's upper bound. Output
+    distance: per class, the gap between the two share intervals; the largest gap is a lower
+    bound of the l-infinity distance. Empty when early stop is off or too few requests came."""
+    if not limits.early_stop_requests or candidate.requests < limits.early_stop_requests:
+        return []
+    z = NormalDist().inv_cdf(limits.early_stop_confidence)
+    confidence = f"{limits.early_stop_confidence:.0%} confidence"
+    failed = []
+    errors_low = wilson_interval(candidate.server_errors, candidate.requests, z)[0]
+    stable_high = wilson_interval(stable.server_errors, stable.requests, z)[1] if stable.requests else 0.0
+    if errors_low - stable_high > limits.max_error_rate_increase:
+        failed.append(f"error_rate_increase at least {errors_low - stable_high:.4g} > "
+                      f"{limits.max_error_rate_increase:g} (rollout_analysis.max_error_rate_increase, {confidence})")
+    if stable.outputs and len(candidate.outputs) >= limits.early_stop_requests:
+        stable_shares, candidate_shares = (all_shares(v.outputs, num_classes) for v in (stable, candidate))
+        gaps = []
+        for cls in range(len(stable_shares)):
+            low_s, high_s = wilson_interval(stable_shares[cls] * len(stable.outputs), len(stable.outputs), z)
+            low_c, high_c = wilson_interval(candidate_shares[cls] * len(candidate.outputs),
+                                            len(candidate.outputs), z)
+            gaps.append(max(low_c - high_s, low_s - high_c, 0.0))
+        if max(gaps) > limits.max_output_distance:
+            failed.append(f"output_distance at least {max(gaps):.4g} > {limits.max_output_distance:g} "
+                          f"(rollout_analysis.max_output_distance, {confidence})")
+    return failed
+
+
 def analyse(stable: VersionOutcomes, candidate: VersionOutcomes, limits: RolloutAnalysisConfig,
             num_classes: int) -> Verdict:
     """Pass, fail or inconclusive, with every figure and, on failure, which ones failed."""
     verdict = Verdict(INCONCLUSIVE, stable, candidate, measurements(stable, candidate, limits, num_classes))
     if candidate.requests < limits.min_requests:
+        early = clear_failures(stable, candidate, limits, num_classes)
+        if early:
+            verdict.status, verdict.early_stop = FAIL, True
+            verdict.reason = (f"early stop after {candidate.requests} of rollout_analysis.min_requests "
+                              f"{limits.min_requests} requests: " + "; ".join(early))
+            return verdict
         verdict.reason = (f"candidate {candidate.version} answered {candidate.requests} requests; "
                           f"rollout_analysis.min_requests is {limits.min_requests}")
         return verdict

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.orchestration.data_types import RuntimeParameter
 
 from common import executor_config
 from common.config import PipelineConfig
@@ -34,15 +35,18 @@ from trainer import features
 def create_pipeline(cfg: PipelineConfig, pipeline_root: str,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     beam_pipeline_args: Optional[List[str]] = None,
-                    tune: Optional[bool] = None, schema_sha256: Optional[str] = None) -> tfx.dsl.Pipeline:
+                    tune: Optional[bool] = None, schema_sha256: Optional[str] = None,
+                    span_range: Optional[RuntimeParameter] = None) -> tfx.dsl.Pipeline:
     """The full DAG for one dataset config; ``tune`` overrides ``tuner.enabled``;
-    ``schema_sha256``: the curated schema's digest when its path is not on this host."""
+    ``schema_sha256``: the curated schema's digest when its path is not on this host;
+    ``span_range`` (Kubeflow, which cannot resolve a span window from ML Metadata): the
+    runtime parameter naming the eval span, the window then read from the files."""
     tune = cfg.tuner.enabled if tune is None else tune
 
-    example_gen = build_example_gen(cfg)
+    example_gen = build_example_gen(cfg, span_range)
     examples = example_gen.outputs["examples"]
     # Spans: the newest ingested span is the eval split, the train_spans before it the train split.
-    time_split = build_time_split(cfg, example_gen) if cfg.data.spans.pattern else []
+    time_split = build_time_split(cfg, example_gen) if cfg.data.spans.pattern and span_range is None else []
     if time_split:
         examples = time_split[-1].outputs["examples"]
     # Columns derived from other rows' labels are added before anything reads the data

@@ -21,6 +21,12 @@ def summary_text(cfg: PipelineConfig, result: RunResult = None) -> str:
     shown += [("baseline: majority class", figure(majority.get("accuracy")), " (accuracy)"),
               ("baseline: best one-feature", figure(rule.get("accuracy")),
                f" (accuracy, rule on {rule.get('feature', '?')})")]
+    from components.evaluation import FLIP_RATE_METRIC  # TFMA: loaded only to report a run
+
+    flip_limit = cfg.evaluation.max_flip_rate
+    shown.append(("flip rate vs pushed model", figure(result.metrics.get(FLIP_RATE_METRIC)),
+                  " (share of rows changing class; " + (f"max {flip_limit:g})" if flip_limit is not None
+                                                        else "not gated: evaluation.max_flip_rate)")))
     lines += [f"  {name:<28} {value}{note}" for name, value, note in shown if value is not None]
     lines += error_analysis_lines(result)
     if result.model_blessed is not None:

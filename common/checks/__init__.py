@@ -14,6 +14,7 @@ from common.checks import (
     data,
     evaluation,
     features,
+    kubeflow,
     monitoring,
     retraining,
     serving,
@@ -37,5 +38,6 @@ def check_config(cfg: PipelineConfig, path: str, require_data: bool = True) -> N
     serving.check(cfg, fail)
     monitoring.check(cfg, fail)
     retraining.check(cfg, fail)
+    kubeflow.check(cfg, fail)
     if not os.path.isfile(cfg.schema_path):
         fail("schema", f"an existing schema.pbtxt (resolved to {cfg.schema_path})", cfg.schema)

@@ -34,3 +34,10 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
     # than a trivial rule would be blessed.
     if not 0 <= evaluation.min_margin_over_baselines < 1:
         fail("evaluation.min_margin_over_baselines", "a number in [0, 1)", evaluation.min_margin_over_baselines)
+    flip = evaluation.max_flip_rate
+    if flip is not None and not 0 <= flip <= 1:
+        fail("evaluation.max_flip_rate", "null or a share in [0, 1]", flip)
+    if flip is not None and cfg.num_classes != 2:
+        fail("evaluation.max_flip_rate", "null for a multi-class model (TFMA's flip rates compare binary "
+             f"predictions; {cfg.num_classes} classes here: `python -m monitoring diff` reports class flips)",
+             flip)

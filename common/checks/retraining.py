@@ -40,6 +40,12 @@ def _check_rollout_analysis(cfg: PipelineConfig, fail: Callable) -> None:
     for key in ("max_error_rate_increase", "max_output_distance", "max_accuracy_drop"):
         if not 0 <= getattr(analysis, key) <= 1:
             fail(f"rollout_analysis.{key}", "a number in [0, 1]", getattr(analysis, key))
+    if analysis.early_stop_requests < 0:
+        fail("rollout_analysis.early_stop_requests", "a non-negative integer (0 = no early stop)",
+             analysis.early_stop_requests)
+    if not 0.5 < analysis.early_stop_confidence < 1:
+        fail("rollout_analysis.early_stop_confidence", "a confidence in (0.5, 1), e.g. 0.99",
+             analysis.early_stop_confidence)
     if analysis.max_p99_latency_ratio < 1:
         fail("rollout_analysis.max_p99_latency_ratio", "a ratio of at least 1", analysis.max_p99_latency_ratio)
     for key in ("p99_latency_floor_ms", "poll_seconds", "timeout_seconds"):

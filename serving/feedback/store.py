@@ -175,6 +175,12 @@ def label_files(log_dir: str, span: int) -> List[str]:
     return [os.path.join(directory, name) for name in sorted(os.listdir(directory)) if _FILE.match(name)]
 
 
+def read_labels_from(path: str, offset: int) -> Tuple[List[LabelRecord], int]:
+    """The labels of the complete lines from byte ``offset`` on, and the offset after them
+    (a reader that follows a file as it grows, e.g. monitoring.canary)."""
+    return _read_lines(path, offset)
+
+
 def _read_lines(path: str, offset: int) -> Tuple[List[LabelRecord], int]:
     """The complete lines from ``offset`` on, and the offset after the last one."""
     with open(path, "rb") as f:

@@ -33,6 +33,7 @@ MODELS: Dict[str, Tuple[str, str]] = {
     "ConfigMap": ("v1", "V1ConfigMap"),
     "Deployment": ("apps/v1", "V1Deployment"),
     "Service": ("v1", "V1Service"),
+    "CronJob": ("batch/v1", "V1CronJob"),  # the monitoring job (kubeflow.schedule)
 }
 # KServe v1beta1 ComponentExtensionSpec fields (inlined into PredictorSpec next
 # to the PodSpec fields) and the JSON types they take.

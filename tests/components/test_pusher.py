@@ -18,8 +18,10 @@ from components.claim_record import ClaimIndex
 from components.pusher import (
     CLAIM_INDEX_KEY,
     CLAIM_INDEX_PATH,
+    PUSH_BLESSING_KEY,
     PUSH_COMPLETE_FILE,
     AtomicPushExecutor,
+    PushBlessing,
     atomic_copy_model,
     build_pusher,
     next_version,
@@ -188,16 +190,21 @@ def _execute_push(tmp_path, base_directory, **inputs):
     for blessing in (standard_artifacts.ModelBlessing(), standard_artifacts.InfraBlessing()):
         blessing.set_int_custom_property("blessed", 1)
         blessings.append(blessing)
+    model.id = 41
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed_model")
+    push_blessing = PushBlessing()
     destination = pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_directory))
     AtomicPushExecutor().Do(
         {standard_component_specs.MODEL_KEY: [model],
          standard_component_specs.MODEL_BLESSING_KEY: [blessings[0]],
          standard_component_specs.INFRA_BLESSING_KEY: [blessings[1]], **inputs},
-        {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
+        {standard_component_specs.PUSHED_MODEL_KEY: [pushed], PUSH_BLESSING_KEY: [push_blessing]},
         {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+    # the push blessing names the pushed model (the next run's baseline, components.evaluation)
+    assert push_blessing.get_int_custom_property("blessed") == 1
+    assert push_blessing.get_int_custom_property("current_model_id") == 41
     return pushed
 
 

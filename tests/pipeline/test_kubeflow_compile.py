@@ -312,3 +312,61 @@ def test_liar_config_compiles_with_the_tsv_example_gen(tmp_path):
     assert "hyperparameters" not in tasks["Trainer"]["inputs"].get("artifacts", {})
     args = _executors(job)["TsvExampleGen_executor"]["container"]["args"]
     assert args[args.index("--executor_class_path") + 1] == "components.tsv_example_gen.TsvExecutor"
+
+
+# -- spans: the eval span as a runtime parameter ---------------------------------
+
+@pytest.fixture(scope="module")
+def spans(tmp_path_factory):
+    """configs/taxi-spans.yaml over three tiny spans, compiled without the tuner."""
+    root = tmp_path_factory.mktemp("spans")
+    for span in (1, 2, 3):
+        os.makedirs(root / "data" / f"span-{span}")
+        (root / "data" / f"span-{span}" / "data.csv").write_text("fare\n1.0\n")
+    cfg = load_config(os.path.join(REPO_ROOT, "configs", "taxi-spans.yaml"), [
+        f"data.path={root / 'data'}", f"kubeflow.output_file={root}/spans.json",
+        f"kubeflow.pipeline_root={root}/root"])
+    with open(runner.compile_pipeline(cfg, tune=False)) as f:
+        return cfg, json.load(f)
+
+
+def test_spans_compile_with_the_eval_span_as_a_runtime_parameter(spans):
+    from components.span_window_gen import RANGE_PARAMETER
+
+    _, job = spans
+    root = job["pipelineSpec"]["root"]
+    assert root["inputDefinitions"]["parameters"] == {RANGE_PARAMETER: {"type": "STRING"}}
+    assert job["runtimeConfig"]["parameters"] == {RANGE_PARAMETER: {"stringValue": ""}}  # newest span
+    example_gen = _tasks(job)["CsvExampleGen"]
+    assert example_gen["inputs"]["parameters"][RANGE_PARAMETER] == {"componentInputParameter": RANGE_PARAMETER}
+    container = _executors(job)["CsvExampleGen_executor"]["container"]
+    assert container["args"][container["args"].index("--executor_class_path") + 1] == \
+        "components.span_window_gen.SpanWindowExecutor"
+    # TFX's driver resolves the span and fingerprints its files before KFP's cache check
+    assert container["lifecycle"]["preCacheCheck"]["command"][-1] == \
+        "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    # no ML Metadata span window: the window is the one ExampleGen's train split
+    assert not {"TimeSplit", "span_window_resolver"} & set(_tasks(job))
+    assert _producer(job, "StatisticsGen", "examples") == "CsvExampleGen"
+    assert _producer(job, "Evaluator", "examples") == "CsvExampleGen"
+
+
+def test_submit_span_sets_the_range_config(spans, tmp_path):
+    from tfx.proto import range_config_pb2
+    from tfx.utils import proto_utils
+
+    from components.span_window_gen import RANGE_PARAMETER
+
+    cfg, _ = spans
+    args = submit.parse_args(["--spec", runner.output_path(cfg), "--host", "h", "--span", "7"])
+    job = submit.load_pipeline_job(args.spec)
+    arguments = submit.run_arguments(args, job, "p.yaml")["arguments"]
+    range_config = proto_utils.json_to_proto(arguments[RANGE_PARAMETER], range_config_pb2.RangeConfig())
+    assert (range_config.static_range.start_span_number, range_config.static_range.end_span_number) == (7, 7)
+    args = submit.parse_args(["--spec", runner.output_path(cfg), "--host", "h"])
+    assert submit.run_arguments(args, job, "p.yaml")["arguments"] == {RANGE_PARAMETER: ""}
+
+
+def test_submit_span_needs_a_spans_spec(default):
+    cfg, _, _ = default
+    assert submit.main(["--spec", runner.output_path(cfg), "--host", "h", "--span", "3"]) == 2

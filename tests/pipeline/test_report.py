@@ -45,3 +45,15 @@ def test_html_headline_table_survives_text_figures():
         "accuracy": "NaN", "macro_f1": 0.25, "calibration": {"expected_calibration_error": "NaN"}}}}})
     table = html_report.headline_table(result)
     assert "<td>NaN</td><td>0.2500</td><td>–</td><td>NaN</td>" in table
+
+
+def test_summary_shows_the_flip_rate_against_the_pushed_model_with_its_threshold(taxi_config):
+    import dataclasses
+
+    result = RunResult(metrics={"auc": 0.91, "symmetric_flip_rate_diff": 0.0312})
+    assert ("flip rate vs pushed model    0.0312 (share of rows changing class; not gated: "
+            "evaluation.max_flip_rate)") in summary_text(taxi_config, result)
+    gated = dataclasses.replace(taxi_config, evaluation=dataclasses.replace(taxi_config.evaluation,
+                                                                            max_flip_rate=0.1))
+    assert "0.0312 (share of rows changing class; max 0.1)" in summary_text(gated, result)
+    assert "flip rate" not in summary_text(taxi_config, RunResult(metrics={"auc": 0.91}))  # no baseline

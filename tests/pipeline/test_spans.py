@@ -180,11 +180,3 @@ def test_spans_for_tsv_are_refused(tmp_path):
     liar = os.path.join(REPO_ROOT, "configs", "liar.yaml")
     with pytest.raises(ConfigError, match="'data.spans.pattern': expected no span pattern for data.format tsv"):
         load_config(liar, ["data.spans.pattern=span-{SPAN}/*"], require_data=False)
-
-
-def test_kubeflow_refuses_spans_with_the_reason(tmp_path):
-    from kubeflow.runner import compile_pipeline
-
-    _span_dirs(tmp_path, [1, 2])
-    with pytest.raises(ConfigError, match="'data.spans.pattern'.*SpanRangeStrategy"):
-        compile_pipeline(_config(tmp_path))
