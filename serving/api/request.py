@@ -120,9 +120,9 @@ def parse_json(body: bytes) -> Dict[str, Any]:
 # Integers longer than this are beyond float64's range (~1.8e308, 309 digits);
 # Python would parse them exactly (or refuse those over 4,300 digits with a ValueError).
 _MAX_INT_DIGITS = 330
-# A lone surrogate can only arrive as a \uD800-\uDFFF escape (the UTF-8 decoder
-# refuses encoded ones): bodies without such an escape need no walk.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A lone surrogate arrives as a \uD800-\uDFFF escape or UTF-8-encoded (bytes ED A0-BF ..,
+# which json.loads decodes with "surrogatepass"): bodies with neither need no walk.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 # A run of 19+ digits may be an integer orjson would turn into a float (beyond 64 bits).

@@ -59,3 +59,10 @@ def test_parse_json_answers_as_the_json_parser(body):
 def test_lone_surrogates_are_named():
     message = _parse(b'{"instances": [{"company": "\\ud800"}]}')
     assert "instances[0].company" in message and "surrogate" in message
+
+
+def test_utf8_encoded_surrogates_are_named_too():
+    """json.loads decodes UTF-8-encoded surrogates (bytes ED A0-BF ..) with surrogatepass;
+    TensorFlow cannot take them back to UTF-8, so they are a 400, not a 500."""
+    message = _parse(b'{"instances": [{"company": "\xed\xa0\x80"}]}')
+    assert "instances[0].company" in message and "surrogate" in message
