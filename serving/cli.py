@@ -139,18 +139,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
-    from common.config import BatchingConfig
-    from serving.api.deps import Limits
-    from serving.feedback.settings import FeedbackSettings
-    from serving.server import GatewaySettings, serve
+    from serving.server import serve
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(args, cfg)
+    if settings is None:
+        print("error: give --config, or --model_name and --model_base_path", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+def start_settings(argv: Sequence[str]) -> Any:
+    """The ``GatewaySettings`` that ``python -m serving start <argv>`` would serve with
+    (``bench/serving_bench.py`` builds the same gateway in-process to time its stages)."""
+    args = _parser().parse_args(["start", *argv])
+    settings = _settings(args, _load(args))
+    if settings is None:
+        raise ValueError("give --config, or --model_name and --model_base_path")
+    return settings
+
+
+def _settings(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> Any:
+    """``start``'s flags and config as ``GatewaySettings``; None without a model to serve."""
+    from common.config import BatchingConfig
+    from serving.api.deps import Limits
+    from serving.feedback.settings import FeedbackSettings
+    from serving.server import GatewaySettings
+
     name = args.model_name or (cfg.serving.model_name if cfg else None)
     base = args.model_base_path or (cfg.push_dir if cfg else None)
     if not name or (not base and args.backend == "inprocess"):
-        print("error: give --config, or --model_name and --model_base_path", file=sys.stderr)
-        return 2
+        return None
     serving = cfg.serving if cfg else None
     batching = serving.batching if serving else BatchingConfig()
     if args.no_batching:
@@ -160,7 +180,7 @@ def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
         log_dir = args.request_log_dir or resolve_path(serving.request_log_dir)
     features = tuple((f.name, f.dtype) for f in cfg.features) if cfg else ()
     feedback = FeedbackSettings.from_config(cfg, args.schema) if cfg and log_dir else None
-    settings = GatewaySettings(
+    return GatewaySettings(
         model_name=name, model_base_path=os.path.abspath(base) if base else "",
         models_config=args.models_config or (models_config_path(cfg) if cfg else None),
         schema_path=args.schema or (cfg.schema_path if cfg else None),
@@ -177,7 +197,6 @@ def _start(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> int:
         feature_dtypes=features,
         sensitive_features=tuple(sorted(serving.sensitive_features.items())) if serving else (),
         feedback=feedback)
-    return serve(settings)
 
 
 def _url(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> str:

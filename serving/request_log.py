@@ -114,6 +114,7 @@ _MAX_BATCH_ROWS = 2048  # rows encoded and written per writer round (at least on
 # Group commit: the writer lets requests gather this long before encoding them in one call
 # (an encoder call has a fixed cost of ~0.5 ms); a kill loses at most this much more.
 _GATHER_SECONDS = 0.01
+_GATHER_ROWS = _MAX_BATCH_ROWS // 4  # ... or until this many rows are queued
 _NAMES = MetadataNames(request_id=REQUEST_ID, row=ROW, model=MODEL, version=VERSION, role=ROLE,
                        output=OUTPUT, latency_ms=LATENCY_MS, timestamp_ms=TIMESTAMP_MS)
 
@@ -192,6 +193,9 @@ class RequestLog:
         self._pending: Deque[_Queued] = collections.deque()
         self._queued_rows = 0  # queued or in the writer's hands, not yet written
         self._controls = 0  # flush/close markers in the queue (the writer then gathers no more)
+        # The writer is letting requests gather: it wakes by itself, so ``log`` does not
+        # wake it for each request (a thread wake-up per request, each wanting the GIL).
+        self._gathering = False
         self._writing_since: Optional[float] = None  # when the writer's current batch was queued
         self._counters: Dict[str, float] = {
             "logged_rows": 0, "written_rows": 0, "dropped_rows": 0, "failed_rows": 0,
@@ -253,7 +257,8 @@ class RequestLog:
                 self._pending.append(_Queued(request, time.monotonic()))
                 self._queued_rows += rows
                 self._counters["logged_rows"] += rows
-                self._has_work.notify()
+                if not self._gathering or self._queued_rows >= _GATHER_ROWS:
+                    self._has_work.notify()
                 return True
             else:
                 self._counters["logged_rows"] += rows
@@ -361,11 +366,15 @@ class RequestLog:
         with self._lock:
             if not self._pending:
                 self._has_work.wait(timeout)
-            while self._pending and not self._controls and self._queued_rows < _MAX_BATCH_ROWS // 4:
-                gather = self._pending[0].at + _GATHER_SECONDS - time.monotonic()
-                if gather <= 0:
-                    break
-                self._has_work.wait(gather)
+            self._gathering = True
+            try:
+                while self._pending and not self._controls and self._queued_rows < _GATHER_ROWS:
+                    gather = self._pending[0].at + _GATHER_SECONDS - time.monotonic()
+                    if gather <= 0:
+                        break
+                    self._has_work.wait(gather)
+            finally:
+                self._gathering = False
             items: List[Union[Request, _Control]] = []
             rows = 0
             if self._pending:

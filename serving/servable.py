@@ -63,6 +63,7 @@ class ServedModel:
         self._queues_lock = threading.Lock()
         self._closed = False
         self._specs: Dict[str, Dict[str, codec.InputSpec]] = {}  # per signature, built once
+        self._functions: Dict[str, Any] = {}  # signature name -> concrete function, looked up once
         # LIAR: makes a request's claim-neighbour record from the index pushed with the model
         self.claim_records = claim_records
 
@@ -80,11 +81,17 @@ class ServedModel:
         return sorted(self._loaded.signatures.keys())
 
     def signature(self, signature_name: str) -> Any:
-        try:
-            return self._loaded.signatures[signature_name]
-        except KeyError:
-            raise BadRequest(f"signature_name '{signature_name}' not found; available: "
-                             f"{self.signature_names}") from None
+        """The signature's concrete function, looked up once per version (the
+        SavedModel's signature map builds its answer on each access)."""
+        function = self._functions.get(signature_name)
+        if function is None:
+            try:
+                function = self._loaded.signatures[signature_name]
+            except KeyError:
+                raise BadRequest(f"signature_name '{signature_name}' not found; available: "
+                                 f"{self.signature_names}") from None
+            self._functions[signature_name] = function
+        return function
 
     def input_specs(self, signature_name: str) -> Dict[str, codec.InputSpec]:
         """Input name -> InputSpec of a signature (keyword inputs only), computed once."""
@@ -155,11 +162,16 @@ class ServedModel:
                 self._queues[signature_name] = queue
             return queue
 
+    def tensors(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, tf.Tensor]:
+        """The input arrays as the signature's tensors (once per call: per merged batch
+        when batching)."""
+        return {name: tf.constant(inputs[name], dtype=spec.dtype)
+                for name, spec in self.input_specs(signature_name).items()}
+
     def _call(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        specs = self.input_specs(signature_name)
-        tensors = {name: tf.constant(inputs[name], dtype=spec.dtype) for name, spec in specs.items()}
+        tensors = self.tensors(signature_name, inputs)
         try:
-            outputs = self._loaded.signatures[signature_name](**tensors)
+            outputs = self.signature(signature_name)(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
             message = getattr(err, "message", str(err)).split("\n")[0]
             raise BadRequest(f"model rejected the inputs: {message}") from err

@@ -154,7 +154,7 @@ def serve(settings: GatewaySettings) -> int:
     except Exception as err:  # pylint: disable=broad-except
         logger.error("Cannot start the gateway: %s", err)
         return 1
-    app = GatewayApp(gateway, settings.http)
+    app = GatewayApp(gateway, settings.http, inline_when_alone=settings.backend == "inprocess")
     try:
         _run_uvicorn(app, settings, on_listening=lambda port: logger.info(
             "Serving %s on http://%s:%d (%s backend)", gateway.backend.model_names(),

@@ -15,7 +15,7 @@ from serving.api.admin import AdminAPI
 from serving.api.deps import Backend, Limits, RequestLogger, Router
 from serving.api.errors import error_response
 from serving.api.feedback import FeedbackAPI
-from serving.api.model import ModelAPI
+from serving.api.model import MODEL_PATH, VERBS, ModelAPI
 from serving.api.ops import OpsAPI
 from serving.api.request import REQUEST_ID_HEADER, REQUEST_ID_PATTERN, Request, Response
 from serving.errors import NotFound, PayloadTooLarge
@@ -71,6 +71,14 @@ class Gateway:
         response.headers[REQUEST_ID_HEADER] = request_id
         self._observe(request.observed, response.status, time.perf_counter() - started)
         return response
+
+    @staticmethod
+    def is_inference(method: str, raw_path: str) -> bool:
+        """A predict/classify/regress call: bounded work (``max_batch_rows``) that,
+        with the in-process backend, waits on no file or network (the HTTP layer
+        may run it without a thread hand-off)."""
+        match = MODEL_PATH.match(raw_path.split("?", 1)[0])
+        return method == "POST" and match is not None and match.group("verb") in VERBS
 
     def check_content_length(self, length: int) -> None:
         """413 before the body is read (the HTTP layer calls this)."""

@@ -105,7 +105,7 @@ class ModelAPI:
                verb: str) -> Response:
         """Checks the body, answers from the routed version and hands the shadow its copy."""
         parsed = req.parse_json(request.body)
-        self._check_body(verb, parsed)
+        self.check_body(verb, parsed)
         route = self._router.route(name, request.request_id, version, label)
         request.observed["version"] = str(route.primary)
         scored = self._with_claim_records(name, route.primary, verb, parsed)
@@ -151,14 +151,14 @@ class ModelAPI:
         if (self._validator is None or not isinstance(instances, list) or not instances
                 or body.get("signature_name", SERVING_SIGNATURE) != SERVING_SIGNATURE
                 or not all(isinstance(row, dict) for row in instances)
-                or not any(self._validator.has_missing(row) for row in instances)):
+                or not self._validator.any_missing(instances)):
             return body
         present = [{k: v for k, v in row.items() if v is not None and v != []} for row in instances]
         serialized = codec.examples_to_protos(present, None, self._kinds)
         return {"signature_name": TF_EXAMPLE_SIGNATURE,
                 "instances": [{"b64": base64.b64encode(s).decode("ascii")} for s in serialized]}
 
-    def _check_body(self, verb: str, body: Mapping[str, Any]) -> None:
+    def check_body(self, verb: str, body: Mapping[str, Any]) -> None:
         """Keys, row limit and schema validation, before any model work.
 
         A key TF Serving's REST API does not define is refused rather than

@@ -11,6 +11,8 @@ import re
 import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
+import orjson
+
 from serving.errors import BadRequest, MethodNotAllowed, NotFound, shorten
 
 JSON = "application/json"
@@ -98,6 +100,9 @@ def parse_json(body: bytes) -> Dict[str, Any]:
     """
     if not body:
         raise BadRequest("JSON Parse error: the request body is empty; expected a JSON object")
+    parsed = _fast_parse(body)
+    if parsed is not None:
+        return parsed
     try:
         parsed = json.loads(body, parse_int=_parse_int)
     except RecursionError:
@@ -115,9 +120,36 @@ def parse_json(body: bytes) -> Dict[str, Any]:
 # Integers longer than this are beyond float64's range (~1.8e308, 309 digits);
 # Python would parse them exactly (or refuse those over 4,300 digits with a ValueError).
 _MAX_INT_DIGITS = 330
-# A lone surrogate can only arrive as a \uD800-\uDFFF escape (the UTF-8 decoder
-# refuses encoded ones): bodies without such an escape need no walk.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A lone surrogate arrives as a \uD800-\uDFFF escape or UTF-8-encoded (bytes ED A0-BF ..,
+# which json.loads decodes with "surrogatepass"): bodies with neither need no walk.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+# A run of 19+ digits may be an integer orjson would turn into a float (beyond 64 bits).
+# Found by mapping every digit to "0" and anything else to "x", then a substring
+# search: both C loops, ~20x faster on a 64-row body than the regex [0-9]{19}.
+_DIGITS_TO_ZERO = bytes(ord("0") if ord("0") <= i <= ord("9") else ord("x") for i in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+
+
+def _fast_parse(body: bytes) -> Optional[Dict[str, Any]]:
+    """The body parsed by orjson (C, several times faster than ``json`` with a
+    ``parse_int`` hook), or None to take ``json``'s path.
+
+    Only bodies on which both parsers agree are taken here: orjson refuses what
+    ``json`` would treat specially (NaN, infinities, lone surrogates, a BOM,
+    UTF-16, deep nesting, invalid JSON), so those go to ``json``, which keeps
+    its answers and error messages; bodies with a long digit run (an integer
+    orjson would read as a float) and bodies that may hold an escaped surrogate
+    go there too.
+    """
+    if _LONG_DIGIT_RUN in body.translate(_DIGITS_TO_ZERO) or _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _parse_int(text: str) -> Any:

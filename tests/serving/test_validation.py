@@ -51,3 +51,55 @@ def test_examples_merge_the_context(validator):
     validator.check_examples([{"fare": 3.0}], context)
     with pytest.raises(BadRequest, match="example 0: missing required feature 'fare'"):
         validator.check_examples([{}], context)
+
+
+def _row_by_row(validator, rows):
+    """The per-row checks alone: the message they give, or None when the rows pass."""
+    try:
+        for index, row in enumerate(rows):
+            validator.check_row(row, f"instance {index}")
+    except BadRequest as err:
+        return err.message
+    return None
+
+
+# Values the column pass must never clear on its own (each is wrong, or needs the
+# per-row check's exact comparison): for a FLOAT, an INT and a BYTES feature.
+_DOUBTFUL = [("fare", v) for v in (None, [], True, "12", [1.0], float("nan"), float("inf"),
+                                   -1e-9, 10000.5, 10 ** 400, 1e39, {"b64": "MQ=="})] + \
+            [("trip_start_day", v) for v in (None, 2.5, 3.0, 0, 8, 2 ** 63, True, "3", [3])] + \
+            [("payment_type", v) for v in (None, 3, "Bitcoin", ["Cash"], {"b64": "Q2FzaA=="}, b"Cash")]
+
+
+@pytest.mark.parametrize("name, value", _DOUBTFUL)
+def test_the_column_pass_gives_the_row_checks_answer(validator, name, value):
+    """Bodies are checked a column at a time first; whatever that pass cannot vouch for
+    goes through the per-row checks, so the answer (and its wording) is theirs."""
+    rows = [dict(INSTANCE) for _ in range(5)]
+    rows[3][name] = value
+    expected = _row_by_row(validator, rows)
+    try:
+        validator.check_instances(rows)
+        got = None
+    except BadRequest as err:
+        got = err.message
+    assert got == expected
+    columns = {k: [row[k] for row in rows] for k in INSTANCE}
+    try:
+        validator.check_inputs(columns)
+        columnar = None
+    except BadRequest as err:
+        columnar = err.message
+    assert (columnar is None) == (expected is None)
+
+
+def test_the_column_pass_clears_valid_bodies(validator):
+    rows = [dict(INSTANCE, fare=float(i), trip_seconds=i, trip_start_day=1 + i % 7,
+                 payment_type=("Cash", "Credit Card")[i % 2]) for i in range(64)]
+    assert validator._rows_pass(rows)
+    assert validator._rows_pass([dict(INSTANCE, fare=12)])  # an integer is a valid FLOAT
+    assert not validator._rows_pass([INSTANCE, {k: v for k, v in INSTANCE.items() if k != "trip_seconds"}])
+    validator.check_instances(rows)
+    assert not validator.any_missing(rows)
+    assert validator.any_missing([INSTANCE, dict(INSTANCE, trip_seconds=None)])
+    assert validator.any_missing([{k: v for k, v in INSTANCE.items() if k != "trip_seconds"}])
