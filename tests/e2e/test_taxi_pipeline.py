@@ -1,19 +1,19 @@
 """The real DAG on a few hundred taxi rows: push, serve, gate and regression."""
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 
 from common.paths import REPO_ROOT
 from monitoring.eval_accuracy import EvalAccuracies
 from pipeline.__main__ import main
 from pipeline.local_runner import local_paths
-from pipeline.results import collect
+from pipeline.results import collect, latest_run_executions
 from serving.server import launch
 from tests.conftest import TAXI_CONFIG
 from tests.e2e.conftest import config_for, small_overrides, write_sample
@@ -133,7 +133,8 @@ def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_roo
     # the changed rerun executed: the no-op check named what changed, the Trainer ran
     because = next(line for line in out.splitlines() if line.startswith("  runs because: "))
     assert all(key in because for key in ("trainer.train_steps", "trainer.learning_rate", "tuner.enabled"))
-    assert re.search(r"^  Trainer\s+done\s", out, re.M), out
+    trainer = latest_run_executions(local_paths(cfg).metadata, cfg.pipeline_name)["Trainer"]
+    assert trainer.last_known_state == metadata_store_pb2.Execution.COMPLETE
 
 
 def test_corrupted_column_stops_before_transform(tmp_path, capsys):
