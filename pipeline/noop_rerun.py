@@ -121,11 +121,12 @@ def data_files(data_dir: str, exclude: Sequence[str] = (), hash_limit: int = HAS
         return {UNFINGERPRINTED: f"data path {data_dir} is not local: its files are not fingerprinted"}
     if not os.path.isdir(data_dir):
         return {UNFINGERPRINTED: f"data path {data_dir} is not a directory"}
-    excluded = tuple(os.path.realpath(p) for p in exclude)
+    seen = {os.path.realpath(p) for p in exclude}  # and every directory walked (symlink loops)
+    seen.add(os.path.realpath(data_dir))
     entries: Dict[str, Any] = {}
     for directory, dirs, files in os.walk(data_dir, followlinks=True):
-        dirs[:] = sorted(d for d in dirs
-                         if os.path.realpath(os.path.join(directory, d)) not in excluded)
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(directory, d)) not in seen)
+        seen.update(os.path.realpath(os.path.join(directory, d)) for d in dirs)
         for d in dirs:
             entries[os.path.relpath(os.path.join(directory, d), data_dir)] = "dir"
         for name in sorted(files):

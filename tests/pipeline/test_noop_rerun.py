@@ -260,3 +260,11 @@ def test_the_dags_code_lies_in_the_fingerprinted_packages(taxi_config):
     outside = sorted(n for n in ours if n.split(".")[0] not in noop_rerun.CODE_PACKAGES)
     assert not outside
     assert {n.split(".")[0] for n in ours} >= {"trainer", "components", "common", "serving", "edge"}
+
+
+def test_a_symlink_loop_in_the_data_directory_ends(tmp_path):
+    data = tmp_path / "data"
+    (data / "span-1").mkdir(parents=True)
+    (data / "span-1" / "data.csv").write_text(CSV)
+    os.symlink(str(data), str(data / "span-1" / "loop"))
+    assert set(noop_rerun.data_files(str(data))) == {"span-1", "span-1/data.csv"}
