@@ -47,7 +47,8 @@ from pipeline.run_paths import LocalPaths, config_arg, local_paths
 # monitoring < components < pipeline: every floor up to the pipeline's own).
 CODE_PACKAGES = ("common", "trainer", "edge", "serving", "monitoring", "components", "pipeline")
 RECORD_VERSION = 1
-_NOT_INPUT_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
+# tool caches (a `ruff check .` writes .ruff_cache/ into every package with a ruff.toml)
+_NOT_INPUT_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".ipynb_checkpoints"}
 _NOT_INPUT_SUFFIXES = (".pyc", ".pyo", ".md")
 _SHOWN = 5  # changed names listed per kind
 UNFINGERPRINTED = "<not fingerprinted>"

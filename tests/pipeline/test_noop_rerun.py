@@ -164,6 +164,9 @@ def test_outputs_caches_and_docs_are_not_inputs(setup):
         f.write(b"compiled")
     with open(os.path.join(trainer_dir, "NOTES.md"), "w") as f:
         f.write("docs\n")
+    os.makedirs(os.path.join(trainer_dir, ".ruff_cache", "0.17.6"), exist_ok=True)  # `ruff check .` writes these
+    with open(os.path.join(trainer_dir, ".ruff_cache", "0.17.6", "123"), "w") as f:
+        f.write("lint cache")
     with open(os.path.join(local_paths(cfg).root, "report.html"), "w") as f:
         f.write("<html>")
     os.makedirs(os.path.join(cfg.push_dir, "1"))
