@@ -4,6 +4,7 @@ Examples:
   python -m pipeline run --config configs/taxi.yaml
   python -m pipeline report --config configs/liar.yaml   # summary + report.html of the last run
   python -m pipeline run --config configs/taxi.yaml --set trainer.train_steps=200 --no-tune
+  python -m pipeline run --config configs/taxi.yaml --force   # run even when nothing changed
   python -m pipeline schema-candidate --config configs/taxi.yaml
   python -m pipeline spans --config configs/taxi.yaml --out data/taxi_spans   # quarterly spans
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import time
 import traceback
@@ -30,7 +32,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    add_config_arguments(sub.add_parser("run", help="run the whole DAG locally on Beam"))
+    run = sub.add_parser("run", help="run the whole DAG locally on Beam")
+    add_config_arguments(run)
+    run.add_argument("--force", action="store_true",
+                     help="run the DAG even when nothing changed since the last successful run")
     add_config_arguments(sub.add_parser("schema-candidate", help="infer a schema with SchemaGen for review"),
                          tune_flag=False)
     add_config_arguments(sub.add_parser("report", help="summary and HTML report of the last run"),
@@ -59,36 +64,60 @@ def main(argv=None) -> int:
             print(f"spans: {e}", file=sys.stderr)
             return 2
         return 0
-    return _run(cfg, tune=args.tune)
+    return _run(cfg, tune=args.tune, force=args.force)
 
 
 def _report(cfg) -> int:
     """Prints the summary of the newest run and writes ``runs/<name>/report.html``."""
-    from pipeline import report
-    from pipeline.html_report import write_report
-    from pipeline.local_runner import local_paths
-    from pipeline.results import collect
+    from pipeline.run_paths import config_arg, local_paths
 
     paths = local_paths(cfg)
     if not os.path.isfile(paths.metadata):
         print(f"no run of {cfg.name} yet: {paths.metadata} does not exist "
-              f"(python -m pipeline run --config {report.config_arg(cfg)})", file=sys.stderr)
+              f"(python -m pipeline run --config {config_arg(cfg)})", file=sys.stderr)
         return 1
-    result = collect(paths.metadata, cfg.pipeline_name)
-    summary = report.summary_text(cfg, result)
-    print(summary)
-    print(f"Report: {write_report(cfg, result, os.path.join(paths.root, 'report.html'), summary)}")
+    _write_report(cfg)
     return 0
 
 
-def _run(cfg, tune) -> int:
-    from components.anomalies_gate import DataAnomaliesError
-    from pipeline import progress
-    from pipeline.local_runner import local_paths, run_local
+def _write_report(cfg) -> str:
+    """Prints the newest run's summary and the report's path; returns the summary."""
+    from pipeline import report
+    from pipeline.html_report import write_report
+    from pipeline.results import collect
+    from pipeline.run_paths import local_paths
 
     paths = local_paths(cfg)
+    result = collect(paths.metadata, cfg.pipeline_name)
+    summary = report.summary_text(cfg, result)
+    print(summary)
+    print(f"Report: {write_report(cfg, result, paths.report, summary)}")
+    return summary
+
+
+def _run(cfg, tune, force=False) -> int:
+    # Decided before TF, TFX or Beam is imported: a no-op rerun answers in about a second.
+    from pipeline import noop_rerun
+    from pipeline.run_paths import local_paths
+
+    paths = local_paths(cfg)
+    decision = noop_rerun.decide(cfg, tune, force)
+    if decision.nothing_to_do:
+        print(noop_rerun.nothing_to_do_text(cfg, decision.record))
+        return 0
+    noop_rerun.forget(paths)
+    return _execute(cfg, tune, paths, decision)
+
+
+def _execute(cfg, tune, paths, decision) -> int:
+    """The whole DAG; the summary after it; the no-op record only when all of it succeeded."""
+    from components.anomalies_gate import DataAnomaliesError
+    from pipeline import noop_rerun, progress
+    from pipeline.local_runner import run_local
+
     os.makedirs(os.path.dirname(paths.log_file), exist_ok=True)
     print(f"pipeline {cfg.name}: data {cfg.data_path}\n  run directory {paths.root} (log: {paths.log_file})")
+    print(f"  runs because: {'; '.join(decision.changes)}")
     handler = progress.attach(paths.log_file)
     start = time.time()
     try:
@@ -107,8 +136,14 @@ def _run(cfg, tune) -> int:
             print(f"({type(e).__name__}; traceback in {paths.log_file})", file=sys.stderr)
         print("Nothing was pushed; the previously pushed model is still served.", file=sys.stderr)
         return 1
-    print(f"  {'total':<34} {'':<8} {time.time() - start:7.1f}s\n")
-    return _report(cfg)
+    seconds = time.time() - start
+    print(f"  {'total':<34} {'':<8} {seconds:7.1f}s\n")
+    summary = _write_report(cfg)
+    try:
+        noop_rerun.record_success(cfg, decision.fingerprint, summary, seconds)
+    except (OSError, sqlite3.Error, LookupError) as e:  # the run stands; the next one executes
+        print(f"(no-op record not written: {e}; the next run executes)", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

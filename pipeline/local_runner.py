@@ -7,40 +7,17 @@ Chooses only paths, the metadata store and Beam args; the DAG is
 from __future__ import annotations
 
 import dataclasses
-import os
-from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 from tfx import v1 as tfx
 
 from common.config import PipelineConfig
-from common.paths import resolve_path
 from pipeline.pipeline import create_pipeline
 from pipeline.results import has_live_artifact
+from pipeline.run_paths import LocalPaths, local_paths  # noqa: F401  (re-exported: callers import them here)
 from pipeline.span_backfill import backfill
 
 NO_EARLIER_TUNING = "no earlier tuning result: training with the trainer section's hyperparameters"
-
-
-@dataclass(frozen=True)
-class LocalPaths:
-    root: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.root, "pipeline_root")
-
-    @property
-    def metadata(self) -> str:
-        return os.path.join(self.root, "metadata.db")
-
-    @property
-    def log_file(self) -> str:
-        return os.path.join(self.root, "logs", "run.log")
-
-
-def local_paths(cfg: PipelineConfig) -> LocalPaths:
-    return LocalPaths(os.path.join(resolve_path(cfg.run_dir), cfg.name))
 
 
 def local_beam_args(cfg: PipelineConfig) -> List[str]:

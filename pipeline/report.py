@@ -7,6 +7,7 @@ from common.config import PipelineConfig
 from pipeline.figures import figure
 from pipeline.local_runner import local_paths
 from pipeline.results import RunResult, collect
+from pipeline.run_paths import config_arg
 
 _SHOWN_METRICS = ("auc", "binary_accuracy", "sparse_categorical_accuracy", "precision", "recall",
                   "calibration", "mean_label", "mean_prediction", "example_count")
@@ -89,11 +90,3 @@ def error_analysis_lines(result: RunResult) -> list:
         lines.append(f"                {split:<6} {name:<38} {cell(f, 'accuracy'):>8} "
                      f"{cell(f, 'macro_f1'):>8} {cell(f, 'binary_accuracy'):>8}")
     return lines
-
-
-def config_arg(cfg: PipelineConfig) -> str:
-    """The config file as the user would type it (relative when possible)."""
-    if not cfg.source_file:
-        return f"configs/{cfg.name}.yaml"
-    relative = os.path.relpath(cfg.source_file)
-    return cfg.source_file if relative.startswith("..") else relative

@@ -1,14 +1,19 @@
 """The real DAG on a few hundred taxi rows: push, serve, gate and regression."""
 import json
 import os
+import subprocess
+import sys
+import time
 import urllib.request
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 
+from common.paths import REPO_ROOT
 from monitoring.eval_accuracy import EvalAccuracies
 from pipeline.__main__ import main
 from pipeline.local_runner import local_paths
-from pipeline.results import collect
+from pipeline.results import collect, latest_run_executions
 from serving.server import launch
 from tests.conftest import TAXI_CONFIG
 from tests.e2e.conftest import config_for, small_overrides, write_sample
@@ -90,6 +95,27 @@ def test_pushed_model_answers_a_rest_request(first_run, sample_root):
     assert all(0.0 <= p[0] <= 1.0 for p in predictions)
 
 
+def test_a_rerun_with_nothing_changed_answers_in_seconds_without_tf(first_run, sample_root):
+    """The first run recorded its fingerprints; the same command in a new process decides
+    from them, before importing TF/TFX/Beam, that nothing would execute."""
+    cfg, _ = first_run
+    root, data_dir = sample_root
+    cmd = [sys.executable, "-X", "importtime", "-m", "pipeline", "run", "--config", TAXI_CONFIG]
+    for override in small_overrides(root, data_dir):
+        cmd += ["--set", override]
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    seconds = time.time() - start
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nothing changed since run " in proc.stdout
+    assert local_paths(cfg).report in proc.stdout and "Evaluator: BLESSED" in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "apache_beam", "ml_metadata")
+                or m.startswith("tfx.") and m != "tfx.version"}
+    assert seconds < 5.0, f"no-op rerun took {seconds:.1f}s"
+
+
 def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_root, capsys):
     cfg, _ = first_run
     root, data_dir = sample_root
@@ -104,6 +130,11 @@ def test_worse_model_is_not_pushed_and_first_version_stays(first_run, sample_roo
     assert _versions(cfg) == before
     out, err = capsys.readouterr()
     assert "Evaluator: NOT blessed (" in out and "Traceback" not in err
+    # the changed rerun executed: the no-op check named what changed, the Trainer ran
+    because = next(line for line in out.splitlines() if line.startswith("  runs because: "))
+    assert all(key in because for key in ("trainer.train_steps", "trainer.learning_rate", "tuner.enabled"))
+    trainer = latest_run_executions(local_paths(cfg).metadata, cfg.pipeline_name)["Trainer"]
+    assert trainer.last_known_state == metadata_store_pb2.Execution.COMPLETE
 
 
 def test_corrupted_column_stops_before_transform(tmp_path, capsys):
