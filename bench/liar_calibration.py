@@ -1,0 +1,115 @@
+"""Out-of-fold statement-only scores of the shipped LIAR recipe, for the extension's lean.
+
+Why: the extension's calibration map and "not sure" threshold must be fitted on
+scores of statements the model did not train on, from the training file only
+(k-fold; the validation file is only reported on), and on what the extension
+sees: the statement alone, every other input missing. Per fold (statements
+with MD5 % K == fold held out, as ``bench/liar_cv.py``), the real pipeline
+runs once for the fold's Transform output, then the config's model (its
+ensemble, epoch-matched to the fold's size) is trained with the Trainer's own
+``train`` and scores the held-out statements with the metadata blanked
+(``trainer_sweep.kept_only``). A last run trains on the whole training file and
+scores the validation file the same way, for the reported curve.
+
+    LIAR_DIR=/path/to/liar .venv/bin/python bench/liar_calibration.py --work_dir /tmp/liar_cal --folds 5
+    .venv/bin/python -m edge.calibration --scores /tmp/liar_cal/oof.json \\
+        --validation /tmp/liar_cal/valid.json --precision 0.7 --out build/liar_lean.json
+
+Writes ``oof.json`` ({p, positive, fold}) and ``valid.json`` ({p, positive}) to
+``--work_dir``; a fold whose work dir already holds a Transform output is not
+run again. About 2 minutes of pipeline and 1 minute of training per fold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from typing import Dict, List, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from liar_cv import (CONFIG, REPO, data_overrides, epoch_matched, run_fold_pipeline,  # noqa: E402
+                     write_fold)
+from trainer_sweep import eval_batches, kept_only, latest_transform  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from common.config import PipelineConfig  # noqa: E402
+from common.loader import load_config  # noqa: E402
+from trainer.train import train  # noqa: E402
+
+
+def positive_probability(cfg: PipelineConfig, probabilities: np.ndarray) -> np.ndarray:
+    """P(positive) from the model's outputs: the positive classes' sum, or the binary output."""
+    if probabilities.ndim == 1 or probabilities.shape[1] == 1:
+        return probabilities.reshape(-1)
+    if cfg.label.is_binary_fold or probabilities.shape[1] == 2:
+        return probabilities[:, 1]
+    return probabilities[:, cfg.label.positive_class_ids].sum(axis=1)
+
+
+def positive_label(cfg: PipelineConfig, labels: np.ndarray) -> np.ndarray:
+    if cfg.label.is_binary_fold or not cfg.label.positive_classes:
+        return labels.astype(np.int64)
+    return np.isin(labels, cfg.label.positive_class_ids).astype(np.int64)
+
+
+def statement_only_scores(config: str, overrides: Sequence[str], pipeline_root: str) -> Dict[str, List]:
+    """Trains the config's model on the run's train split; P(positive) of its eval split from
+    the statement alone, and whether each row is positive."""
+    graph_dir, examples_dir = latest_transform(pipeline_root)
+    transform_output = tft.TFTransformOutput(graph_dir)
+    cfg = load_config(config, overrides, require_data=False)
+    batches, labels = eval_batches(cfg, transform_output, examples_dir)
+    model = train(cfg, transform_output, [os.path.join(examples_dir, "Split-train", "*")],
+                  [os.path.join(examples_dir, "Split-eval", "*")])
+    statement_only = kept_only(cfg, transform_output, batches)
+    probabilities = np.concatenate([model.predict_on_batch(x) for x in statement_only])
+    tf.keras.backend.clear_session()
+    return {"p": positive_probability(cfg, probabilities).round(6).tolist(),
+            "positive": positive_label(cfg, labels).tolist()}
+
+
+def main(argv: Sequence[str] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work_dir", required=True)
+    parser.add_argument("--config", default=CONFIG)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--skip_validation", action="store_true", help="only the out-of-fold scores")
+    args = parser.parse_args(argv)
+    liar_dir = os.environ.get("LIAR_DIR") or os.path.join(REPO, "..", "shared", "datasets", "liar")
+    source, valid = (os.path.join(liar_dir, name) for name in ("train.tsv", "valid.tsv"))
+    if not os.path.exists(source):
+        raise SystemExit(f"{source}: LIAR's training file not found (set LIAR_DIR)")
+    oof: Dict[str, List] = {"p": [], "positive": [], "fold": []}
+    for fold in range(args.folds):
+        fold_dir = os.path.join(args.work_dir, f"fold_{fold}")
+        share = write_fold(source, fold, args.folds, os.path.join(fold_dir, "data"))
+        root = run_fold_pipeline(fold_dir, args.config)
+        scores = statement_only_scores(args.config, epoch_matched(args.config, data_overrides(fold_dir), share),
+                                       root)
+        oof["p"] += scores["p"]
+        oof["positive"] += scores["positive"]
+        oof["fold"] += [fold] * len(scores["p"])
+        print(f"fold {fold}: {len(scores['p'])} held-out statements scored", flush=True)
+    with open(os.path.join(args.work_dir, "oof.json"), "w", encoding="utf-8") as f:
+        json.dump(oof, f)
+    if args.skip_validation:
+        return 0
+    full_dir = os.path.join(args.work_dir, "full")
+    os.makedirs(os.path.join(full_dir, "data"), exist_ok=True)
+    shutil.copy(source, os.path.join(full_dir, "data", "train.tsv"))
+    shutil.copy(valid, os.path.join(full_dir, "data", "valid.tsv"))
+    root = run_fold_pipeline(full_dir, args.config)
+    scores = statement_only_scores(args.config, data_overrides(full_dir), root)
+    with open(os.path.join(args.work_dir, "valid.json"), "w", encoding="utf-8") as f:
+        json.dump(scores, f)
+    print(f"validation: {len(scores['p'])} statements scored", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
