@@ -15,8 +15,10 @@ in TF.js (LIAR, headless Chromium: 6.5 -> 2.3 ms). ``--full_model`` bundles the 
 
 ``--calibration lean.json`` (``python -m edge.calibration``, fitted on the
 training file's folds) gives the extension its calibrated true/false lean and
-its "not sure" threshold; without it the lean is the model's raw P(positive),
-always shown, and the build says so.
+its "not sure" threshold; by default ``edge/calibrations/<config name>.json``
+when it exists (the recipe's calibration, committed with the config it was
+fitted for); else the lean is the model's raw P(positive), always shown, and
+the build says so.
 """
 from __future__ import annotations
 
@@ -48,6 +50,13 @@ EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
 TFJS_RUNTIME = os.path.join(REPO_ROOT, "node_modules", "@tensorflow", "tfjs", "dist", "tf.es2017.min.js")
 TFJS_SUBDIR = os.path.join(EDGE_DIR, TFJS_DIR)
 EDGE_SAVED_MODEL_SUBDIR = os.path.join(EDGE_DIR, EDGE_SAVED_MODEL)
+CALIBRATIONS = os.path.join(REPO_ROOT, "edge", "calibrations")
+
+
+def default_calibration(cfg: PipelineConfig) -> Optional[str]:
+    """The committed calibration of the config's recipe, if there is one."""
+    path = os.path.join(CALIBRATIONS, f"{cfg.name}.json")
+    return path if os.path.isfile(path) else None
 
 
 class ExtensionBuildError(RuntimeError):
@@ -242,13 +251,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides, require_data=False)
+        calibration = args.calibration or default_calibration(cfg)
         out = build(cfg, args.out, args.model_dir, args.text_feature, full_model=args.full_model,
-                    calibration=args.calibration)
+                    calibration=calibration)
     except (ConfigError, ExtensionBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not args.calibration:
-        print("warning: no --calibration: the lean is the model's raw P(true), never 'not sure'", file=sys.stderr)
+    if not calibration:
+        print("warning: no --calibration (and no edge/calibrations/<config name>.json): the lean is the "
+              "model's raw P(true), never 'not sure'", file=sys.stderr)
     print(f"extension written to {out}: load it unpacked (chrome://extensions, developer mode)")
     return 0
 

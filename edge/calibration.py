@@ -20,7 +20,8 @@ exactly as ``apply`` and ``choose_threshold`` do here.
 ``python -m edge.calibration --scores oof.json --precision 0.7 --out calibration.json``
 fits from a JSON file ``{"p": [...], "positive": [...], "fold": [...]}`` (what
 ``bench/liar_calibration.py`` writes); ``--validation valid.json`` adds the
-selective accuracy/coverage curve on held-out scores.
+selective accuracy/coverage curve on held-out scores (``{"p", "positive"}``, or
+``{"p_by_fold", "positive"}``: the mean of the fold models' curves).
 """
 from __future__ import annotations
 
@@ -176,14 +177,28 @@ def curve(lean: Lean, p: Sequence[float], positive: Sequence[int],
     return points
 
 
+def mean_curve(lean: Lean, p_by_model: Sequence[Sequence[float]], positive: Sequence[int]
+               ) -> List[Dict[str, float]]:
+    """``curve`` for the same held-out rows scored by several models (one per fold), as the
+    mean accuracy, coverage and shown count over the models."""
+    curves = [curve(lean, p, positive) for p in p_by_model]
+    out = []
+    for points in zip(*curves):
+        point = dict(points[0])
+        for key in ("accuracy", "coverage", "shown"):
+            point[key] = float(np.mean([q[key] for q in points]))
+        out.append(point)
+    return out
+
+
 def load_scores(path: str) -> Dict[str, np.ndarray]:
-    """``{"p", "positive"[, "fold"]}`` lists from a JSON file."""
+    """``{"p" (or "p_by_fold": one list per model), "positive"[, "fold"]}`` from a JSON file."""
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
-    missing = [k for k in ("p", "positive") if k not in raw]
+    missing = [k for k in ("p", "positive") if k not in raw and not (k == "p" and "p_by_fold" in raw)]
     if missing:
         raise CalibrationError(f"{path}: missing {missing} (expected 'p', 'positive' and, to fit, 'fold')")
-    return {k: np.asarray(v) for k, v in raw.items() if k in ("p", "positive", "fold")}
+    return {k: np.asarray(v) for k, v in raw.items() if k in ("p", "p_by_fold", "positive", "fold")}
 
 
 def load_lean(path: str) -> Lean:
@@ -214,7 +229,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out = lean.to_dict()
         if args.validation:
             held = load_scores(args.validation)
-            out["validation_curve"] = curve(lean, held["p"], held["positive"])
+            out["validation_curve"] = (mean_curve(lean, held["p_by_fold"], held["positive"]) if "p_by_fold" in held
+                                       else curve(lean, held["p"], held["positive"]))
     except CalibrationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -139,3 +139,18 @@ def test_lean_round_trips_through_json(tmp_path):
     path = tmp_path / "lean.json"
     path.write_text(json.dumps(lean.to_dict()))
     assert calibration.load_lean(str(path)) == lean
+
+
+def test_validation_scored_by_several_fold_models_reports_their_mean_curve(tmp_path):
+    lean = Lean(calibration=Calibration(x=[0.0, 1.0], y=[0.0, 1.0]), threshold=0.7, target_precision=0.7,
+                folds=2, rows=4)
+    positive = [1, 0, 1, 0]
+    first, second = [0.9, 0.1, 0.6, 0.4], [0.9, 0.8, 0.6, 0.4]  # at 0.7: 2 of 4 shown, right; 2 shown, 1 right
+    points = {p["threshold"]: p for p in calibration.mean_curve(lean, [first, second], positive)}
+    assert points[0.7]["coverage"] == 0.5 and points[0.7]["accuracy"] == 0.75 and points[0.7]["chosen"]
+    scores, valid, out = tmp_path / "oof.json", tmp_path / "valid.json", tmp_path / "lean.json"
+    p, truth, fold = _synthetic(600)
+    scores.write_text(json.dumps({"p": p.tolist(), "positive": truth.tolist(), "fold": fold.tolist()}))
+    valid.write_text(json.dumps({"p_by_fold": [first, second], "positive": positive}))
+    assert calibration.main(["--scores", str(scores), "--validation", str(valid), "--out", str(out)]) == 0
+    assert len(json.loads(out.read_text())["validation_curve"]) >= len(calibration.CURVE_THRESHOLDS)
