@@ -154,3 +154,13 @@ def test_validation_scored_by_several_fold_models_reports_their_mean_curve(tmp_p
     valid.write_text(json.dumps({"p_by_fold": [first, second], "positive": positive}))
     assert calibration.main(["--scores", str(scores), "--validation", str(valid), "--out", str(out)]) == 0
     assert len(json.loads(out.read_text())["validation_curve"]) >= len(calibration.CURVE_THRESHOLDS)
+
+
+def test_the_committed_liar_calibration_is_bundled_by_default():
+    cfg = load_config("configs/liar.yaml", require_data=False)
+    path = browser_extension.default_calibration(cfg)
+    assert path and path.endswith("edge/calibrations/liar.json")
+    lean = calibration.load_lean(path)
+    assert lean.target_precision == 0.7 and 0.5 < lean.threshold < 1.0
+    assert np.all(np.diff(lean.calibration.x) > 0) and np.all(np.diff(lean.calibration.y) > 0)
+    assert browser_extension.default_calibration(load_config("configs/liar-binary.yaml", require_data=False)) is None
