@@ -82,7 +82,7 @@ bench: setup
 
 # The browser extension with the newest pushed LIAR model (load build/extension unpacked).
 extension: setup
-	$(PY) -m edge.browser_extension --config $(or $(EXTENSION_CONFIG),configs/liar.yaml) --out build/extension
+	$(PY) -m edge.browser_extension --config $(or $(EXTENSION_CONFIG),configs/liar.yaml) --out build/extension $(if $(EXTENSION_CALIBRATION),--calibration $(EXTENSION_CALIBRATION))
 
 bench-serving: setup
 	$(PY) bench/serving_bench.py --config $(CONFIG)

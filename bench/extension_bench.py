@@ -89,7 +89,7 @@ def main() -> int:
             for name, path in bundles.items():
                 result = _run(["node", CHROMIUM_DRIVER, path, statements_file])
                 chromium[name].append(result["latency"]["median_ms"])
-                pages[name] = np.array([r["raw"] for r in result["page"]])
+                pages[name] = np.array([v["raw"] for v in result["verdicts"]])  # the claim sentences
     print(f"model: {args.model_dir}\nstatements: {len(statements)}, one per call; rounds: {args.rounds}\n")
     print(f"{'bundle':16} {'Node median':>12} {'Node p90':>9} {'Chromium median':>16}  (ms per statement)")
     for name, path in bundles.items():

@@ -84,15 +84,16 @@ def data_overrides(fold_dir: str) -> List[str]:
     return [f"data.path={os.path.join(fold_dir, 'data')}", "data.path_env=''"]
 
 
-def run_fold_pipeline(fold_dir: str, config: str) -> str:
-    """The fold's pipeline root, after one pipeline run unless it already holds a Transform output."""
+def run_fold_pipeline(fold_dir: str, config: str, extra: Sequence[str] = ()) -> str:
+    """The fold's pipeline root, after one pipeline run unless it already holds a Transform output
+    (``extra``: more overrides for that run)."""
     name = load_config(config, data_overrides(fold_dir), require_data=False).name
     root = os.path.join(fold_dir, "runs", name, "pipeline_root")
     if glob.glob(os.path.join(root, "Transform", "transform_graph", "*")):
         return root
     args = [sys.executable, "-m", "pipeline", "run", "--config", config, "--no-tune"]
     for override in data_overrides(fold_dir) + [f"run_dir={fold_dir}/runs", f"serving.push_dir={fold_dir}/serving",
-                                                "trainer.ensemble_size=1"]:
+                                                "trainer.ensemble_size=1", *extra]:
         args += ["--set", override]
     with open(os.path.join(fold_dir, "pipeline.log"), "w") as log:
         code = subprocess.run(args, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT).returncode

@@ -12,6 +12,13 @@ model's own edge export (``edge.statement_only``): a page has no speaker
 metadata, so the other inputs are bound to their missing value at build time
 and their branches folded away, which makes one statement about 3x faster
 in TF.js (LIAR, headless Chromium: 6.5 -> 2.3 ms). ``--full_model`` bundles the Trainer's TF.js export unchanged.
+
+``--calibration lean.json`` (``python -m edge.calibration``, fitted on the
+training file's folds) gives the extension its calibrated true/false lean and
+its "not sure" threshold; by default ``edge/calibrations/<config name>.json``
+when it exists (the recipe's calibration, committed with the config it was
+fitted for); else the lean is the model's raw P(positive), always shown, and
+the build says so.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from common.serving_contract import (
     TFJS_DIR,
     edge_path,
 )
+from edge.calibration import CalibrationError, Lean, load_lean
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
@@ -42,6 +50,13 @@ EXTENSION_SOURCE = os.path.join(REPO_ROOT, "extension")
 TFJS_RUNTIME = os.path.join(REPO_ROOT, "node_modules", "@tensorflow", "tfjs", "dist", "tf.es2017.min.js")
 TFJS_SUBDIR = os.path.join(EDGE_DIR, TFJS_DIR)
 EDGE_SAVED_MODEL_SUBDIR = os.path.join(EDGE_DIR, EDGE_SAVED_MODEL)
+CALIBRATIONS = os.path.join(REPO_ROOT, "edge", "calibrations")
+
+
+def default_calibration(cfg: PipelineConfig) -> Optional[str]:
+    """The committed calibration of the config's recipe, if there is one."""
+    path = os.path.join(CALIBRATIONS, f"{cfg.name}.json")
+    return path if os.path.isfile(path) else None
 
 
 class ExtensionBuildError(RuntimeError):
@@ -104,9 +119,42 @@ def text_is_lowercased(model_dir: str, text_input: str) -> bool:
     return bool(inputs[text_input].get("ascii_lowercase", False))
 
 
-def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optional[str] = None) -> Dict[str, Any]:
-    """What scorer.js needs to feed the model: inputs, the text input, classes."""
+def positive_indices(cfg: PipelineConfig) -> List[int]:
+    """The outputs whose probabilities add up to P(true): the positive classes of a six-way
+    label (``label.positive_classes``), the positive output of a binary one; [] when the
+    config names none (the extension then shows the label alone)."""
+    if cfg.label.kind == "classes" and cfg.label.is_binary_fold:
+        return [1]
+    if cfg.label.kind == "classes" and cfg.label.positive_classes:
+        return cfg.label.positive_class_ids
+    return [1] if len(cfg.class_names) == 2 else []
+
+
+def lean_section(indices: Sequence[int], classes: Sequence[str], lean: Optional[Lean]) -> Dict[str, Any]:
+    """extension_config.json's ``lean``: which outputs are "true", the calibration map and the
+    "not sure" threshold (both null when uncalibrated: raw P(true), always shown)."""
+    section: Dict[str, Any] = {
+        "positive_indices": list(indices), "positive_classes": [classes[i] for i in indices],
+        "positive_label": "true", "negative_label": "false", "calibration": None, "threshold": None}
+    if lean is not None:
+        section.update(calibration=lean.calibration.to_dict(), threshold=lean.threshold,
+                       target_precision=lean.target_precision,
+                       fitted_on={"folds": lean.folds, "rows": lean.rows, "cross_fitted": lean.cross_fitted})
+    return section
+
+
+def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optional[str] = None,
+                     calibration: Optional[str] = None) -> Dict[str, Any]:
+    """What scorer.js needs to feed the model: inputs, the text input, classes, the lean."""
     text = text_feature(cfg, text_override)
+    indices = positive_indices(cfg)
+    if calibration and not indices:
+        raise ExtensionBuildError(f"--calibration {calibration}: config '{cfg.name}' names no positive "
+                                  "classes (label.positive_classes) to lean towards")
+    try:
+        lean = load_lean(calibration) if calibration else None
+    except (OSError, CalibrationError) as error:
+        raise ExtensionBuildError(f"--calibration {calibration}: {error}") from error
     return {
         "model": cfg.serving.model_name,
         "model_version": os.path.basename(os.path.normpath(model_dir)),
@@ -116,14 +164,16 @@ def extension_config(cfg: PipelineConfig, model_dir: str, text_override: Optiona
         "ascii_lowercase": text_is_lowercased(model_dir, text),
         "inputs": signature_inputs(model_dir),
         "classes": cfg.class_names,
+        "lean": lean_section(indices, cfg.class_names, lean) if indices else None,
     }
 
 
 def build(cfg: PipelineConfig, out_dir: str, model_dir: Optional[str] = None,
-          text_override: Optional[str] = None, full_model: bool = False) -> str:
+          text_override: Optional[str] = None, full_model: bool = False,
+          calibration: Optional[str] = None) -> str:
     """Writes the unpacked extension to ``out_dir`` (replaced) and returns it."""
     model_dir = model_dir or newest_version_dir(cfg.push_dir)
-    config = extension_config(cfg, model_dir, text_override)
+    config = extension_config(cfg, model_dir, text_override, calibration)
     if full_model:
         return bundle(out_dir, os.path.join(model_dir, TFJS_SUBDIR),
                       dict(config, tfjs_model={"kind": "full", "source": TFJS_SUBDIR}))
@@ -197,13 +247,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--text_feature", help="the raw feature carrying the statement")
     parser.add_argument("--full_model", action="store_true",
                         help="bundle the Trainer's TF.js export as is, not its statement-only specialisation")
+    parser.add_argument("--calibration", help="the lean's calibration map and threshold (python -m edge.calibration)")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides, require_data=False)
-        out = build(cfg, args.out, args.model_dir, args.text_feature, full_model=args.full_model)
+        calibration = args.calibration or default_calibration(cfg)
+        out = build(cfg, args.out, args.model_dir, args.text_feature, full_model=args.full_model,
+                    calibration=calibration)
     except (ConfigError, ExtensionBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not calibration:
+        print("warning: no --calibration (and no edge/calibrations/<config name>.json): the lean is the "
+              "model's raw P(true), never 'not sure'", file=sys.stderr)
     print(f"extension written to {out}: load it unpacked (chrome://extensions, developer mode)")
     return 0
 

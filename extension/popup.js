@@ -1,4 +1,4 @@
-/** Popup: check the selected (or typed) statement; toggle paragraph scoring. */
+/** Popup: check the selected (or typed) statement; toggle claim scoring; say where feedback goes. */
 'use strict';
 
 async function activeTab() {
@@ -16,6 +16,16 @@ async function selectedText(tab) {
   }
 }
 
+function showDistribution(probabilities, classes) {
+  const list = document.getElementById('distribution');
+  list.replaceChildren(...probabilities.map((p, i) => {
+    const item = document.createElement('li');
+    item.textContent = `${classes[i] || i}: ${Math.round(p * 100)} %`;
+    return item;
+  }));
+  document.getElementById('details').hidden = false;
+}
+
 async function check() {
   const text = document.getElementById('statement').value.trim();
   const out = document.getElementById('result');
@@ -23,11 +33,31 @@ async function check() {
   const answer = await chrome.runtime.sendMessage({type: 'score', statements: [text]});
   if (answer.error) { out.textContent = `Error: ${answer.error}`; return; }
   const r = answer.results[0];
-  out.textContent = `${r.label} (${Math.round(r.confidence * 100)}% confidence)`;
+  out.textContent = r.lean ? r.lean.text : `${r.label} (${Math.round(r.confidence * 100)} % confidence)`;
+  out.dataset.lean = r.lean ? (r.lean.sure ? r.lean.side : 'unsure') : 'none';
   out.dataset.probabilities = JSON.stringify(r.probabilities);
+  showDistribution(r.probabilities, answer.classes || []);
+}
+
+/** The privacy line: nothing leaves the browser unless a gateway URL was entered. */
+async function showFeedbackNote() {
+  const {gatewayUrl} = await chrome.storage.local.get('gatewayUrl');
+  const note = document.getElementById('feedback-note');
+  note.dataset.feedback = gatewayUrl ? 'on' : 'off';
+  note.textContent = gatewayUrl
+    ? `Feedback is on: your "right" / "wrong" answers, with the statement, go to ${gatewayUrl}. `
+      + 'Nothing else leaves the browser.'
+    : 'Feedback is off: nothing leaves your browser. Enter a gateway URL in the options to send '
+      + '"right" / "wrong" answers.';
 }
 
 document.addEventListener('DOMContentLoaded', async () => {
+  await showFeedbackNote();
+  document.getElementById('options').addEventListener('click', (e) => {
+    e.preventDefault();
+    chrome.runtime.openOptionsPage();
+  });
+  document.getElementById('check').addEventListener('click', check);
   const tab = await activeTab();
   if (tab) document.getElementById('statement').value = await selectedText(tab);
   const {scorePage} = await chrome.storage.local.get('scorePage');
@@ -35,5 +65,4 @@ document.addEventListener('DOMContentLoaded', async () => {
   toggle.checked = Boolean(scorePage);
   toggle.addEventListener('change', () => chrome.runtime.sendMessage(
     {type: 'page-scoring', tabId: tab.id, enabled: toggle.checked}));
-  document.getElementById('check').addEventListener('click', check);
 });

@@ -13,6 +13,12 @@
  * specialisation (edge/statement_only.py): the metadata inputs are already
  * bound to their missing value inside the graph, so `inputs` lists only the
  * statement and nothing else is fed.
+ *
+ * `lean` (edge/calibration.py, written by the bundler) turns the distribution
+ * into what a reader asks: P(half-true or better) = the sum over the config's
+ * positive classes, mapped through the calibration fitted on the training
+ * file's folds, shown as "leans true 68 %" when its confidence reaches the
+ * threshold chosen there, else "not sure".
  */
 (function (root) {
   'use strict';
@@ -27,6 +33,33 @@
    */
   function asciiLower(text) {
     return text.replace(/[A-Z]+/g, (m) => m.toLowerCase()).replace(/\u2019/g, "'");
+  }
+
+  /** np.interp: linear between breakpoints, the end values beyond them. */
+  function interpolate(v, xs, ys) {
+    if (v <= xs[0]) return ys[0];
+    const last = xs.length - 1;
+    if (v >= xs[last]) return ys[last];
+    let lo = 0;
+    let hi = last;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid] <= v) lo = mid; else hi = mid;
+    }
+    return ys[lo] + (ys[hi] - ys[lo]) * (v - xs[lo]) / (xs[hi] - xs[lo]);
+  }
+
+  /** The lean of a distribution: {side, probability, confidence, sure, text, calibrated}. */
+  function leanOf(probabilities, lean) {
+    const raw = lean.positive_indices.reduce((sum, i) => sum + probabilities[i], 0);
+    const calibration = lean.calibration;
+    const p = calibration ? interpolate(raw, calibration.x, calibration.y) : raw;
+    const side = p >= 0.5 ? lean.positive_label : lean.negative_label;
+    const confidence = Math.max(p, 1 - p);
+    const sure = lean.threshold === null || lean.threshold === undefined || confidence >= lean.threshold;
+    const percent = Math.round(confidence * 100);
+    return {side, probability: p, raw_probability: raw, confidence, sure, calibrated: Boolean(calibration),
+            text: sure ? `leans ${side} ${percent} %` : 'not sure'};
   }
 
   class StatementScorer {
@@ -93,11 +126,15 @@
       const probabilities = row.length === 1 ? [1 - row[0], row[0]] : row;
       let best = 0;
       probabilities.forEach((p, i) => { if (p > probabilities[best]) best = i; });
-      return {label: classes[best], confidence: probabilities[best], probabilities, raw: row};
+      const result = {label: classes[best], confidence: probabilities[best], probabilities, raw: row};
+      if (this.config.lean) result.lean = leanOf(probabilities, this.config.lean);
+      return result;
     }
   }
 
   StatementScorer.asciiLower = asciiLower;
+  StatementScorer.interpolate = interpolate;
+  StatementScorer.leanOf = leanOf;
   root.StatementScorer = StatementScorer;
   if (typeof module !== 'undefined' && module.exports) module.exports = {StatementScorer};
 })(typeof self !== 'undefined' ? self : globalThis);

@@ -11,11 +11,12 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def drive_extension(extension_dir: str, statements, tmp_path) -> dict:
-    """Runs the extension on a page of ``statements`` in headless Chromium."""
+    """Runs the extension on a page of ``statements`` in headless Chromium (a list, or the
+    driver's spec object: ``statements``, ``extra_html``, ``feedback``)."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} missing: `make setup` installs Debian's chromium")
     path = tmp_path / "statements.json"
-    path.write_text(json.dumps(list(statements)))
+    path.write_text(json.dumps(statements if isinstance(statements, dict) else list(statements)))
     done = subprocess.run(["node", DRIVER, extension_dir, str(path)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"extension driver failed:\n{done.stderr[-4000:]}"

@@ -1,5 +1,10 @@
 """The extension, bundled with a small text model, scores like the SavedModel.
 
+It also shows what a reader trusts (issue 19), on a page with non-claims: the
+calibrated lean or "not sure" per claim sentence, headings, navigation,
+captions and chatter left alone, and feedback sent only once a gateway URL was
+entered on the options page (to a local server that records requests).
+
 A small model built here (statement text + party and state inputs) uses the
 same op families as the real text models (regex normalisation, whitespace
 split, hashing, embeddings, constant-initialised vocabulary tables, a wide sum
@@ -10,6 +15,7 @@ run. Both bundles (the Trainer's TF.js export as is, and its statement-only
 specialisation) must give the SavedModel's scores with the metadata missing.
 """
 import json
+import math
 import os
 
 import numpy as np
@@ -17,6 +23,7 @@ import pytest
 import tensorflow as tf
 
 from edge import browser_extension
+from edge.calibration import Calibration, Lean, apply
 from tests.extension.conftest import drive_extension
 
 # Node (TF.js) and Chromium run as child processes.
@@ -170,3 +177,71 @@ def test_statement_only_bundle_refuses_a_model_without_edge_saved_model(tmp_path
     with pytest.raises(browser_extension.ExtensionBuildError, match="edge_saved_model.*--full_model"):
         browser_extension.bundle_statement_only(str(tmp_path / "ext"), str(tmp_path / "none"),
                                                 {"text_feature": "statement", "inputs": []})
+
+
+# Page furniture and chatter around the statements: only the claim sentence of #mixed is scored.
+NON_CLAIM_HTML = """
+<h1 id="heading">Budget grew 40 percent in 2016, the governor says</h1>
+<nav id="nav"><ul><li>Home</li><li>Politics: the Senate voted 52 to 48 on the bill</li></ul></nav>
+<figure><img alt=""><figcaption id="caption">Governor Smith signed the bill in Ohio in 2019.</figcaption></figure>
+<p id="mixed">The weather was pleasant and the crowd was large. The state cut 1,200 teaching jobs last year.
+Thanks for reading!</p>
+<p id="chatter">Sign up for our newsletter</p>
+<p id="pleasant">It was a lovely evening, and everyone seemed to have a good time.</p>
+"""
+MIXED_CLAIM = "The state cut 1,200 teaching jobs last year."
+POSITIVE = [3, 4, 5]  # half-true, mostly-true, true
+
+
+def lean_text(probability_true: float, threshold: float) -> str:
+    """What scorer.js shows (Math.round, not Python's round-half-even)."""
+    confidence = max(probability_true, 1 - probability_true)
+    side = "true" if probability_true >= 0.5 else "false"
+    return f"leans {side} {math.floor(confidence * 100 + 0.5)} %" if confidence >= threshold else "not sure"
+
+
+def test_page_shows_a_calibrated_lean_on_claims_and_sends_feedback_only_when_opted_in(tiny_model, tmp_path):
+    model_dir, tfjs_dir = tiny_model
+    statements = STATEMENTS + [MIXED_CLAIM]
+    p_true = saved_model_scores(model_dir, statements)[:, POSITIVE].sum(axis=1)
+    calibration = Calibration(x=[0.0, 0.3, 0.6, 1.0], y=[0.05, 0.3, 0.75, 0.95])
+    confidences = sorted(np.maximum(apply(calibration, p_true), 1 - apply(calibration, p_true)), reverse=True)
+    assert confidences[2] - confidences[3] > 1e-3, "the tiny model must give distinct confidences"
+    threshold = float((confidences[2] + confidences[3]) / 2)  # three verdicts shown, four "not sure"
+    lean = Lean(calibration=calibration, threshold=threshold, target_precision=0.7, folds=2, rows=100)
+    config = dict(_config(model_dir), lean=browser_extension.lean_section(POSITIVE, CLASSES, lean))
+    extension = browser_extension.bundle(str(tmp_path / "extension"), tfjs_dir, config)
+
+    result = drive_extension(extension, {"statements": STATEMENTS, "extra_html": NON_CLAIM_HTML,
+                                         "feedback": True}, tmp_path)
+
+    verdicts = {v["statement"]: v for v in result["verdicts"]}
+    assert sorted(verdicts) == sorted(statements), "only claim sentences get a verdict"
+    assert verdicts[MIXED_CLAIM]["in"] == "mixed"
+    calibrated = apply(calibration, p_true)
+    for statement, probability in zip(statements, calibrated):
+        shown = verdicts[statement]
+        assert shown["probability_true"] == pytest.approx(probability, abs=1e-4)
+        assert shown["text"] == lean_text(probability, threshold)
+        sure = shown["text"] != "not sure"
+        assert shown["lean"] == (("true" if probability >= 0.5 else "false") if sure else "unsure")
+        assert shown["buttons"] == (2 if sure else 0)
+    assert sum(v["text"] == "not sure" for v in verdicts.values()) == 4
+    assert "pants-fire" in result["details"] and "%" in result["details"]
+
+    feedback = result["feedback"]
+    assert feedback["off"] == {"state": "not-sent", "requests": 0}, "no gateway URL: nothing leaves"
+    assert feedback["popup_off"]["state"] == "off" and "nothing leaves" in feedback["popup_off"]["text"]
+    assert feedback["saved"] == "on" and feedback["popup_on"]["state"] == "on"
+    assert feedback["popup_on"]["text"].count(feedback["gateway"]) == 1
+    assert feedback["on"]["state"] == "sent"
+    assert len(feedback["received"]) == 1, feedback["received"]
+    request = feedback["received"][0]
+    assert (request["method"], request["path"]) == ("POST", "/v1/models/tiny/feedback")
+    assert request["content_type"] == "application/json"
+    sure = [s for s in statements if verdicts[s]["text"] != "not sure"]
+    body = request["body"]
+    assert body["statement"] == sure[1] and body["answer"] == "wrong"
+    assert (body["model"], body["model_version"]) == ("tiny", "1")
+    assert body["lean"] == verdicts[sure[1]]["lean"]
+    assert body["probability"] == pytest.approx(verdicts[sure[1]]["probability_true"], abs=1e-9)
