@@ -32,6 +32,7 @@ import psutil
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 from pipeline_bench import ENV, component_seconds  # noqa: E402
+
 from testing import taxi_scale  # noqa: E402
 
 SOURCE_ROWS = 15_000

@@ -1,8 +1,8 @@
 """Reading raw tf.Examples of one split of an Examples artifact (ExampleGen's output)."""
 from __future__ import annotations
 
-import os
 import itertools
+import os
 from typing import Dict, Iterator, List
 
 import tensorflow as tf

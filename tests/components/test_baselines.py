@@ -3,8 +3,14 @@ sample of the training split and a streamed eval split."""
 import numpy as np
 
 from components import baselines
-from components.baselines import (accuracies, baseline_figures, best_one_feature_rule, fit_one_rule,
-                                  majority_class, sample_rows)
+from components.baselines import (
+    accuracies,
+    baseline_figures,
+    best_one_feature_rule,
+    fit_one_rule,
+    majority_class,
+    sample_rows,
+)
 
 
 def _batches(columns, size):
