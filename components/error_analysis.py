@@ -9,12 +9,13 @@ has a statement but no speaker). The model is called through its
 the served path; labels come from its own ``transform_features`` signature,
 so any label kind works. Per-slice and fairness figures stay with TFMA
 (slices in the eval config); this component adds the confusion matrix and
-the figures above, per non-train split, as JSON in ML Metadata.
+the figures above, per non-train split, as JSON in ML Metadata. Each split is
+streamed in batches: only the per-row predictions and labels are kept.
 """
 
 import json
 import os
-from typing import Dict, Sequence
+from typing import Dict, Iterable, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from tfx import v1 as tfx
@@ -38,17 +39,33 @@ class ModelAnalysis(Artifact):
 def _predict(signature, records: Sequence[bytes]) -> np.ndarray:
     import tensorflow as tf
 
-    out = [signature(examples=tf.constant(records[i:i + _BATCH]))[OUTPUT_KEY].numpy()
-           for i in range(0, len(records), _BATCH)]
-    return np.concatenate(out) if out else np.zeros((0, 1))
+    return signature(examples=tf.constant(list(records)))[OUTPUT_KEY].numpy()
 
 
 def _labels(signature, records: Sequence[bytes], label_key: str) -> np.ndarray:
     import tensorflow as tf
 
-    out = [signature(examples=tf.constant(records[i:i + _BATCH]))[label_key].numpy().reshape(-1)
-           for i in range(0, len(records), _BATCH)]
-    return np.concatenate(out).astype(np.int64) if out else np.zeros((0,), np.int64)
+    return signature(examples=tf.constant(list(records)))[label_key].numpy().reshape(-1).astype(np.int64)
+
+
+def split_outputs(serve, transform, batches: Iterable[Sequence[bytes]], label_key: str,
+                  reduced: Optional[Set[str]] = None) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(probabilities, labels, probabilities of the reduced requests) over a stream of record batches.
+
+    Only these figures are kept, a few numbers per row (24 bytes for a binary
+    model: 7 MB for the 300,000 eval rows of 1.5 M): the records themselves are
+    read, scored and dropped one ``_BATCH`` at a time, so the split is never in memory.
+    """
+    probabilities, labels, reduced_probabilities = [], [], []
+    for records in batches:
+        labels.append(_labels(transform, records, label_key))
+        probabilities.append(_predict(serve, records))
+        if reduced:
+            reduced_probabilities.append(_predict(serve, [raw_examples.keep_only(r, reduced) for r in records]))
+    if not labels:
+        return np.zeros((0, 1)), np.zeros((0,), np.int64), np.zeros((0, 1)) if reduced else None
+    return (np.concatenate(probabilities), np.concatenate(labels),
+            np.concatenate(reduced_probabilities) if reduced else None)
 
 
 def analyse(cfg, probabilities: np.ndarray, labels: np.ndarray) -> Dict[str, object]:
@@ -91,13 +108,12 @@ def ErrorAnalysis(
     for split in raw_examples.split_names(examples):
         if split == "train":
             continue
-        records = list(raw_examples.serialized(examples, split))
-        labels = _labels(transform, records, label_key)
-        figures = {"all_features": analyse(cfg, _predict(serve, records), labels)}
+        probabilities, labels, reduced_probabilities = split_outputs(
+            serve, transform, raw_examples.batches(examples, split, _BATCH), label_key, set(reduced))
+        figures = {"all_features": analyse(cfg, probabilities, labels)}
         if reduced:
-            only = [raw_examples.keep_only(r, set(reduced)) for r in records]
             figures["only_" + "+".join(cfg.evaluation.reduced_features)] = analyse(
-                cfg, _predict(serve, only), labels)
+                cfg, reduced_probabilities, labels)
         result["splits"][split] = figures
     with open(os.path.join(analysis.uri, ANALYSIS_FILE), "w") as f:
         json.dump(result, f, indent=2)

@@ -1,6 +1,7 @@
 """Reading raw tf.Examples of one split of an Examples artifact (ExampleGen's output)."""
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Dict, Iterator, List
 
@@ -21,6 +22,13 @@ def serialized(examples: Artifact, split: str) -> Iterator[bytes]:
         raise FileNotFoundError(f"no example files for split {split!r} at {pattern}")
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         yield record.numpy()
+
+
+def batches(examples: Artifact, split: str, size: int) -> Iterator[List[bytes]]:
+    """``serialized`` in lists of ``size`` records: one batch in memory at a time."""
+    records = serialized(examples, split)
+    while batch := list(itertools.islice(records, size)):
+        yield batch
 
 
 def string_column(records: List[bytes], name: str) -> List[str]:
