@@ -1,8 +1,8 @@
 """``python -m loop --config configs/taxi-spans.yaml [--quick] [--work-dir DIR]`` (``make loop``).
 
 Runs the production loop on the embedded taxi quarters (``loop.runner``) and prints
-its timeline, then the path of the monitoring report. ``--quick``: six quarters, a
-few dozen rows each, a few training steps (the e2e test's plan). Exit status: 0 the
+its timeline, then the path of the monitoring report. ``--quick``: six quarters, 150
+rows of each replayed one, 150 training steps (the e2e test's plan). Exit status: 0 the
 loop ran, 2 it could not (the message says which step).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loop", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, tune_flag=False)
-    parser.add_argument("--quick", action="store_true", help="the short plan (tests): six quarters, few rows")
+    parser.add_argument("--quick", action="store_true", help="the short plan (tests)")
     parser.add_argument("--work-dir", default="",
                         help="an empty directory for the loop's data, runs, models and logs "
                              "(default runs/loop-<time>)")

@@ -100,7 +100,12 @@ class Loop:
         before = set(pushed_versions(self.cfg))
         started = time.perf_counter()
         self.say(f"pipeline run ({why}) ...")
-        run_local(self.cfg, tune=False, say=lambda line: self.say(f"  {line}"))
+        try:
+            run_local(self.cfg, tune=False, say=lambda line: self.say(f"  {line}"))
+        except Exception as err:  # pylint: disable=broad-except  # a failed component, e.g. the data gate
+            self.say(f"pipeline run stopped after {time.perf_counter() - started:.0f} s: {err}; nothing pushed "
+                     f"(log: {locations.run_root(self.cfg)})")
+            return None
         new = sorted(set(pushed_versions(self.cfg)) - before)
         self.say(f"pipeline run done in {time.perf_counter() - started:.0f} s: "
                  + (f"pushed version {new[-1]}" if new else "nothing pushed (the Evaluator did not bless it)"))
@@ -212,6 +217,9 @@ class Loop:
         env = dict(os.environ, **{cfg.serving.admin_token_env: self.token})
         with launch(self.gateway_args(), env=env) as server:
             gateway = Gateway(server.base_url, cfg.serving.model_name, self.token)
+            # Pin the stable label now: the gateway's bootstrap makes the newest version on disk
+            # stable, and a version pushed later (the broken one) must not become it that way.
+            gateway.rollout("promote", {"version": first})
             self.say(f"gateway on {server.base_url}, serving version {first}")
             for quarter in self.plan.replayed:
                 if quarter == self.plan.broken_at:
