@@ -35,7 +35,7 @@ from loop.plan import Plan
 from loop.timeline import SpanRecord, Timeline
 from loop.traffic import SpanTraffic, send_quarter, wait_for_window_end, wait_for_window_start
 from monitoring import locations
-from monitoring.canary import CanaryRun, Gateway
+from monitoring.canary import CanaryRun, Gateway, RolloutRefused
 from monitoring.canary import run as run_canary
 from monitoring.check import check_span, record_check
 from monitoring.decide import decide_from_records, record_decision
@@ -124,6 +124,34 @@ class Loop:
                                               headers={"Authorization": f"Bearer {self.token}"})
         return int(state["stable"]) if status == 200 and state.get("stable") is not None else None
 
+    def stage(self, gateway: Gateway, url: str, version: int, timeout_s: float = 120.0) -> None:
+        """Makes ``version`` the canary at 0 % and waits until the gateway has loaded it, so its
+        canary answers from the quarter's first request on. The gateway accepts a version once
+        its directory has settled on disk: until then the rollout is refused, and retried."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                gateway.rollout("canary", {"version": version, "percent": 0})
+                break
+            except RolloutRefused as err:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"version {version} never became a candidate: {err}") from err
+                time.sleep(0.5)
+        self.wait_for_version(url, version, max(deadline - time.monotonic(), 1.0))
+
+    def wait_for_version(self, url: str, version: int, timeout_s: float) -> None:
+        """Waits until the gateway serves ``version`` (AVAILABLE in its model status)."""
+        deadline = time.monotonic() + timeout_s
+        with Client(url) as client:
+            while True:
+                status, body, _ = client.request("GET", f"/v1/models/{self.cfg.serving.model_name}")
+                states = body.get("model_version_status", []) if status == 200 and isinstance(body, dict) else []
+                if any(str(s.get("version")) == str(version) and s.get("state") == "AVAILABLE" for s in states):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url}: version {version} not AVAILABLE within {timeout_s:g} s: {body}")
+                time.sleep(0.3)
+
     # -- one quarter ------------------------------------------------------------------------
     def replay(self, url: str, quarter: int, gateway: Gateway
                ) -> Tuple[SpanTraffic, Optional[CanaryRun], Optional[float]]:
@@ -135,12 +163,14 @@ class Loop:
         if quarter == plan.fault_at:
             rows = upstream_fault(rows)
             self.say(f"quarter {quarter}: INJECTED upstream fault (company missing, cash only, fares x3)")
+        candidate = self.pending
+        if candidate is not None:
+            self.stage(gateway, url, candidate.version)
         span = wait_for_window_start(plan.window_seconds)
         deadline = (span + 1) * plan.window_seconds - 0.5
         canary: Dict[str, Any] = {}
         thread = None
-        if self.pending is not None:
-            candidate = self.pending
+        if candidate is not None:
             self.say(f"quarter {quarter}: canary of version {candidate.version} ({candidate.origin})")
 
             def rollout() -> None:
@@ -206,20 +236,29 @@ class Loop:
 
     # -- the whole loop -------------------------------------------------------------------
     def run(self) -> LoopResult:
-        from loop.scenarios import push_broken_candidate
-
         started = time.perf_counter()
         cfg = self.prepare()
         first = self.train(f"first training on quarters {list(self.plan.initial)}")
         if first is None:
             raise RuntimeError("the first pipeline run pushed no model: nothing to serve "
                                f"(see {locations.run_root(cfg)})")
+        self.serve(first)
+        self.result.timeline.seconds = time.perf_counter() - started
+        return self.result
+
+    def serve(self, first: int) -> None:
+        """From a pushed first version on: the gateway, every replayed quarter, the report."""
+        from loop.scenarios import push_broken_candidate
+        from monitoring.report import write_report
+
+        cfg = self.cfg
         env = dict(os.environ, **{cfg.serving.admin_token_env: self.token})
         with launch(self.gateway_args(), env=env) as server:
             gateway = Gateway(server.base_url, cfg.serving.model_name, self.token)
-            # Pin the stable label now: the gateway's bootstrap makes the newest version on disk
+            # Pin the stable label: the gateway's bootstrap makes the newest version on disk
             # stable, and a version pushed later (the broken one) must not become it that way.
-            gateway.rollout("promote", {"version": first})
+            if self.stable(gateway) != first:
+                gateway.rollout("promote", {"version": first})
             self.say(f"gateway on {server.base_url}, serving version {first}")
             for quarter in self.plan.replayed:
                 if quarter == self.plan.broken_at:
@@ -230,9 +269,4 @@ class Loop:
                 record = self.step(server.base_url, quarter, gateway)
                 self.result.timeline.add(record)
                 self.say(self.result.timeline.line(record))
-        from monitoring.report import write_report
-
         self.result.report = write_report(cfg, locations.report_path(cfg))
-        self.result.timeline.seconds = time.perf_counter() - started
-        return self.result
-
