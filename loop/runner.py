@@ -80,6 +80,7 @@ class Loop:
         self.token = secrets.token_hex(16)
         self.cfg: Optional[PipelineConfig] = None
         self.reference: Optional[Reference] = None
+        self.history_cfg: Optional[PipelineConfig] = None  # the config with data.path = the history
         self.data_span_of: Dict[int, int] = {}   # request-log span -> the quarter it replayed
         self.pending: Optional[Candidate] = None
         self.result = LoopResult(Timeline())
@@ -93,6 +94,7 @@ class Loop:
         history = load_config(self.config_path, list(self.overrides) + [
             'data.spans.pattern=""', f"data.path={workspace.history_dir(self.work_dir)}"])
         self.reference = load_reference(history, tfdv.load_schema_text(history.schema_path))
+        self.history_cfg = history
         return self.cfg
 
     def train(self, why: str) -> Optional[int]:
@@ -269,4 +271,5 @@ class Loop:
                 record = self.step(server.base_url, quarter, gateway)
                 self.result.timeline.add(record)
                 self.say(self.result.timeline.line(record))
-        self.result.report = write_report(cfg, locations.report_path(cfg))
+        # the report's histograms compare with the same history the checks did
+        self.result.report = write_report(self.history_cfg, locations.report_path(cfg))
