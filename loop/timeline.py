@@ -55,7 +55,7 @@ class SpanRecord:
         if self.exported:
             done.append(f"data spans {self.exported} written")
         if self.decision is not None and self.decision.retrain:
-            done.append(f"retrained -> v{self.pushed}" if self.pushed else "retrained, not blessed")
+            done.append(f"retrained -> v{self.pushed}" if self.pushed else "retraining pushed nothing")
         if self.diff is not None:
             failed = self.diff.report.failures
             done.append(f"diff flip {self.diff.report.flip_rate:.2f}: {'FAILED' if failed else 'held'}")
