@@ -259,8 +259,13 @@ class Loop:
             gateway = Gateway(server.base_url, cfg.serving.model_name, self.token)
             # Pin the stable label: the gateway's bootstrap makes the newest version on disk
             # stable, and a version pushed later (the broken one) must not become it that way.
-            if self.stable(gateway) != first:
+            # (A GET of the state writes nothing, so it cannot tell a pinned label from the
+            # bootstrap's pick: promote, and a refusal "already stable" means it is pinned.)
+            try:
                 gateway.rollout("promote", {"version": first})
+            except RolloutRefused as err:
+                if "already stable" not in str(err):
+                    raise
             self.say(f"gateway on {server.base_url}, serving version {first}")
             for quarter in self.plan.replayed:
                 if quarter == self.plan.broken_at:
