@@ -259,8 +259,10 @@ class Loop:
             gateway = Gateway(server.base_url, cfg.serving.model_name, self.token)
             # Pin the stable label: the gateway's bootstrap makes the newest version on disk
             # stable, and a version pushed later (the broken one) must not become it that way.
-            # (A GET of the state writes nothing, so it cannot tell a pinned label from the
-            # bootstrap's pick: promote, and a refusal "already stable" means it is pinned.)
+            # A routed request writes the bootstrap (the state's GET does not): the model's metadata
+            # routes without a request-log row. Then promote; "already stable" means it is pinned.
+            with Client(server.base_url) as client:
+                client.request("GET", f"/v1/models/{cfg.serving.model_name}/metadata")
             try:
                 gateway.rollout("promote", {"version": first})
             except RolloutRefused as err:
