@@ -17,7 +17,7 @@ PYTHON310 := $(shell for c in $$(command -v python3.10) \
 	$$(ls -d $(PYENV_ROOT_DIR)/versions/3.10.*/bin/python 2>/dev/null | sort -rV); do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: setup lock run serve lint test extension test-unit test-e2e kubeflow k8s schema-candidate bench bench-serving clean
+.PHONY: setup lock run serve loop lint test extension test-unit test-e2e kubeflow k8s schema-candidate bench bench-serving clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
 
@@ -52,6 +52,12 @@ run: setup
 # The TF Serving-compatible gateway over the pushed models (<serving.push_dir>/<model>), port serving.rest_port.
 serve: setup
 	$(PY) -m serving start --config $(CONFIG)
+
+# The production loop on the embedded taxi quarters: train, serve, replay later quarters as
+# REST traffic with feedback, check, decide, retrain, diff-test, canary, promote; a timeline
+# and the monitoring report. LOOP_ARGS=--quick for the short plan (docs/monitoring.md).
+loop: setup
+	$(PY) -m loop --config configs/taxi-spans.yaml $(LOOP_ARGS)
 
 # The linter first (pyflakes, import order, line length, each floor's import bans: pyproject.toml).
 lint: setup

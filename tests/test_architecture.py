@@ -14,7 +14,7 @@ from typing import Dict, List, Set, Tuple
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Lowest floor first. A package may import its own modules and any package before it.
-LAYERS = ("common", "trainer", "edge", "serving", "monitoring", "components", "pipeline", "kubeflow")
+LAYERS = ("common", "trainer", "edge", "serving", "monitoring", "components", "pipeline", "kubeflow", "loop")
 
 
 def _modules() -> Dict[str, str]:

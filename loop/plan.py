@@ -1,0 +1,92 @@
+"""What one run of the loop does: which quarters train first, which are replayed, where the faults go.
+
+Two plans share one sequence of events, so ``--quick`` tests what ``make loop`` shows:
+
+1. the pipeline trains on the first quarters (``initial``) and pushes version 1;
+2. the gateway serves it; each later quarter (``replayed``) is sent as users' REST traffic
+   in its own request-log span, its labels posted back as feedback, then checked and decided;
+3. ``broken_at``: before that quarter, a broken candidate is pushed outside the loop (a
+   version no pipeline run made, as a hand-copied model would be) and canaried during it;
+4. ``fault_at``: that quarter arrives through a broken upstream (``testing.served_spans.shifted``:
+   the company field gone, cash only, fares x3): the check alerts, the decision keeps it out.
+   It is the last quarter: a check compares a span's drift with the span before it, incident
+   or not, so the quarter after a fault would alarm on the missing share recovering and count
+   as an incident too (``monitoring.served.previous_span``);
+5. a decision to retrain exports the window's labelled spans as data spans and reruns the
+   same pipeline; its pushed candidate is diff-tested on the newest span and canaried
+   during the next quarter.
+
+The loop's settings (``overrides``) say why each differs from the config: a span here is
+one quarter replayed in ``window_seconds``, not an hour of traffic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Plan:
+    initial: Tuple[int, ...]        # taxi quarters (span numbers of the cut) the first run trains on
+    replayed: Tuple[int, ...]       # quarters sent as traffic, in order
+    fault_at: int                   # the replayed quarter with the upstream fault
+    broken_at: int                  # the replayed quarter during which the broken candidate is canaried
+    rows_per_span: Optional[int]    # replayed rows per quarter (None: all)
+    rows_per_request: int
+    window_seconds: int             # request-log span length: one replayed quarter each
+    overrides: Tuple[str, ...]
+
+    def config_overrides(self, work_dir: str) -> Tuple[str, ...]:
+        """Where the loop keeps its data, runs, models and logs, then the plan's settings."""
+        return (f"data.path={work_dir}/data", f"run_dir={work_dir}/runs",
+                f"serving.push_dir={work_dir}/serving", f"serving.request_log_dir={work_dir}/request_log",
+                f"serving.request_log_window_seconds={self.window_seconds}",
+                f"data.spans.train_spans={len(self.initial)}") + self.overrides
+
+
+# Shared by both plans.
+COMMON = (
+    "tuner.enabled=false", "tuner.reuse_last=false", "serving.edge_exports=false",
+    # The loop's data gate compares a replayed quarter with the run before; 2016's quarters are
+    # a fifth of 2015's, and --quick samples them down further.
+    "validation.min_count_ratio=0.01", "validation.max_count_ratio=100",
+    # A retrained model is expected to answer differently on a changed world: the differential
+    # test stops a candidate that changes most answers, not one that learnt the new quarters.
+    "differential.max_flip_rate=0.35", "differential.max_mean_difference=0.25",
+    "differential.max_difference=1.0", "differential.max_slice_accuracy_drop=0.15",
+    # The canary shares one loaded machine with the loop: latency noise is not what it tests here.
+    "rollout_analysis.p99_latency_floor_ms=1000", "rollout_analysis.poll_seconds=0.3",
+    "serving.latency_budget_ms=10000",
+)
+
+QUICK = Plan(
+    initial=(11, 12), replayed=(13, 14, 15, 16), broken_at=13, fault_at=16,
+    rows_per_span=150, rows_per_request=5, window_seconds=12,
+    overrides=COMMON + (
+        # 150 steps: fewer (40) leave the model short of the one-feature rule (payment type)
+        # that the Evaluator's baseline gate holds it to
+        "trainer.train_steps=150", "trainer.eval_steps=5", "trainer.batch_size=64",
+        "evaluation.min_auc=0.5", "evaluation.min_accuracy=0.5", "serving.canary_requests=5",
+        # the retrained candidate is evaluated on a 150-row span: AUC moves by a few points
+        "evaluation.max_auc_regression=0.05",
+        "validation.min_examples={train: 50, eval: 20}",
+        # a version is judged from 20 labelled rows of a 150-row span
+        "monitoring.min_version_rows=20",
+        # retrain once the serving version saw two clean quarters and 1.5 quarters of labels
+        "retraining.max_age_spans=2", "retraining.min_new_labelled_rows=220",
+        "rollout_analysis.canary_percent=30", "rollout_analysis.min_requests=3",
+        "rollout_analysis.timeout_seconds=40", "rollout_analysis.max_output_distance=0.4",
+    ))
+
+FULL = Plan(
+    initial=(1, 2, 3, 4), replayed=tuple(range(5, 17)), broken_at=6, fault_at=16,
+    rows_per_span=None, rows_per_request=10, window_seconds=40,
+    overrides=COMMON + (
+        "trainer.train_steps=300", "trainer.eval_steps=10",
+        "evaluation.min_auc=0.6", "evaluation.min_accuracy=0.6",
+        # the serving version retrains after four clean quarters at most (drift or an accuracy
+        # drop may call for it sooner)
+        "retraining.max_age_spans=4",
+        "rollout_analysis.canary_percent=20", "rollout_analysis.min_requests=20",
+        "rollout_analysis.timeout_seconds=60",
+    ))
