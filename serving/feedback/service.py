@@ -110,10 +110,10 @@ class Feedback:
             outcome = Outcome()
             for number, raw in enumerate(items):
                 if is_verdict(raw):
-                    verdicts.append(parse_verdict(raw, model, where(number),
-                                                  int(round(self._clock() * 1000))))
+                    verdict = parse_verdict(raw, model, where(number), int(round(self._clock() * 1000)))
+                    verdicts.append(verdict)
                     outcome.accepted += 1
-                    outcome.verdicts[verdicts[-1].answer] = outcome.verdicts.get(verdicts[-1].answer, 0) + 1
+                    outcome.verdicts[verdict.answer] = outcome.verdicts.get(verdict.answer, 0) + 1
                 else:
                     self._count(outcome, self._check(model, raw, where(number), pending))
             self.store.append(list(pending.values()))
