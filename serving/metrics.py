@@ -41,6 +41,7 @@ class Metrics:
         self._requests: Dict[LabelKey, int] = {}
         self._errors: Dict[LabelKey, int] = {}
         self._hist: Dict[LabelKey, List[float]] = {}  # bucket counts..., +Inf count, sum
+        self._verdicts: Dict[LabelKey, int] = {}
 
     def observe(self, model: str, version: str, verb: str, code: int, seconds: float) -> None:
         """Records one answered request (errors are the 4xx/5xx ones)."""
@@ -57,6 +58,14 @@ class Metrics:
             hist[index] += 1
             hist[-1] += seconds
 
+    def count_verdicts(self, model: str, answers: Mapping[str, int]) -> None:
+        """Statement verdicts stored (``serving.feedback.verdicts``), by answer: the share
+        of "wrong" is the readers' view of the offline model's accuracy."""
+        with self._lock:
+            for answer, count in answers.items():
+                key = (("model", model), ("answer", answer))
+                self._verdicts[key] = self._verdicts.get(key, 0) + count
+
     def render(self) -> str:
         """The /metrics body."""
         lines: List[str] = []
@@ -64,7 +73,9 @@ class Metrics:
             for name, help_text, series in (
                     ("requests_total", "Requests answered, by model, version, verb and HTTP code.",
                      self._requests),
-                    ("request_errors_total", "Requests answered with a 4xx or 5xx code.", self._errors)):
+                    ("request_errors_total", "Requests answered with a 4xx or 5xx code.", self._errors),
+                    ("feedback_verdicts_total", "Statement verdicts (reader right/wrong on an "
+                     "offline lean) stored, by model and answer.", self._verdicts)):
                 lines.append(f"# HELP {PREFIX}_{name} {help_text}")
                 lines.append(f"# TYPE {PREFIX}_{name} counter")
                 for key, value in sorted(series.items()):

@@ -13,6 +13,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from common.serving_contract import SERVING_SIGNATURE, TF_EXAMPLE_SIGNATURE
 from serving.api.request import VERSION_HEADER
+from serving.feedback.verdicts import (
+    ANSWERS,
+    MAX_STATEMENT_CHARS,
+    MAX_VERSION_CHARS,
+    MAX_VERSION_NUMBER,
+    SIDES,
+    VERDICT_FIELDS,
+)
 from serving.validation import FeatureRule
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -92,10 +100,23 @@ _RESPONSE_SCHEMAS: Dict[str, Any] = {
                     "description": "the row's index in the prediction request"},
             "label": {"oneOf": [{"type": "string"}, {"type": "number"}],
                       "description": "the raw label column's value"}}},
+    "StatementVerdict": {
+        "type": "object", "required": list(VERDICT_FIELDS), "additionalProperties": False,
+        "description": "a reader's right/wrong on a lean scored offline (the browser extension)",
+        "properties": {
+            "statement": {"type": "string", "minLength": 1, "maxLength": MAX_STATEMENT_CHARS,
+                          "pattern": "\\S"},
+            "model": {"type": "string", "description": "the URL's model"},
+            "model_version": {"oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_VERSION_CHARS},
+                {"type": "integer", "minimum": 0, "maximum": MAX_VERSION_NUMBER}]},
+            "lean": {"type": "string", "enum": list(SIDES)},
+            "probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "answer": {"type": "string", "enum": list(ANSWERS)}}},
     "FeedbackBatch": {
         "type": "object", "required": ["feedback"], "additionalProperties": False,
-        "properties": {"feedback": {"type": "array", "minItems": 1,
-                                    "items": _ref("FeedbackItem")}}},
+        "properties": {"feedback": {"type": "array", "minItems": 1, "items": {
+            "oneOf": [_ref("FeedbackItem"), _ref("StatementVerdict")]}}}},
     "FeedbackResponse": {"type": "object", "required": ["accepted", "duplicates"],
                          "properties": {"accepted": {"type": "integer"},
                                         "duplicates": {"type": "integer"}}},
@@ -107,7 +128,9 @@ FEEDBACK_DESCRIPTION = (
     "(label kind classes), a class id (column), or the numerator column, e.g. taxi's tips "
     "(ratio_threshold). A repeated identical label is a duplicate (200); a different label for "
     "a labelled row is 409. Unknown request ids (not logged for this model in the last "
-    "serving.feedback_window_spans spans) are 404; errors name the field, e.g. feedback[2].label.")
+    "serving.feedback_window_spans spans) are 404; errors name the field, e.g. feedback[2].label. "
+    "An item with a statement is a statement verdict (a reader's right/wrong on a lean scored "
+    "offline, no request id), stored apart from the labels and always accepted when valid.")
 _ROLLOUT_REQUEST: Dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {
     "version": {"type": "integer", "minimum": 1},
     "percent": {"type": "number", "minimum": 0, "maximum": 100}}}
@@ -160,7 +183,7 @@ def build(models: Optional[List[str]] = None, title: str = "TF Serving-compatibl
         "summary": "labels for logged predictions (by their X-Request-Id)", "parameters": [MODEL],
         "description": FEEDBACK_DESCRIPTION,
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "oneOf": [_ref("FeedbackItem"), _ref("FeedbackBatch")]}}}},
+            "oneOf": [_ref("FeedbackItem"), _ref("StatementVerdict"), _ref("FeedbackBatch")]}}}},
         "responses": _responses(_ref("FeedbackResponse"), "labels stored (or already stored)",
                                 [400, 404, 408, 409, 411, 413])}}
     admin = "/v1/admin/models/{model}/rollout"

@@ -49,7 +49,7 @@ class Gateway:
         self.model = ModelAPI(backend, router or LabelRouter(backend), limits, validator, request_log)
         self.admin = AdminAPI(backend, rollouts, admin_token, admin_token_env)
         self.ops = OpsAPI(backend, self.metrics, request_log, openapi)
-        self.feedback = FeedbackAPI(backend, limits, feedback, feedback_unavailable)
+        self.feedback = FeedbackAPI(backend, limits, feedback, feedback_unavailable, self.metrics)
         self._endpoints = [*self.ops.endpoints(), *self.model.endpoints(), *self.admin.endpoints(),
                            *self.feedback.endpoints()]
 

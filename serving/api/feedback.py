@@ -14,6 +14,11 @@ items and is all or nothing. The answer is ``{"accepted": n, "duplicates": m}``
 body or label, 404 unknown model or request id, 409 a different label for a
 labelled row, 413 body over ``serving.max_request_bytes``. The checks
 themselves are ``serving.feedback.service``, shared with the CSV import.
+
+An item may instead be a statement verdict from the browser extension
+(``serving.feedback.verdicts``: ``{"statement", "model", "model_version",
+"lean", "probability", "answer"}``, no request id); it counts as accepted and
+in ``gateway_feedback_verdicts_total`` on /metrics.
 """
 import re
 from typing import Any, List, Optional
@@ -22,6 +27,7 @@ from serving.api import request as req
 from serving.api.deps import Backend, Limits
 from serving.api.request import Endpoint, Request, Response, json_response
 from serving.errors import BadRequest, NotFound
+from serving.metrics import Metrics
 
 FEEDBACK_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)/feedback$")
 DISABLED = ("feedback is not enabled on this gateway: it needs the request log "
@@ -33,8 +39,9 @@ class FeedbackAPI:
     ``unavailable``, the reason)."""
 
     def __init__(self, backend: Backend, limits: Limits, feedback: Optional[Any] = None,
-                 unavailable: str = "") -> None:
+                 unavailable: str = "", metrics: Optional[Metrics] = None) -> None:
         self._backend = backend
+        self._metrics = metrics
         self._limits = limits
         self._feedback = feedback
         self._unavailable = unavailable or DISABLED
@@ -65,4 +72,6 @@ class FeedbackAPI:
             outcome = self._feedback.submit(name, items, lambda i: f"feedback[{i}]")
         else:
             outcome = self._feedback.submit(name, [body], lambda i: "")
+        if self._metrics is not None and outcome.verdicts:
+            self._metrics.count_verdicts(name, outcome.verdicts)
         return json_response(200, outcome.to_dict())

@@ -19,4 +19,6 @@ Modules, one job each:
 * ``service``: the checks and the write, shared by the endpoint and the CSV import
 * ``join``: ``<log>/labelled/span-<N>/version-<V>/data.tfrecord.gz``, a new version per label change
 * ``bulk``: the CSV import; ``settings``: config -> gateway wiring
+* ``verdicts``: statement verdicts, the other item kind: a reader's right/wrong on a lean
+  the browser extension scored offline (no request id), in ``<log>/feedback/verdicts/``
 """

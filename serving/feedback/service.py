@@ -19,6 +19,12 @@ Each item is checked in this order, every failure naming the field:
 ``submit`` is all or nothing (the endpoint: nothing is stored unless every
 item passes); ``submit_each`` keeps the good items and returns the errors (the
 CSV import reports them by line).
+
+An item with a ``statement`` is a statement verdict instead (a reader's
+right/wrong on a lean scored offline by the browser extension, no request id):
+``serving.feedback.verdicts`` checks it and stores it in its own stream; each
+one is new (counted as accepted, never a duplicate: two readers may judge the
+same statement).
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from serving.errors import BadRequest, Conflict, NotFound, ServingError, reject_
 from serving.feedback.index import RequestIndex
 from serving.feedback.labels import LabelSpec
 from serving.feedback.store import Key, LabelRecord, LabelStore
+from serving.feedback.verdicts import VerdictRecord, VerdictStore, is_verdict, parse_verdict
 
 ITEM_FIELDS = ("request_id", "label", "row")
 
@@ -41,9 +48,11 @@ class Outcome:
     """What a submission did: labels stored, and repeats of stored labels (no-ops)."""
     accepted: int = 0
     duplicates: int = 0
+    verdicts: Dict[str, int] = dataclasses.field(default_factory=dict)  # stored, by answer
 
     def to_dict(self) -> Dict[str, int]:
-        return dataclasses.asdict(self)
+        """The answer's body: verdicts count as accepted (the wire format has no other key)."""
+        return {"accepted": self.accepted, "duplicates": self.duplicates}
 
 
 def field(where: str, name: str) -> str:
@@ -79,6 +88,7 @@ class Feedback:
         self.spec = spec
         self.index = index
         self.store = store
+        self.verdicts = VerdictStore(store.directory)
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -91,14 +101,23 @@ class Feedback:
 
     def submit(self, model: str, items: Sequence[Any], where: Callable[[int], str]) -> Outcome:
         """Checks every item (``where(i)`` names item i in errors), then stores the new
-        labels; the first bad item raises and nothing is stored."""
+        labels and statement verdicts (``verdicts``); the first bad item raises and
+        nothing is stored."""
         with self._lock:
             self.store.forget_before(self.index.oldest_span())
             pending: Dict[Key, Tuple[int, LabelRecord]] = {}
+            verdicts: List[VerdictRecord] = []
             outcome = Outcome()
             for number, raw in enumerate(items):
-                self._count(outcome, self._check(model, raw, where(number), pending))
+                if is_verdict(raw):
+                    verdict = parse_verdict(raw, model, where(number), int(round(self._clock() * 1000)))
+                    verdicts.append(verdict)
+                    outcome.accepted += 1
+                    outcome.verdicts[verdict.answer] = outcome.verdicts.get(verdict.answer, 0) + 1
+                else:
+                    self._count(outcome, self._check(model, raw, where(number), pending))
             self.store.append(list(pending.values()))
+            self.verdicts.append(verdicts)
             return outcome
 
     def submit_each(self, model: str, items: Iterable[Tuple[Any, Any]]

@@ -115,8 +115,7 @@ class LabelStore:
         self.directory = os.path.abspath(log_dir)
         self._spans: Dict[int, SpanLabels] = {}
         self._offsets: Dict[str, int] = {}
-        host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:64]
-        self._name = f"labels-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._name = writer_file_name("labels")
 
     def label_of(self, span: int, key: Key) -> Optional[LabelRecord]:
         """The first label stored for (request id, row) of ``span``, if any."""
@@ -129,21 +128,8 @@ class LabelStore:
             by_span.setdefault(span, []).append(record)
         for span, batch in sorted(by_span.items()):
             directory = span_feedback_dir(self.directory, span)
-            path = os.path.join(directory, self._name)
-            created = not os.path.exists(path)
-            if created:
-                os.makedirs(directory, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-            try:
-                data = memoryview(b"".join(record.to_line() for record in batch))
-                while data:
-                    data = data[os.write(fd, data):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if created:  # the new file, and the directories made for it, survive a crash
-                for path in (directory, os.path.dirname(directory), self.directory):
-                    fsync_path(path)
+            append_durably(os.path.join(directory, self._name),
+                           b"".join(record.to_line() for record in batch), self.directory)
             labels = self._spans.setdefault(span, SpanLabels())
             for record in batch:
                 labels.add(record)
@@ -199,6 +185,37 @@ def _read_lines(path: str, offset: int) -> Tuple[List[LabelRecord], int]:
 
 def _lines(data: bytes) -> Iterable[bytes]:
     return (line for line in data.split(b"\n") if line.strip())
+
+
+def writer_file_name(prefix: str) -> str:
+    """``<prefix>-<host>-<pid>-<token>.jsonl``: one file per writer, so two processes'
+    lines never interleave."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:64]
+    return f"{prefix}-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+
+
+def append_durably(path: str, data: bytes, root: str) -> None:
+    """Appends ``data`` with one ``os.write`` loop and one fsync; a new file and the
+    directories made for it (up to ``root``) are fsynced too, so they survive a crash."""
+    directory = os.path.dirname(path)
+    created = not os.path.exists(path)
+    if created:
+        os.makedirs(directory, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        parent = directory
+        while True:
+            fsync_path(parent)
+            if os.path.abspath(parent) == os.path.abspath(root) or os.path.dirname(parent) == parent:
+                break
+            parent = os.path.dirname(parent)
 
 
 def fsync_path(path: str) -> None:
