@@ -9,9 +9,9 @@ Two plans share one sequence of events, so ``--quick`` tests what ``make loop`` 
    version no pipeline run made, as a hand-copied model would be) and canaried during it;
 4. ``fault_at``: that quarter arrives through a broken upstream (``testing.served_spans.shifted``:
    the company field gone, cash only, fares x3): the check alerts, the decision keeps it out.
-   It is the last quarter: a check compares a span's drift with the span before it, incident
-   or not, so the quarter after a fault would alarm on the missing share recovering and count
-   as an incident too (``monitoring.served.previous_span``);
+   It is the last quarter, so the timeline ends on the alert (the quarter after a fault would
+   be checked against the last clean quarter: recorded incidents are no drift baseline,
+   ``monitoring.check.incident_spans``);
 5. a decision to retrain exports the window's labelled spans as data spans and reruns the
    same pipeline; its pushed candidate is diff-tested on the newest span and canaried
    during the next quarter.

@@ -11,7 +11,9 @@ config's ``serving.model_name``):
 
 * skew: N vs the training history (``monitoring.reference``), TFDV's
   distances per feature plus missing-value shifts;
-* drift: N vs the closest earlier span with rows of the model, same tests;
+* drift: N vs the closest earlier span with rows of the model that is not a
+  recorded data incident (``incident_alerts``: a broken upstream's span would
+  make the recovery look like a shift), same tests;
 * schema: N's statistics validated against the curated schema in its
   SERVING environment (the label column is not expected at serving time);
 * output drift: each version's predicted-class shares in N vs all of the
@@ -28,7 +30,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -199,7 +201,8 @@ def check_span(cfg: PipelineConfig, span: Optional[int] = None, metrics_text: Op
     span = choose_span(log_dir, cfg.serving.request_log_window_seconds, span, now)
     columns = logged_columns(cfg)
     served = read_span(log_dir, span, model, columns)
-    previous = previous_span(log_dir, span, model, columns)
+    previous = previous_span(log_dir, span, model, columns,
+                             skip=incident_spans(read_checks(cfg), cfg.retraining.incident_measures))
     if reference is None:
         reference = load_reference(cfg, tfdv.load_schema_text(cfg.schema_path))
     measurements = _feature_measurements(reference, served, previous,
@@ -251,6 +254,23 @@ def record_check(cfg: PipelineConfig, result: CheckResult) -> Dict[str, str]:
     paths["textfile"] = write_textfile(directory, render_textfile(
         result.model, result.span, result.rows, result.checked_ms / 1000.0, result.measurements))
     return paths
+
+
+def incident_alerts(check: CheckResult, incident_measures: Sequence[str]) -> List[str]:
+    """The alerts of ``check`` that make its span a data incident, described.
+
+    A data incident is a broken upstream, not a changed world (``monitoring.retraining``):
+    a schema alert (an anomaly in the SERVING environment) or an alert of a measure in
+    ``incident_measures`` (``retraining.incident_measures``; default: missing-value shifts).
+    """
+    return [f"{a.comparator} {a.feature} {a.measure}" + (f" ({a.detail})" if a.detail else "")
+            for a in check.alerts
+            if a.comparator == "schema" or a.measure in incident_measures]
+
+
+def incident_spans(checks: Sequence[CheckResult], incident_measures: Sequence[str]) -> Set[int]:
+    """The spans whose recorded check makes them a data incident (``incident_alerts``)."""
+    return {c.span for c in checks if incident_alerts(c, incident_measures)}
 
 
 def read_checks(cfg: PipelineConfig) -> List[CheckResult]:

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from common.config import PipelineConfig
-from monitoring.check import CheckResult
+from monitoring.check import CheckResult, incident_alerts
 
 TRIGGER, GATE = "trigger", "gate"
 DRIFT_COMPARATORS = ("skew", "drift")
@@ -94,13 +94,6 @@ class Decision:
         raw["incidents"] = {str(k): v for k, v in self.incidents.items()}
         raw["reason"] = self.reason
         return raw
-
-
-def incident_alerts(check: CheckResult, incident_measures: Sequence[str]) -> List[str]:
-    """The alerts of ``check`` that make its span a data incident (module doc), described."""
-    return [f"{a.comparator} {a.feature} {a.measure}" + (f" ({a.detail})" if a.detail else "")
-            for a in check.alerts
-            if a.comparator == "schema" or a.measure in incident_measures]
 
 
 def _accuracy_rule(cfg: PipelineConfig, newest: Optional[CheckResult], version: Optional[int],

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -170,9 +170,14 @@ def choose_span(log_dir: str, window_seconds: int, span: Optional[int] = None,
     return closed[-1]
 
 
-def previous_span(log_dir: str, span: int, model: str, columns: Sequence[str]) -> Optional[ServedSpan]:
-    """The closest span before ``span`` holding rows of ``model``, or None."""
-    for earlier in reversed([s for s in request_log.list_spans(log_dir) if s < span]):
+def previous_span(log_dir: str, span: int, model: str, columns: Sequence[str],
+                  skip: Collection[int] = ()) -> Optional[ServedSpan]:
+    """The closest span before ``span`` holding rows of ``model`` and not in ``skip``, or None.
+
+    ``skip``: spans not to compare with (the check passes its recorded data incidents:
+    drift measured against a broken upstream's span would flag the recovery as a shift).
+    """
+    for earlier in reversed([s for s in request_log.list_spans(log_dir) if s < span and s not in skip]):
         try:
             return read_span(log_dir, earlier, model, columns)
         except NoServedRows:

@@ -9,6 +9,7 @@ fire is decided by the data, not by chance.
 """
 import json
 import os
+import shutil
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -258,3 +259,28 @@ def test_a_calibration_made_on_other_histograms_is_refused(tmp_path):
         json.dump(raw, f)
     with pytest.raises(ValueError, match="calibrated on 10-bucket histograms, checks build 30"):
         load_reference(cfg, schema)
+
+
+def test_drift_skips_a_recorded_data_incident_and_compares_with_the_last_clean_span(setup, tmp_path):
+    """After a broken-upstream span (12, recorded as a data incident), the next span's drift is
+    measured against span 11, the last clean one: the recovery is not a shift, so the quarter
+    after a fault is not an incident too."""
+    cfg, _, results = setup
+    log_dir = str(tmp_path / "log")
+    shutil.copytree(cfg.serving.request_log_dir, log_dir)
+    copy = load_config(TAXI_CONFIG, [f"serving.request_log_dir={log_dir}", f"run_dir={tmp_path}/runs",
+                                     f"monitoring.calibration={cfg.monitoring.calibration}"])
+    after = DRIFTED + 1
+    rows, _ = taxi_rows(copy, ROWS, 4)
+    write_span(log_dir, copy, after, rows, outputs_for(ROWS, 4), [1] * ROWS, f"s{after}")
+    reference = load_reference(copy, tfdv.load_schema_text(copy.schema_path))
+
+    unrecorded = check_span(copy, after, reference=reference)
+    assert unrecorded.previous_span == DRIFTED  # nothing recorded: the closest span, as before
+    assert ("drift", "company", "missing_fraction") in alert_keys(unrecorded)
+
+    record_check(copy, results[DRIFTED])
+    result = check_span(copy, after, reference=reference)
+    assert result.previous_span == SAME
+    assert not {key for key in alert_keys(result) if key[0] in ("drift", "schema")}
+    assert not decide(copy, [results[SAME], results[DRIFTED], result]).incidents.get(after)
