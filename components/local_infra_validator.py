@@ -141,18 +141,24 @@ def _convert(name: str, dtype: str, value: Any) -> Any:
 
 
 def example_to_instance(example: tf.train.Example,
-                        feature_keys: Mapping[str, str]
+                        feature_keys: Mapping[str, str],
+                        allow_missing: bool = False
                         ) -> Optional[Dict[str, Any]]:
-    """One row-format instance from a tf.Example, or None if a feature is
-    missing, empty or multi-valued (the canary only sends complete rows, and
-    the row-format signature takes one value per feature)."""
+    """One row-format instance from a tf.Example, or None.
+
+    None if a feature is multi-valued (the row-format signature takes one value
+    per feature), or missing or empty unless ``allow_missing``, in which case it is
+    left out of the instance, as a client leaves out an optional feature (the
+    gateway fills what the schema makes optional and refuses a missing required
+    feature with a 400 naming it, which fails the validation honestly).
+    """
     instance: Dict[str, Any] = {}
     features = example.features.feature
     for name, dtype in feature_keys.items():
-        if name not in features:
-            return None
-        kind = features[name].WhichOneof("kind")
+        kind = features[name].WhichOneof("kind") if name in features else None
         values = list(getattr(features[name], kind).value) if kind else []
+        if not values and allow_missing:
+            continue
         if len(values) != 1:
             return None
         instance[name] = _convert(name, dtype, values[0])
@@ -164,30 +170,42 @@ def build_canary_requests(examples: Iterable[tf.train.Example],
                           num_requests: int) -> List[Dict[str, Any]]:
     """``num_requests`` predict bodies, one instance each, from examples.
 
-    Examples missing a feature are skipped; when fewer complete examples
-    exist than requests, they are reused in turn so the latency figure
+    Complete examples are preferred. Why partial ones at all: an eval split can
+    lack a feature in every row (retraining on served traffic whose log drops a
+    sensitive, optional feature), and such rows are what clients send; then the
+    examples are sent with their missing features left out. When fewer usable
+    examples exist than requests, they are reused in turn so the latency figure
     still rests on ``num_requests`` samples.
     """
     if num_requests < 1:
         raise ValueError(f"{NUM_REQUESTS_KEY} must be >= 1, got {num_requests}")
-    instances: List[Dict[str, Any]] = []
+    complete: List[Dict[str, Any]] = []
+    partial: List[Dict[str, Any]] = []
     skipped = 0
     for example in examples:
         instance = example_to_instance(example, feature_keys)
-        if instance is None:
-            skipped += 1
+        if instance is not None:
+            complete.append(instance)
+            if len(complete) == num_requests:
+                break
             continue
-        instances.append(instance)
-        if len(instances) == num_requests:
-            break
-    if skipped:
+        skipped += 1
+        instance = example_to_instance(example, feature_keys, allow_missing=True)
+        if instance and len(partial) < num_requests:
+            partial.append(instance)
+    instances = complete or partial
+    if skipped and complete:
         logger.info("Skipped %d eval example(s) missing one of %s",
                     skipped, sorted(feature_keys))
     if not instances:
-        raise ValueError(f"no eval example has all features "
+        raise ValueError(f"no eval example has any of the features "
                          f"{sorted(feature_keys)}; check {FEATURE_KEYS_JSON_KEY}")
+    if not complete:
+        missing = sorted(set(feature_keys) - set().union(*(set(i) for i in instances)))
+        logger.info("No eval example has all features; sending %d with the missing ones "
+                    "left out (absent from every one: %s)", len(instances), missing)
     if len(instances) < num_requests:
-        logger.info("Only %d complete eval example(s); reusing them for %d "
+        logger.info("Only %d usable eval example(s); reusing them for %d "
                     "requests", len(instances), num_requests)
     return [{"instances": [instances[i % len(instances)]]}
             for i in range(num_requests)]

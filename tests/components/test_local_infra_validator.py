@@ -250,3 +250,19 @@ def test_do_validates_canary_requests_against_the_schema(blessings):
     assert blessing.get_int_custom_property("blessed") == 0
     reason = blessing.get_string_custom_property("reason")
     assert "request 0: HTTP 400" in reason and "payment_type" in reason and "'Card'" in reason
+
+
+def test_when_no_example_is_complete_the_missing_features_are_left_out():
+    """An eval split lacking a feature in every row (served traffic whose log drops an optional
+    feature) still gives canary requests: the rows as clients send them, the feature left out."""
+    partial = [make_example(fare=[3.0], trip_seconds=[120]),
+               make_example(fare=[4.0], payment_type=[], trip_seconds=[60])]
+    requests = liv.build_canary_requests(partial, FEATURES, num_requests=3)
+    assert requests == [{"instances": [{"fare": 3.0, "trip_seconds": 120}]},
+                        {"instances": [{"fare": 4.0, "trip_seconds": 60}]},
+                        {"instances": [{"fare": 3.0, "trip_seconds": 120}]}]
+
+
+def test_complete_examples_are_preferred_over_partial_ones():
+    requests = liv.build_canary_requests(EXAMPLES, FEATURES, num_requests=10)
+    assert all(set(r["instances"][0]) == set(FEATURES) for r in requests)
