@@ -42,8 +42,10 @@ from monitoring.decide import decide_from_records, record_decision
 from monitoring.health import fetch_metrics
 from monitoring.reference import Reference, load_reference
 from monitoring.replay import replay_span, write_replay
+from pipeline import progress
 from pipeline.feedback_spans import export_window
 from pipeline.local_runner import run_local
+from pipeline.run_paths import local_paths
 from serving.client import Client
 from serving.server import launch
 from serving.versions import complete_versions
@@ -102,11 +104,14 @@ class Loop:
         before = set(pushed_versions(self.cfg))
         started = time.perf_counter()
         self.say(f"pipeline run ({why}) ...")
+        log_file = local_paths(self.cfg).log_file
+        os.makedirs(os.path.dirname(log_file), exist_ok=True)
+        progress.attach(log_file)  # TFX's and TF's logs to the run's log file, component lines to stdout
         try:
             run_local(self.cfg, tune=False, say=lambda line: self.say(f"  {line}"))
         except Exception as err:  # pylint: disable=broad-except  # a failed component, e.g. the data gate
             self.say(f"pipeline run stopped after {time.perf_counter() - started:.0f} s: {err}; nothing pushed "
-                     f"(log: {locations.run_root(self.cfg)})")
+                     f"(log: {log_file})")
             return None
         new = sorted(set(pushed_versions(self.cfg)) - before)
         self.say(f"pipeline run done in {time.perf_counter() - started:.0f} s: "
