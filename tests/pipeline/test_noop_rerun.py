@@ -124,7 +124,10 @@ def test_a_removed_data_file_executes(setup):
 
 
 def test_the_schema_executes(setup):
-    setup["schema"].write_text(setup["schema"].read_text().replace("min_fraction: 0.5", "min_fraction: 0.4"))
+    text = setup["schema"].read_text()
+    changed = text.replace("min_fraction: 1.0", "min_fraction: 0.99", 1)
+    assert changed != text  # the edit must change the schema, whatever it holds today
+    setup["schema"].write_text(changed)
     _executes(setup, expect="schema changed")
 
 
@@ -257,9 +260,11 @@ def test_the_dags_code_lies_in_the_fingerprinted_packages(taxi_config):
             dotted = component.exec_properties.get(key)
             if dotted:
                 importlib.import_module(dotted.rsplit(".", 1)[0])
+    def in_checkout(path: str) -> bool:  # the venv may live inside the checkout (make setup's .venv)
+        return path.startswith(REPO_ROOT + os.sep) and not path.startswith(sys.prefix + os.sep)
+
     ours = {name for name, module in list(sys.modules.items())
-            if (getattr(module, "__file__", None) or "").startswith(REPO_ROOT + os.sep)
-            and not name.startswith("tests")}
+            if in_checkout(getattr(module, "__file__", None) or "") and not name.startswith("tests")}
     outside = sorted(n for n in ours if n.split(".")[0] not in noop_rerun.CODE_PACKAGES)
     assert not outside
     assert {n.split(".")[0] for n in ours} >= {"trainer", "components", "common", "serving", "edge"}
