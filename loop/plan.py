@@ -68,10 +68,11 @@ QUICK = Plan(
         "trainer.train_steps=150", "trainer.eval_steps=5", "trainer.batch_size=64",
         "evaluation.min_auc=0.5", "evaluation.min_accuracy=0.5", "serving.canary_requests=5",
         # a retrained candidate is judged on one 150-row quarter, where one standard error of
-        # accuracy is 3 points and the payment-type rule scores about 0.85: at margin 0 the
-        # baseline gate blesses it by the luck of the sample (measured: 0.800 vs 0.847 once).
-        # The quick plan tests the loop's mechanics; the full plan keeps the margin of the config.
-        "evaluation.min_margin_over_baselines=-0.06",
+        # accuracy is 3 points and the payment-type rule scores about 0.85: against one-feature
+        # rules the baseline gate blesses by the luck of the sample (measured: 0.800 vs 0.847
+        # once). The quick plan tests the loop's mechanics, so only the majority-class
+        # baseline gates it; the full plan keeps the config's one-feature rules.
+        "evaluation.baseline_features=[]",
         # the retrained candidate is evaluated on a 150-row span: AUC moves by a few points
         "evaluation.max_auc_regression=0.05",
         "validation.min_examples={train: 50, eval: 20}",
@@ -87,7 +88,9 @@ FULL = Plan(
     initial=(1, 2, 3, 4), replayed=tuple(range(5, 17)), broken_at=6, fault_at=16,
     rows_per_span=None, rows_per_request=10, window_seconds=40,
     overrides=COMMON + (
-        "trainer.train_steps=300", "trainer.eval_steps=10",
+        # the config's 1,000 training steps: at 300 the first model (0.903 accuracy on quarter 4)
+        # did not beat the payment-type rule (0.906), and the baseline gate rightly kept it out
+        "trainer.eval_steps=10",
         "evaluation.min_auc=0.6", "evaluation.min_accuracy=0.6",
         # the serving version retrains after four clean quarters at most (drift or an accuracy
         # drop may call for it sooner)
