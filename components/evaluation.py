@@ -230,10 +230,26 @@ def build_evaluator(cfg: PipelineConfig, examples, model, baseline_model, baseli
         min_margin_over_baselines=cfg.evaluation.min_margin_over_baselines).with_id("Evaluator")
 
 
+def load_candidate_result(evaluation_uri: str) -> "tfma.EvalResult":
+    """TFMA's result for the candidate model.
+
+    Why not ``tfma.load_eval_result(uri)``: when the Evaluator compared the candidate
+    with a baseline model, that call logs a warning per plot ("Fail to find plots for
+    model name: None") and leaves the plots out; naming the candidate avoids both.
+    """
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    specs = list(config.model_specs) if config is not None else []
+    candidates = [spec.name for spec in specs if not spec.is_baseline]
+    name = candidates[0] if len(specs) > 1 and len(candidates) == 1 else None
+    return tfma.load_eval_result(evaluation_uri, model_name=name)
+
+
 def overall_metrics(evaluation_uri: str) -> Dict[str, object]:
     """The candidate model's metrics on the whole eval split, as TFMA wrote them:
     numbers, or text where TFMA's JSON has it (NaN becomes "NaN")."""
-    eval_result = tfma.load_eval_result(evaluation_uri)
+    eval_result = load_candidate_result(evaluation_uri)
     for slice_key, metrics in eval_result.slicing_metrics:
         if slice_key == ():
             values = next(iter(metrics.values()))

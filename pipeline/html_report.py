@@ -34,10 +34,10 @@ def _png(fig) -> str:
 def slice_rows(evaluation_uri: str) -> List[Tuple[str, str, str, str, float]]:
     """TFMA's slicing metrics as (slice column, value, sub key, metric, value) rows;
     the overall slice is ('', '')."""
-    import tensorflow_model_analysis as tfma
+    from components.evaluation import load_candidate_result
 
     rows = []
-    for slice_key, metrics in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+    for slice_key, metrics in load_candidate_result(evaluation_uri).slicing_metrics:
         if len(slice_key) > 1:
             continue
         column, value = (slice_key[0][0], str(slice_key[0][1])) if slice_key else ("", "")
