@@ -22,7 +22,7 @@ threshold and whether it fired:
   newest clean span below that version's eval accuracy by more than
   ``max_accuracy_drop`` (judged from ``monitoring.min_version_rows`` labelled rows);
 * ``sustained_drift`` (trigger): one feature with a skew or drift alert in each
-  of the last ``drift_spans`` clean spans;
+  of the last ``drift_spans`` clean spans after the last retrain decision;
 * ``max_age`` (trigger): the serving version answered rows in ``max_age_spans``
   checked clean spans;
 * ``new_labels`` (gate): at least ``min_new_labelled_rows`` labelled rows in the
@@ -127,11 +127,15 @@ def _drifting(check: CheckResult, incident_measures: Sequence[str]) -> Set[str]:
             if a.comparator in DRIFT_COMPARATORS and a.measure not in incident_measures}
 
 
-def _drift_rule(cfg: PipelineConfig, clean: Sequence[CheckResult]) -> RuleResult:
+def _drift_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], since: Optional[int]) -> RuleResult:
+    """Counts only spans after the last retrain decision (``since``): that retraining answered
+    the drift seen until then, and a feature still skewed from the original training history
+    would otherwise call for a retraining on every span after it."""
     spans = cfg.retraining.drift_spans
     name = "sustained_drift"
     if spans == 0:
         return RuleResult(name, TRIGGER, None, None, False, "retraining.drift_spans is 0")
+    clean = [c for c in clean if since is None or c.span > since]
     drifting = [_drifting(c, cfg.retraining.incident_measures) for c in clean]
     longest: Dict[str, int] = {}
     for feature in sorted(drifting[-1] if drifting else ()):
@@ -141,13 +145,14 @@ def _drift_rule(cfg: PipelineConfig, clean: Sequence[CheckResult]) -> RuleResult
                 break
             count += 1
         longest[feature] = count
+    after = "" if since is None else f" after the last retrain decision (span {since})"
     if not longest:
         return RuleResult(name, TRIGGER, 0.0, float(spans), False,
-                          "no feature drifting in the newest clean span")
+                          f"no feature drifting in the newest clean span{after}")
     feature = max(sorted(longest), key=lambda f: longest[f])
     count = longest[feature]
     return RuleResult(name, TRIGGER, float(count), float(spans), count >= spans,
-                      f"feature {feature!r} alerted (skew/drift) in the last {count} clean spans")
+                      f"feature {feature!r} alerted (skew/drift) in the last {count} clean spans{after}")
 
 
 def _age_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], version: Optional[int]) -> RuleResult:
@@ -197,7 +202,7 @@ def decide(cfg: PipelineConfig, checks: Sequence[CheckResult], span: Optional[in
     if accuracy is not None and math.isnan(accuracy):
         accuracy = None
     rules = [_accuracy_rule(cfg, newest, version, accuracy, eval_accuracy_source),
-             _drift_rule(cfg, clean), _age_rule(cfg, clean, version),
+             _drift_rule(cfg, clean, last_retrain_span), _age_rule(cfg, clean, version),
              _labels_rule(cfg, clean, last_retrain_span)]
     window = [c.span for c in clean][-cfg.data.spans.train_spans:]
     triggered = any(r.fired for r in rules if r.kind == TRIGGER)

@@ -134,3 +134,14 @@ def test_labelled_accuracy_alerts_count_as_neither_drift_nor_incident(taxi_confi
     low = Measurement("labelled_accuracy", "label", "accuracy", 0.2, 0.5, direction=BELOW, model_version=1)
     decision = decide(config(taxi_config, drift_spans=1), [check(1, [low])])
     assert decision.incidents == {} and not rule(decision, "sustained_drift").fired
+
+
+def test_drift_before_the_last_retrain_decision_does_not_count_again(taxi_config):
+    """A retraining answers the drift seen until its decision: a feature still skewed from the
+    original training history must drift for k spans after it before it triggers again."""
+    cfg = config(taxi_config, drift_spans=2, min_new_labelled_rows=0)
+    checks = [check(span, [drift("payment_type", "skew")]) for span in (1, 2, 3, 4)]
+    assert rule(decide(cfg, checks, span=3), "sustained_drift").value == 3
+    after = rule(decide(cfg, checks, span=3, last_retrain_span=2), "sustained_drift")
+    assert not after.fired and after.value == 1 and "after the last retrain decision (span 2)" in after.detail
+    assert rule(decide(cfg, checks, span=4, last_retrain_span=2), "sustained_drift").fired
