@@ -9,6 +9,7 @@ real no-op rerun and a real changed one.
 """
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -243,28 +244,35 @@ def test_the_fingerprinted_packages_are_every_floor_the_pipeline_imports():
         assert dirs[package] == [os.path.join(REPO_ROOT, package)], package
 
 
-def test_the_dags_code_lies_in_the_fingerprinted_packages(taxi_config):
+def test_the_dags_code_lies_in_the_fingerprinted_packages():
     """Every module of this checkout loaded by building the DAG and importing every
-    executor and user function it names lies in CODE_PACKAGES."""
-    import importlib
-
-    from pipeline.local_runner import build_local_pipeline
-
-    pipeline = build_local_pipeline(taxi_config, tune=True)
-    for component in pipeline.components:
-        spec = getattr(component, "executor_spec", None)
-        executor = getattr(spec, "executor_class", None)
-        if executor is not None:
-            importlib.import_module(executor.__module__)
-        for key in ("preprocessing_fn", "tuner_fn", "run_fn"):
-            dotted = component.exec_properties.get(key)
-            if dotted:
-                importlib.import_module(dotted.rsplit(".", 1)[0])
-    def in_checkout(path: str) -> bool:  # the venv may live inside the checkout (make setup's .venv)
-        return path.startswith(REPO_ROOT + os.sep) and not path.startswith(sys.prefix + os.sep)
-
-    ours = {name for name, module in list(sys.modules.items())
-            if in_checkout(getattr(module, "__file__", None) or "") and not name.startswith("tests")}
+    executor and user function it names lies in CODE_PACKAGES. In a fresh interpreter:
+    a test worker's sys.modules also holds what other tests imported."""
+    script = f"""
+import importlib, os, sys
+from common.loader import load_config
+from pipeline.local_runner import build_local_pipeline
+pipeline = build_local_pipeline(load_config({TAXI_CONFIG!r}), tune=True)
+for component in pipeline.components:
+    spec = getattr(component, "executor_spec", None)
+    executor = getattr(spec, "executor_class", None)
+    if executor is not None:
+        importlib.import_module(executor.__module__)
+    for key in ("preprocessing_fn", "tuner_fn", "run_fn"):
+        dotted = component.exec_properties.get(key)
+        if dotted:
+            importlib.import_module(dotted.rsplit(".", 1)[0])
+root, venv = {REPO_ROOT!r} + os.sep, sys.prefix + os.sep  # the venv may live in the checkout
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None) or ""
+    if path.startswith(root) and not path.startswith(venv):
+        print(name)
+"""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours = set(done.stdout.split())
     outside = sorted(n for n in ours if n.split(".")[0] not in noop_rerun.CODE_PACKAGES)
     assert not outside
     assert {n.split(".")[0] for n in ours} >= {"trainer", "components", "common", "serving", "edge"}
