@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -140,63 +140,72 @@ def paired_overhead(bare: BareCall, host: str, port: int, path: str, instance: D
             "errors": errors}
 
 
-def stage_costs(gateway_args: List[str], model_name: str, instance: Dict[str, Any], rows: int,
-                calls: int) -> Dict[str, float]:
-    """p50 ms of each stage of a ``rows``-row predict, each timed alone ``calls`` times,
-    and of the whole ``Gateway.handle`` (which adds routing, metrics and request ids).
+def stage_costs(gateway_args: List[str], model_name: str, instance: Dict[str, Any],
+                sizes: Sequence[int], calls: int) -> List[Dict[str, float]]:
+    """Per row count in ``sizes`` (``rows`` key), p50 ms of each stage of a predict,
+    each timed alone ``calls`` times, and of the whole ``Gateway.handle`` (which
+    adds routing, metrics and request ids).
 
-    The gateway is built in this process as ``python -m serving start
+    The gateway is built once, in this process, as ``python -m serving start
     <gateway_args>`` builds it; the stages call the same functions its
     handler calls, in the same order, on the same body.
     """
-    from serving import codec
-    from serving.api import request as req
     from serving.cli import start_settings
     from serving.server import build_gateway
 
     gateway = build_gateway(start_settings(gateway_args))
     try:
-        body = json.dumps({"instances": [instance] * rows}).encode()
-        version = gateway.backend.versions(model_name)[-1]
-        model = gateway.backend.servable(model_name, version)
-        parsed = req.parse_json(body)
-        arrays = model.parse_predict(parsed).inputs
-        tensors = model.tensors("serving_default", arrays)
-        function = model.signature("serving_default")
-        outputs = {k: v.numpy() for k, v in function(**tensors).items()}
-        answer = {"predictions": codec.format_row_outputs(outputs, rows)}
-        headers = req.Headers([("Content-Type", "application/json"),
-                               ("Content-Length", str(len(body)))])
-        path = f"/v1/models/{model_name}:predict"
-        stages = {
-            "parse JSON": lambda: req.parse_json(body),
-            "check body + schema": lambda: gateway.model.check_body("predict", parsed),
-            "rows to arrays": lambda: model.parse_predict(parsed),
-            "build tensors": lambda: model.tensors("serving_default", arrays),
-            "model call": lambda: {k: v.numpy() for k, v in function(**tensors).items()},
-            "outputs to JSON values": lambda: codec.format_row_outputs(outputs, rows),
-            "answer bytes": lambda: req.json_response(200, answer),
-            "request-log enqueue": lambda: gateway.request_log.log(
-                request_id="bench", model=model_name, version=version, role="primary",
-                features=parsed["instances"], outputs=answer["predictions"], latency_ms=1.0),
-            "whole Gateway.handle": lambda: gateway.handle("POST", path, headers, body),
-        }
-        figures: Dict[str, float] = {}
-        for stage, call in stages.items():
-            for _ in range(min(20, calls)):
-                call()
-            latencies = []
-            for _ in range(calls):
-                start = time.perf_counter()
-                call()
-                latencies.append((time.perf_counter() - start) * 1000)
-            figures[stage] = percentile(latencies, 50)
-        return figures
+        return [{"rows": rows, **_stage_costs(gateway, model_name, instance, rows, calls)}
+                for rows in sizes]
     finally:
         gateway.close()
         gateway.backend.close()
         if gateway.request_log is not None:
             gateway.request_log.close()
+
+
+def _stage_costs(gateway: Any, model_name: str, instance: Dict[str, Any], rows: int,
+                 calls: int) -> Dict[str, float]:
+    """p50 ms of each stage of a ``rows``-row predict on ``gateway`` (see ``stage_costs``)."""
+    from serving import codec
+    from serving.api import request as req
+
+    body = json.dumps({"instances": [instance] * rows}).encode()
+    version = gateway.backend.versions(model_name)[-1]
+    model = gateway.backend.servable(model_name, version)
+    parsed = req.parse_json(body)
+    arrays = model.parse_predict(parsed).inputs
+    tensors = model.tensors("serving_default", arrays)
+    function = model.signature("serving_default")
+    outputs = {k: v.numpy() for k, v in function(**tensors).items()}
+    answer = {"predictions": codec.format_row_outputs(outputs, rows)}
+    headers = req.Headers([("Content-Type", "application/json"),
+                           ("Content-Length", str(len(body)))])
+    path = f"/v1/models/{model_name}:predict"
+    stages = {
+        "parse JSON": lambda: req.parse_json(body),
+        "check body + schema": lambda: gateway.model.check_body("predict", parsed),
+        "rows to arrays": lambda: model.parse_predict(parsed),
+        "build tensors": lambda: model.tensors("serving_default", arrays),
+        "model call": lambda: {k: v.numpy() for k, v in function(**tensors).items()},
+        "outputs to JSON values": lambda: codec.format_row_outputs(outputs, rows),
+        "answer bytes": lambda: req.json_response(200, answer),
+        "request-log enqueue": lambda: gateway.request_log.log(
+            request_id="bench", model=model_name, version=version, role="primary",
+            features=parsed["instances"], outputs=answer["predictions"], latency_ms=1.0),
+        "whole Gateway.handle": lambda: gateway.handle("POST", path, headers, body),
+    }
+    figures: Dict[str, float] = {}
+    for stage, call in stages.items():
+        for _ in range(min(20, calls)):
+            call()
+        latencies = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            call()
+            latencies.append((time.perf_counter() - start) * 1000)
+        figures[stage] = percentile(latencies, 50)
+    return figures
 
 
 class RawClient:
@@ -345,9 +354,7 @@ def main() -> int:
                 os.path.join(work, tag, "models.config"), "--request_log_dir",
                 os.path.join(work, tag, "request_log")]
 
-    for rows in sizes:
-        results["stages"].append({"rows": rows, **stage_costs(gateway_args("stages"), name, INSTANCE,
-                                                              rows, args.stage_calls)})
+    results["stages"] = stage_costs(gateway_args("stages"), name, INSTANCE, sizes, args.stage_calls)
     print(f"stage p50 ms, in-process ({args.stage_calls} calls each): "
           + ", ".join(f"{rows} row(s)" for rows in sizes))
     for stage in results["stages"][0]:

@@ -133,15 +133,20 @@ class LogReader:
         self.bytes_read = 0
 
     def poll(self) -> Dict[Tuple[str, int], LoggedRows]:
-        """Reads what is new in every span since the start; returns ``rows``."""
+        """Reads what is new in every span since the start; returns ``rows``. A file no
+        larger than the offset reached in it is skipped unopened (most files, most polls)."""
         for span in (s for s in request_log.list_spans(self.log_dir) if s >= self.first_span):
             for path in sorted(glob.glob(request_log.window_glob(self.log_dir, span, role=None))):
                 offset = self._offsets.get(path, 0)
+                if os.path.getsize(path) <= offset:
+                    continue  # not grown since the last poll: not opened
                 for record, self._offsets[path] in read_records(path, offset):
                     self._add_row(example_pb2.Example.FromString(record))
                 self.bytes_read += self._offsets.get(path, offset) - offset
             for path in label_files(self.log_dir, span):
                 offset = self._offsets.get(path, 0)
+                if os.path.getsize(path) <= offset:
+                    continue
                 labels, self._offsets[path] = read_labels_from(path, offset)
                 self.bytes_read += self._offsets[path] - offset
                 for label in labels:

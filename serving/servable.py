@@ -63,7 +63,6 @@ class ServedModel:
         self._queues_lock = threading.Lock()
         self._closed = False
         self._specs: Dict[str, Dict[str, codec.InputSpec]] = {}  # per signature, built once
-        self._functions: Dict[str, Any] = {}  # signature name -> concrete function, looked up once
         # LIAR: makes a request's claim-neighbour record from the index pushed with the model
         self.claim_records = claim_records
 
@@ -81,17 +80,13 @@ class ServedModel:
         return sorted(self._loaded.signatures.keys())
 
     def signature(self, signature_name: str) -> Any:
-        """The signature's concrete function, looked up once per version (the
-        SavedModel's signature map builds its answer on each access)."""
-        function = self._functions.get(signature_name)
-        if function is None:
-            try:
-                function = self._loaded.signatures[signature_name]
-            except KeyError:
-                raise BadRequest(f"signature_name '{signature_name}' not found; available: "
-                                 f"{self.signature_names}") from None
-            self._functions[signature_name] = function
-        return function
+        """The signature's concrete function (the SavedModel's signature map is a
+        plain dict lookup, so nothing is cached here); 400 naming the known ones."""
+        try:
+            return self._loaded.signatures[signature_name]
+        except KeyError:
+            raise BadRequest(f"signature_name '{signature_name}' not found; available: "
+                             f"{self.signature_names}") from None
 
     def input_specs(self, signature_name: str) -> Dict[str, codec.InputSpec]:
         """Input name -> InputSpec of a signature (keyword inputs only), computed once."""

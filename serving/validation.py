@@ -19,7 +19,7 @@ first problem and word the error, so errors are the same either way.
 import base64
 import dataclasses
 import math
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional
+from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -266,12 +266,16 @@ class SchemaValidator:
         if not rows or type(rows[0]) is not dict:
             return False
         keys = rows[0].keys()
-        if not (self._names >= keys and keys >= self._required):
+        if not self._keys_pass(keys):
             return False
         if not all(type(row) is dict and row.keys() == keys for row in rows):
             return False
         return all(self._column_passes(self.rules[name], [row[name] for row in rows])
                    for name in keys)
+
+    def _keys_pass(self, keys: AbstractSet[str]) -> bool:
+        """True when every key is a known feature and every required feature is there."""
+        return self._names >= keys and keys >= self._required
 
     def _column_passes(self, rule: FeatureRule, column: List[Any]) -> bool:
         """True only if every value is a plain scalar (one value) that ``check_value``
@@ -308,7 +312,7 @@ class SchemaValidator:
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
         """Columnar ``inputs``: one list of per-row values per feature."""
-        if (self._names >= inputs.keys() and inputs.keys() >= self._required
+        if (self._keys_pass(inputs.keys())
                 and all(type(column) is list and column
                         and self._column_passes(self.rules[name], column)
                         for name, column in inputs.items())):

@@ -139,11 +139,11 @@ def _fast_parse(body: bytes) -> Optional[Dict[str, Any]]:
     Only bodies on which both parsers agree are taken here: orjson refuses what
     ``json`` would treat specially (NaN, infinities, lone surrogates, a BOM,
     UTF-16, deep nesting, invalid JSON), so those go to ``json``, which keeps
-    its answers and error messages; bodies with a long digit run (an integer
-    orjson would read as a float) and bodies that may hold an escaped surrogate
-    go there too.
+    its answers and error messages (orjson 3.13 rejects every lone surrogate,
+    escaped or raw UTF-8, so ``json``'s path does the surrogate check); bodies
+    with a long digit run (an integer orjson would read as a float) go there too.
     """
-    if _LONG_DIGIT_RUN in body.translate(_DIGITS_TO_ZERO) or _SURROGATE_ESCAPE.search(body):
+    if _LONG_DIGIT_RUN in body.translate(_DIGITS_TO_ZERO):
         return None
     try:
         parsed = orjson.loads(body)

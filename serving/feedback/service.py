@@ -37,7 +37,7 @@ from serving.api.request import REQUEST_ID_PATTERN
 from serving.errors import BadRequest, Conflict, NotFound, ServingError, reject_unexpected
 from serving.feedback.index import RequestIndex
 from serving.feedback.labels import LabelSpec
-from serving.feedback.store import Key, LabelRecord, LabelStore
+from serving.feedback.store import Key, LabelRecord, LabelStore, field
 from serving.feedback.verdicts import VerdictRecord, VerdictStore, is_verdict, parse_verdict
 
 ITEM_FIELDS = ("request_id", "label", "row")
@@ -53,11 +53,6 @@ class Outcome:
     def to_dict(self) -> Dict[str, int]:
         """The answer's body: verdicts count as accepted (the wire format has no other key)."""
         return {"accepted": self.accepted, "duplicates": self.duplicates}
-
-
-def field(where: str, name: str) -> str:
-    """``feedback[3].label`` in a batch, ``label`` for a single item."""
-    return f"{where}.{name}" if where else name
 
 
 def parse_item(raw: Any, where: str) -> Tuple[str, int, Any]:

@@ -94,11 +94,17 @@ def list_feedback_spans(log_dir: str) -> List[int]:
     return sorted(int(m.group(1)) for m in map(_SPAN_DIR.match, os.listdir(root)) if m)
 
 
+def field(where: str, name: str) -> str:
+    """``feedback[3].label`` in a batch, ``label`` for a single item (the name a 400
+    gives a field of a label or verdict item)."""
+    return f"{where}.{name}" if where else name
+
+
 def read_span_labels(log_dir: str, span: int) -> SpanLabels:
     """Every label file of one span, read completely (for the join)."""
     labels = SpanLabels()
     for path in label_files(log_dir, span):
-        for record in _read_lines(path, 0)[0]:
+        for record in read_labels_from(path, 0)[0]:
             labels.add(record)
     return labels
 
@@ -147,7 +153,7 @@ class LabelStore:
         for path in label_files(self.directory, span):
             offset = self._offsets.get(path, 0)
             if os.path.getsize(path) > offset:
-                records, self._offsets[path] = _read_lines(path, offset)
+                records, self._offsets[path] = read_labels_from(path, offset)
                 for record in records:
                     labels.add(record)
         return labels
@@ -163,18 +169,13 @@ def label_files(log_dir: str, span: int) -> List[str]:
 
 def read_labels_from(path: str, offset: int) -> Tuple[List[LabelRecord], int]:
     """The labels of the complete lines from byte ``offset`` on, and the offset after them
-    (a reader that follows a file as it grows, e.g. monitoring.canary)."""
-    return _read_lines(path, offset)
-
-
-def _read_lines(path: str, offset: int) -> Tuple[List[LabelRecord], int]:
-    """The complete lines from ``offset`` on, and the offset after the last one."""
+    (for a reader that follows a file as it grows: this store, monitoring.canary)."""
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read()
-    end = data.rfind(b"\n") + 1
+    lines, end = complete_lines(data)
     records = []
-    for number, line in enumerate(_lines(data[:end]), 1):
+    for number, line in enumerate(lines, 1):
         try:
             records.append(LabelRecord.from_line(line))
         except (ValueError, KeyError, TypeError) as error:
@@ -183,8 +184,11 @@ def _read_lines(path: str, offset: int) -> Tuple[List[LabelRecord], int]:
     return records, offset + end
 
 
-def _lines(data: bytes) -> Iterable[bytes]:
-    return (line for line in data.split(b"\n") if line.strip())
+def complete_lines(data: bytes) -> Tuple[Iterable[bytes], int]:
+    """The non-blank complete lines of ``data`` and the bytes they span: a line a
+    writer is still appending (no newline yet) is left for the next read."""
+    end = data.rfind(b"\n") + 1
+    return (line for line in data[:end].split(b"\n") if line.strip()), end
 
 
 def writer_file_name(prefix: str) -> str:

@@ -27,7 +27,7 @@ import os
 from typing import Any, List, Mapping, Sequence
 
 from serving.errors import BadRequest, reject_unexpected, shorten
-from serving.feedback.store import append_durably, feedback_dir, writer_file_name
+from serving.feedback.store import append_durably, complete_lines, feedback_dir, field, writer_file_name
 
 VERDICTS_DIR = "verdicts"
 VERDICT_FIELDS = ("statement", "model", "model_version", "lean", "probability", "answer")
@@ -60,14 +60,10 @@ class VerdictRecord:
                 + "\n").encode("utf-8")
 
 
-def _name(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
-
-
 def _choice(raw: Mapping[str, Any], where: str, name: str, allowed: Sequence[str]) -> str:
     value = raw[name]
     if value not in allowed or not isinstance(value, str):
-        raise BadRequest(f"{_name(where, name)}: expected one of {list(allowed)}, got {shorten(value)}")
+        raise BadRequest(f"{field(where, name)}: expected one of {list(allowed)}, got {shorten(value)}")
     return value
 
 
@@ -76,25 +72,25 @@ def parse_verdict(raw: Mapping[str, Any], model: str, where: str, received_ms: i
     reject_unexpected(raw, VERDICT_FIELDS, where or "body", "field", "a statement verdict has")
     for name in VERDICT_FIELDS:
         if raw.get(name) is None:
-            raise BadRequest(f"{_name(where, name)}: required (a statement verdict has "
+            raise BadRequest(f"{field(where, name)}: required (a statement verdict has "
                              f"{list(VERDICT_FIELDS)})")
     statement = raw["statement"]
     if not isinstance(statement, str) or not statement.strip() or len(statement) > MAX_STATEMENT_CHARS:
-        raise BadRequest(f"{_name(where, 'statement')}: expected a non-blank string of at most "
+        raise BadRequest(f"{field(where, 'statement')}: expected a non-blank string of at most "
                          f"{MAX_STATEMENT_CHARS} characters, got {shorten(statement)}")
     if raw["model"] != model:
-        raise BadRequest(f"{_name(where, 'model')}: {shorten(raw['model'])} is not the model of the "
+        raise BadRequest(f"{field(where, 'model')}: {shorten(raw['model'])} is not the model of the "
                          f"URL, {model!r}")
     version = raw["model_version"]
     if not (isinstance(version, str) and 0 < len(version) <= MAX_VERSION_CHARS or
             type(version) is int and 0 <= version <= MAX_VERSION_NUMBER):
-        raise BadRequest(f"{_name(where, 'model_version')}: expected a string of 1-"
+        raise BadRequest(f"{field(where, 'model_version')}: expected a string of 1-"
                          f"{MAX_VERSION_CHARS} characters or an integer in [0, {MAX_VERSION_NUMBER}] "
                          f"(the bundled model's version), got {shorten(version)}")
     probability = raw["probability"]
     if isinstance(probability, bool) or not isinstance(probability, (int, float)) or \
             not math.isfinite(probability) or not 0.0 <= probability <= 1.0:
-        raise BadRequest(f"{_name(where, 'probability')}: expected a number in [0, 1] (the lean's "
+        raise BadRequest(f"{field(where, 'probability')}: expected a number in [0, 1] (the lean's "
                          f"probability), got {shorten(probability)}")
     lean = _choice(raw, where, "lean", SIDES)
     answer = _choice(raw, where, "answer", ANSWERS)
@@ -124,8 +120,6 @@ def read_verdicts(log_dir: str) -> List[VerdictRecord]:
     for name in sorted(os.listdir(directory)):
         with open(os.path.join(directory, name), "rb") as f:
             data = f.read()
-        for line in data[:data.rfind(b"\n") + 1].splitlines():
-            if line.strip():
-                records.append(VerdictRecord(**json.loads(line)))
+        records.extend(VerdictRecord(**json.loads(line)) for line in complete_lines(data)[0])
     return records
 
