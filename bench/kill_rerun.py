@@ -22,8 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components.pusher import PUSH_COMPLETE_FILE  # noqa: E402
-from pipeline.local_runner import local_paths  # noqa: E402
 from pipeline.results import RunResult, collect  # noqa: E402
+from pipeline.run_paths import local_paths  # noqa: E402
 from testing import kill_rerun  # noqa: E402
 from tests.conftest import TAXI_CONFIG  # noqa: E402
 from tests.e2e.conftest import config_for, small_overrides, write_sample  # noqa: E402

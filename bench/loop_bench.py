@@ -23,26 +23,23 @@ import numpy as np
 
 from common.paths import REPO_ROOT, resolve_path
 from loop.plan import FULL, QUICK
-from loop.runner import Loop, pushed_versions
+from loop.runner import Loop
 from monitoring import locations
-from monitoring.differential import predicted_classes
+from monitoring.differential import optional_truths, predicted_classes
 from monitoring.labelled import row_truths
 from monitoring.reference import logged_columns
-from monitoring.replay import scores
+from monitoring.replay import load_version, scores
 from monitoring.served import read_span
 from serving.servable import ServedModel
+from serving.versions import complete_versions
 
 
-def frozen_accuracy(cfg, version, span):
-    """Accuracy of ``version`` on the labelled logged rows of request-log span ``span``."""
+def frozen_accuracy(cfg, model: ServedModel, span: int) -> float:
+    """Accuracy of the loaded ``model`` on the labelled logged rows of request-log span ``span``."""
     log_dir = locations.request_log_dir(cfg)
     served = read_span(log_dir, span, cfg.serving.model_name, logged_columns(cfg), examples=True)
-    truths = np.array([-1 if t is None else t for t in row_truths(cfg, log_dir, served)])
-    model = ServedModel.load(os.path.join(cfg.push_dir, str(version)), cfg.serving.model_name, version)
-    try:
-        predicted = predicted_classes(scores(model, served.examples), cfg.num_classes)
-    finally:
-        model.close()
+    truths = optional_truths(row_truths(cfg, log_dir, served))
+    predicted = predicted_classes(scores(model, served.examples), cfg.num_classes)
     labelled = truths >= 0
     return float(np.mean(predicted[labelled] == truths[labelled])) if labelled.any() else float("nan")
 
@@ -58,14 +55,18 @@ def main(argv=None):
     loop = Loop(args.config, plan, work_dir)
     result = loop.run()
     cfg = loop.cfg
-    first = pushed_versions(cfg)[0]
     print(result.timeline.table())
     print(f"\n{'quarter':>7} {'rows':>5} {'loop on':>8} {'frozen v1':>9}  note")
-    for record in result.timeline.records:
-        frozen = frozen_accuracy(cfg, first, record.log_span)
-        note = "upstream fault" if record.quarter == plan.fault_at else (
-            "broken candidate canaried" if record.quarter == plan.broken_at else "")
-        print(f"{record.quarter:>7} {record.traffic.rows:>5} {record.traffic.accuracy:>8.3f} {frozen:>9.3f}  {note}")
+    frozen_model = load_version(cfg, complete_versions(cfg.push_dir)[0])
+    try:
+        for record in result.timeline.records:
+            frozen = frozen_accuracy(cfg, frozen_model, record.log_span)
+            note = "upstream fault" if record.quarter == plan.fault_at else (
+                "broken candidate canaried" if record.quarter == plan.broken_at else "")
+            print(f"{record.quarter:>7} {record.traffic.rows:>5} {record.traffic.accuracy:>8.3f} "
+                  f"{frozen:>9.3f}  {note}")
+    finally:
+        frozen_model.close()
     print(f"\nretrainings: {result.retrainings}")
     alerted = [r.checked_at for r in result.timeline.records if r.alerts and r.checked_at]
     promoted = [r.canary_done_at for r in result.timeline.records

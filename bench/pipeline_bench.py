@@ -61,14 +61,25 @@ def run(cmd, log_path):
     return proc.stdout, wall
 
 
-def ours(work, overrides, label, *flags):
+def pipeline_cmd(run_dir, settings=(), flags=()):
+    """``python -m pipeline run`` of the taxi config into ``run_dir`` (its push dir inside),
+    with ``--set`` for each of ``settings`` (KEY=VALUE; later ones win) and ``flags``."""
     cmd = [sys.executable, "-m", "pipeline", "run", "--config", "configs/taxi.yaml",
-           "--set", f"run_dir={work}/ours", "--set", f"serving.push_dir={work}/ours/serving", *flags]
-    for o in overrides:
-        cmd += ["--set", o]
-    out, wall = run(cmd, os.path.join(work, f"ours_{label}.log"))
-    total_line = re.search(r"^\s+total\s+([\d.]+)s", out, re.M)
-    total = float(total_line.group(1)) if total_line else 0.0  # a no-op rerun runs nothing
+           "--set", f"run_dir={run_dir}", "--set", f"serving.push_dir={run_dir}/serving", *flags]
+    for setting in settings:
+        cmd += ["--set", setting]
+    return cmd
+
+
+def total_seconds(out):
+    """The orchestrator's total from a run's printed summary, or None (nothing ran)."""
+    total = re.search(r"^\s+total\s+([\d.]+)s", out, re.M)
+    return float(total.group(1)) if total else None
+
+
+def ours(work, overrides, label, *flags):
+    out, wall = run(pipeline_cmd(f"{work}/ours", overrides, flags), os.path.join(work, f"ours_{label}.log"))
+    total = total_seconds(out) or 0.0  # a no-op rerun runs nothing
     metrics = dict((m.group(1), float(m.group(2)))
                    for m in re.finditer(r"^\s{2}(auc|binary_accuracy|precision|recall|calibration)\s+([\d.]+)$",
                                         out, re.M))

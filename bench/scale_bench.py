@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -31,8 +30,9 @@ import psutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
-from pipeline_bench import ENV, component_seconds  # noqa: E402
+from pipeline_bench import ENV, component_seconds, pipeline_cmd, total_seconds  # noqa: E402
 
+from common.paths import TAXI_DEFAULT  # noqa: E402
 from testing import taxi_scale  # noqa: E402
 
 SOURCE_ROWS = 15_000
@@ -43,7 +43,7 @@ GB = 1024 ** 3
 def data_dir(work: str, rows: int) -> str:
     """The taxi CSV itself at 15 k rows; a generated directory (written once) above."""
     if rows == SOURCE_ROWS:
-        return "tfx:chicago_taxi"
+        return TAXI_DEFAULT
     path = os.path.join(work, "data", f"taxi_{rows}")
     if not os.path.isfile(os.path.join(path, "data.csv")):
         taxi_scale.write_rows(path, rows)
@@ -80,19 +80,15 @@ def run_sampled(cmd: List[str], log_path: str) -> Dict[str, float]:
 def run_once(work: str, rows: int, mode: str, workers: int, overrides: Sequence[str]) -> Dict[str, object]:
     label = f"{rows}_{mode}"
     run_dir = os.path.join(work, "runs", label)
-    cmd = [sys.executable, "-m", "pipeline", "run", "--config", "configs/taxi.yaml",
-           "--set", f"data.path={data_dir(work, rows)}", "--set", f"run_dir={run_dir}",
-           "--set", f"serving.push_dir={run_dir}/serving",
-           "--set", f"beam.direct_running_mode={mode}",
-           "--set", f"beam.direct_num_workers={workers if mode == 'multi_processing' else 1}"]
-    for o in overrides:
-        cmd += ["--set", o]
+    cmd = pipeline_cmd(run_dir, [f"data.path={data_dir(work, rows)}", f"beam.direct_running_mode={mode}",
+                                 f"beam.direct_num_workers={workers if mode == 'multi_processing' else 1}",
+                                 *overrides])
     log_path = os.path.join(work, f"{label}.log")
     result = run_sampled(cmd, log_path)
     with open(log_path) as f:
-        total = re.search(r"^\s+total\s+([\d.]+)s", f.read(), re.M)
+        total = total_seconds(f.read())
     components = component_seconds(os.path.join(run_dir, "taxi", "metadata.db"))
-    result.update(rows=rows, mode=mode, total_s=float(total.group(1)) if total else None,
+    result.update(rows=rows, mode=mode, total_s=total,
                   components={name: round(s, 1) for name, s, _ in components})
     return result
 

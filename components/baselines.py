@@ -50,10 +50,12 @@ def majority_class(train_labels: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class OneRule:
-    """A fitted one-feature rule: bin edges (None for integer ids) and each bin's majority label."""
+    """A fitted one-feature rule: bin edges (None for integer ids), each bin's majority label, and
+    its accuracy on the rows it was fitted on (each bin's majority count: no second prediction pass)."""
     edges: Optional[np.ndarray]
     labels: Mapping[int, int]
     fallback: int
+    train_accuracy: float
 
     def predict(self, values: np.ndarray) -> np.ndarray:
         bins = values if self.edges is None else np.searchsorted(self.edges, values)
@@ -67,10 +69,12 @@ def fit_one_rule(train_x: np.ndarray, train_y: np.ndarray, fallback: int) -> One
         edges = np.unique(np.quantile(train_x, np.linspace(0, 1, _QUANTILE_BINS + 1)[1:-1]))
     bins = train_x if edges is None else np.searchsorted(edges, train_x)
     rule: Dict[int, int] = {}
+    correct = 0
     for b in np.unique(bins):
         labels, counts = np.unique(train_y[bins == b], return_counts=True)
         rule[int(b)] = int(labels[np.argmax(counts)])
-    return OneRule(edges, rule, fallback)
+        correct += int(counts.max())
+    return OneRule(edges, rule, fallback, correct / len(train_y))
 
 
 def best_one_feature_rule(train: Mapping[str, np.ndarray], label_key: str, feature_keys: Sequence[str],
@@ -79,9 +83,8 @@ def best_one_feature_rule(train: Mapping[str, np.ndarray], label_key: str, featu
     best = None
     for key in feature_keys:
         rule = fit_one_rule(train[key], train[label_key], fallback)
-        train_acc = float(np.mean(rule.predict(train[key]) == train[label_key]))
-        if best is None or train_acc > best[1]:
-            best = (key, train_acc, rule)
+        if best is None or rule.train_accuracy > best[1]:
+            best = (key, rule.train_accuracy, rule)
     return best
 
 

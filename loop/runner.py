@@ -23,13 +23,14 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow_data_validation as tfdv
 
 from common.config import PipelineConfig
 from common.loader import load_config
+from common.paths import TAXI_DEFAULT
 from loop import workspace
 from loop.plan import Plan
 from loop.timeline import SpanRecord, Timeline
@@ -63,12 +64,6 @@ class LoopResult:
     timeline: Timeline
     report: str = ""
     retrainings: int = 0
-    canaries: List[CanaryRun] = field(default_factory=list)
-
-
-def pushed_versions(cfg: PipelineConfig) -> List[int]:
-    """The complete versions in ``<push_dir>``, oldest first."""
-    return sorted(complete_versions(cfg.push_dir)) if os.path.isdir(cfg.push_dir) else []
 
 
 class Loop:
@@ -90,7 +85,7 @@ class Loop:
     # -- set-up -------------------------------------------------------------------------------
     def prepare(self) -> PipelineConfig:
         base = load_config(self.config_path, list(self.overrides) + ['data.spans.pattern=""',
-                                                                   "data.path=tfx:chicago_taxi"])
+                                                                   f"data.path={TAXI_DEFAULT}"])
         workspace.prepare(base, self.plan, self.work_dir)
         self.cfg = load_config(self.config_path, list(self.overrides))
         history = load_config(self.config_path, list(self.overrides) + [
@@ -101,7 +96,7 @@ class Loop:
 
     def train(self, why: str) -> Optional[int]:
         """Runs the pipeline; returns the version it pushed (None: not blessed, not pushed)."""
-        before = set(pushed_versions(self.cfg))
+        before = set(complete_versions(self.cfg.push_dir))
         started = time.perf_counter()
         self.say(f"pipeline run ({why}) ...")
         log_file = local_paths(self.cfg).log_file
@@ -113,7 +108,7 @@ class Loop:
             self.say(f"pipeline run stopped after {time.perf_counter() - started:.0f} s: {err}; nothing pushed "
                      f"(log: {log_file})")
             return None
-        new = sorted(set(pushed_versions(self.cfg)) - before)
+        new = sorted(set(complete_versions(self.cfg.push_dir)) - before)
         self.say(f"pipeline run done in {time.perf_counter() - started:.0f} s: "
                  + (f"pushed version {new[-1]}" if new else "nothing pushed (the Evaluator did not bless it)"))
         return new[-1] if new else None
@@ -205,7 +200,6 @@ class Loop:
         traffic, canary, canary_at = self.replay(url, quarter, gateway)
         record = SpanRecord(quarter=quarter, log_span=traffic.log_span, traffic=traffic, stable_before=stable_before)
         if canary is not None:
-            self.result.canaries.append(canary)
             record.canary, record.canary_done_at = canary, canary_at
         result = check_span(cfg, traffic.log_span, fetch_metrics(url), url, reference=self.reference)
         record_check(cfg, result)

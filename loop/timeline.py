@@ -1,7 +1,7 @@
 """The loop's timeline: one record per replayed quarter, printed as it happens and as a table.
 
 A record holds what users got (accuracy of the answers they received, versions that
-answered, requests refused or failed), what monitoring said (alerts, data incident), the
+answered), what monitoring said (alerts, data incident), the
 decision and what the loop did about it (data spans written, version pushed, differential
 test, canary verdict and action), and the stable version before and after.
 """

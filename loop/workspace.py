@@ -19,6 +19,7 @@ from common.config import PipelineConfig
 from common.paths import taxi_data_dir
 from loop.plan import Plan
 from pipeline.span_cutter import SPAN_FILE, cut_spans, timestamp_column
+from testing.served_spans import typed_rows
 
 
 def quarter_file(work_dir: str, quarter: int) -> str:
@@ -49,13 +50,6 @@ def prepare(base: PipelineConfig, plan: Plan, work_dir: str) -> None:
     pd.concat(frames, ignore_index=True).to_csv(os.path.join(history_dir(work_dir), SPAN_FILE), index=False)
 
 
-def _typed(value: Any, dtype: str) -> Any:
-    """A CSV cell as the gateway expects it (None: missing)."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return int(value) if dtype == "int" else float(value) if dtype == "float" else str(value)
-
-
 def quarter_rows(cfg: PipelineConfig, work_dir: str, quarter: int, limit: Optional[int],
                  seed: int = 0) -> Tuple[List[Dict[str, Any]], List[float]]:
     """(served rows, raw labels) of one quarter: each row's features typed by the config,
@@ -63,8 +57,4 @@ def quarter_rows(cfg: PipelineConfig, work_dir: str, quarter: int, limit: Option
     frame = pd.read_csv(quarter_file(work_dir, quarter))
     if limit is not None and len(frame) > limit:
         frame = frame.sample(limit, random_state=seed).sort_index()
-    rows = []
-    for record in frame.to_dict("records"):
-        row = {f.name: _typed(record.get(f.column), f.dtype) for f in cfg.features}
-        rows.append({name: value for name, value in row.items() if value is not None})
-    return rows, [float(v) for v in frame[cfg.label.column]]
+    return typed_rows(cfg, frame), [float(v) for v in frame[cfg.label.column]]

@@ -90,7 +90,8 @@ def choose_versions(cfg: PipelineConfig, served: ServedSpan, stable: Optional[in
     return stable, candidate
 
 
-def _load(cfg: PipelineConfig, version: int) -> ServedModel:
+def load_version(cfg: PipelineConfig, version: int) -> ServedModel:
+    """Pushed ``version`` loaded as the gateway loads it (the caller closes it)."""
     return ServedModel.load(os.path.join(cfg.push_dir, str(version)), cfg.serving.model_name, version)
 
 
@@ -106,7 +107,7 @@ def replay_span(cfg: PipelineConfig, span: Optional[int] = None, stable: Optiona
     stable, candidate = choose_versions(cfg, served, stable, candidate)
     outputs = {}
     for version in (stable, candidate):
-        loaded = _load(cfg, version)
+        loaded = load_version(cfg, version)
         try:
             outputs[version] = scores(loaded, served.examples)
         finally:

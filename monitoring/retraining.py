@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from common.config import PipelineConfig
 from monitoring.check import CheckResult, incident_alerts
@@ -127,16 +127,24 @@ def _drifting(check: CheckResult, incident_measures: Sequence[str]) -> Set[str]:
             if a.comparator in DRIFT_COMPARATORS and a.measure not in incident_measures}
 
 
-def _drift_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], since: Optional[int]) -> RuleResult:
-    """Counts only spans after the last retrain decision (``since``): that retraining answered
-    the drift seen until then, and a feature still skewed from the original training history
-    would otherwise call for a retraining on every span after it."""
+def _since_retrain(clean: Sequence[CheckResult], since: Optional[int]) -> Tuple[List[CheckResult], str]:
+    """The clean checks after the last retrain decision (span ``since``; None: all of them),
+    and the words naming that bound for a rule's detail ("" without one)."""
+    new = [c for c in clean if since is None or c.span > since]
+    return new, "" if since is None else f"after the last retrain decision (span {since})"
+
+
+def _drift_rule(cfg: PipelineConfig, recent: Sequence[CheckResult], after: str) -> RuleResult:
+    """Counts only the ``recent`` spans, those after the last retrain decision (``after`` names
+    it, ``_since_retrain``): that retraining answered the drift seen until then, and a feature
+    still skewed from the original training history would otherwise call for a retraining on
+    every span after it."""
     spans = cfg.retraining.drift_spans
     name = "sustained_drift"
     if spans == 0:
         return RuleResult(name, TRIGGER, None, None, False, "retraining.drift_spans is 0")
-    clean = [c for c in clean if since is None or c.span > since]
-    drifting = [_drifting(c, cfg.retraining.incident_measures) for c in clean]
+    bound = f" {after}" if after else ""
+    drifting = [_drifting(c, cfg.retraining.incident_measures) for c in recent]
     longest: Dict[str, int] = {}
     for feature in sorted(drifting[-1] if drifting else ()):
         count = 0
@@ -145,14 +153,13 @@ def _drift_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], since: Option
                 break
             count += 1
         longest[feature] = count
-    after = "" if since is None else f" after the last retrain decision (span {since})"
     if not longest:
         return RuleResult(name, TRIGGER, 0.0, float(spans), False,
-                          f"no feature drifting in the newest clean span{after}")
+                          f"no feature drifting in the newest clean span{bound}")
     feature = max(sorted(longest), key=lambda f: longest[f])
     count = longest[feature]
     return RuleResult(name, TRIGGER, float(count), float(spans), count >= spans,
-                      f"feature {feature!r} alerted (skew/drift) in the last {count} clean spans{after}")
+                      f"feature {feature!r} alerted (skew/drift) in the last {count} clean spans{bound}")
 
 
 def _age_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], version: Optional[int]) -> RuleResult:
@@ -167,13 +174,11 @@ def _age_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], version: Option
                       f"version {version} served rows in {age} checked clean spans")
 
 
-def _labels_rule(cfg: PipelineConfig, clean: Sequence[CheckResult], since: Optional[int]) -> RuleResult:
+def _labels_rule(cfg: PipelineConfig, recent: Sequence[CheckResult], after: str) -> RuleResult:
     least = cfg.retraining.min_new_labelled_rows
-    new = [c for c in clean if since is None or c.span > since]
-    rows = sum(s["rows"] for c in new for s in c.labelled)
-    after = "since the first check" if since is None else f"after the last retrain decision (span {since})"
+    rows = sum(s["rows"] for c in recent for s in c.labelled)
     return RuleResult("new_labels", GATE, float(rows), float(least), rows >= least,
-                      f"labelled rows in {len(new)} clean spans {after}")
+                      f"labelled rows in {len(recent)} clean spans {after or 'since the first check'}")
 
 
 def decide(cfg: PipelineConfig, checks: Sequence[CheckResult], span: Optional[int] = None,
@@ -201,9 +206,9 @@ def decide(cfg: PipelineConfig, checks: Sequence[CheckResult], span: Optional[in
     accuracy = eval_accuracy_of(version) if version is not None else None
     if accuracy is not None and math.isnan(accuracy):
         accuracy = None
+    recent, after = _since_retrain(clean, last_retrain_span)
     rules = [_accuracy_rule(cfg, newest, version, accuracy, eval_accuracy_source),
-             _drift_rule(cfg, clean, last_retrain_span), _age_rule(cfg, clean, version),
-             _labels_rule(cfg, clean, last_retrain_span)]
+             _drift_rule(cfg, recent, after), _age_rule(cfg, clean, version), _labels_rule(cfg, recent, after)]
     window = [c.span for c in clean][-cfg.data.spans.train_spans:]
     triggered = any(r.fired for r in rules if r.kind == TRIGGER)
     gates = all(r.fired for r in rules if r.kind == GATE)

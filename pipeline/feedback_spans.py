@@ -23,7 +23,6 @@ directory, then renamed.
 from __future__ import annotations
 
 import csv
-import glob
 import os
 import shutil
 import uuid
@@ -32,7 +31,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from common.checks.data import SPAN_SPEC, VERSION_SPEC
 from common.config import PipelineConfig
+from components.span_inputs import spans_on_disk
 from monitoring import locations
+from monitoring.served import feature_values
 from pipeline.span_cutter import SPAN_FILE
 from serving.feedback.join import DATA_FILE, join_span
 from serving.feedback.labels import LabelSpec
@@ -72,24 +73,14 @@ def span_directory(cfg: PipelineConfig, data_span: int) -> str:
 def data_header(cfg: PipelineConfig) -> List[str]:
     """The CSV header of the spans on disk (the first file found), so ExampleGen reads every span
     with the same columns; without any span, the feature columns and the label column."""
-    pattern = cfg.data.spans.pattern.replace(SPAN_SPEC, "*").replace(VERSION_SPEC, "*")
-    for path in sorted(glob.glob(os.path.join(cfg.data_path, pattern))):
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), None)
-        if header:
-            return header
+    for files in spans_on_disk(cfg.data_path, cfg.data.spans.pattern).values():
+        for path in files:
+            with open(path, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                return header
     columns = [f.column for f in cfg.features]
     return list(dict.fromkeys(columns + [cfg.label.column]))
-
-
-def _value(feature: Any) -> Any:
-    """The one value of a logged tf.Example feature (None when empty)."""
-    kind = feature.WhichOneof("kind")
-    values = getattr(feature, kind).value if kind else []
-    if not values:
-        return None
-    value = values[0]
-    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def labelled_rows(cfg: PipelineConfig, log_dir: str, log_span: int
@@ -107,7 +98,7 @@ def labelled_rows(cfg: PipelineConfig, log_dir: str, log_span: int
     path = os.path.join(joined.path, DATA_FILE)
     for record in tf.data.TFRecordDataset([path], compression_type="GZIP"):
         example = tf.train.Example.FromString(record.numpy())
-        rows.append({column_of.get(name, name): _value(feature)
+        rows.append({column_of.get(name, name): (feature_values(feature) or [None])[0]
                      for name, feature in example.features.feature.items()})
     return rows, joined.version
 

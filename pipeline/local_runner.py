@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 from common.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.results import has_live_artifact
-from pipeline.run_paths import LocalPaths, local_paths  # noqa: F401  (re-exported: callers import them here)
+from pipeline.run_paths import local_paths
 from pipeline.span_backfill import backfill
 
 NO_EARLIER_TUNING = "no earlier tuning result: training with the trainer section's hyperparameters"

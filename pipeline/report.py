@@ -5,9 +5,8 @@ import os
 
 from common.config import PipelineConfig
 from pipeline.figures import figure
-from pipeline.local_runner import local_paths
 from pipeline.results import RunResult, collect
-from pipeline.run_paths import config_arg
+from pipeline.run_paths import config_arg, local_paths
 
 _SHOWN_METRICS = ("auc", "binary_accuracy", "sparse_categorical_accuracy", "precision", "recall",
                   "calibration", "mean_label", "mean_prediction", "example_count")

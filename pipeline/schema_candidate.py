@@ -13,7 +13,8 @@ from tfx import v1 as tfx
 
 from common.config import PipelineConfig
 from components.data import build_example_gen
-from pipeline.local_runner import local_beam_args, local_paths
+from pipeline.local_runner import local_beam_args
+from pipeline.run_paths import local_paths
 
 
 def write_schema_candidate(cfg: PipelineConfig) -> str:

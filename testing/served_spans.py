@@ -29,6 +29,7 @@ TEST_THRESHOLDS = {"jensen_shannon": 0.3, "l_infinity": 0.15, "missing_fraction"
 
 
 def _typed(value: Any, dtype: str) -> Any:
+    """A CSV cell as the gateway expects it (None: missing)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if dtype == "int":
@@ -38,16 +39,22 @@ def _typed(value: Any, dtype: str) -> Any:
     return str(value)
 
 
+def typed_rows(cfg: PipelineConfig, frame: pd.DataFrame) -> List[Row]:
+    """Each row of a CSV ``frame`` as users send it to the gateway: the config's features,
+    typed by their dtype, a missing value left out (not sent as null)."""
+    rows = []
+    for record in frame.to_dict("records"):
+        row = {f.name: _typed(record.get(f.column), f.dtype) for f in cfg.features}
+        rows.append({name: value for name, value in row.items() if value is not None})
+    return rows
+
+
 def taxi_rows(cfg: PipelineConfig, count: int, seed: int) -> Tuple[List[Row], List[float]]:
     """``count`` rows of the taxi CSV drawn with ``seed``: the served features (typed by the
     config, missing values absent) and each row's ``tips`` (the raw label)."""
     frame = pd.read_csv(os.path.join(taxi_data_dir(), "data.csv"))
     sample = frame.sample(count, random_state=seed)
-    rows = []
-    for record in sample.to_dict("records"):
-        row = {f.name: _typed(record.get(f.column), f.dtype) for f in cfg.features}
-        rows.append({name: value for name, value in row.items() if value is not None})
-    return rows, [float(t) for t in sample[LABEL_COLUMN]]
+    return typed_rows(cfg, sample), [float(t) for t in sample[LABEL_COLUMN]]
 
 
 def shifted(rows: Sequence[Row], out_of_domain: int = 5) -> List[Row]:

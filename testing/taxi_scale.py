@@ -48,6 +48,7 @@ SCALED_FLOAT = ("trip_miles",)
 SCALED_INT = ("trip_seconds",)
 COORDINATES = ("pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude")
 TIMESTAMP = "trip_start_timestamp"
+NUMERIC = (*SCALED_MONEY, *SCALED_FLOAT, *SCALED_INT, *COORDINATES)  # parsed once by read_source
 SLOT_SECONDS = 900         # the taxi timestamps are rounded to 15 minutes
 
 
@@ -55,25 +56,29 @@ def source_csv() -> str:
     return os.path.join(taxi_data_dir(), "data.csv")
 
 
+def _numbers(cells: np.ndarray) -> np.ndarray:
+    """Floats with NaN for empty cells."""
+    return np.array([float(c) if c != "" else np.nan for c in cells])
+
+
 def read_source(path: str) -> Dict[str, np.ndarray]:
-    """The source CSV as one string array per column (15,000 rows: small, kept whole)."""
+    """The source CSV as one array per column (15,000 rows: small, kept whole): the cells as
+    strings, except the columns the noise rewrites, parsed once here rather than per output
+    row (floats with NaN for empty cells; the timestamp as int64)."""
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
         rows = list(reader)
     if not rows:
         raise ValueError(f"{path}: expected taxi rows after the header, got none")
-    missing = [c for c in (*SCALED_MONEY, *SCALED_FLOAT, *SCALED_INT, *COORDINATES, TIMESTAMP)
-               if c not in header]
+    missing = [c for c in (*NUMERIC, TIMESTAMP) if c not in header]
     if missing:
         raise ValueError(f"{path}: expected the taxi columns {missing} in the header {header}")
     table = np.array(rows, dtype=object)
-    return {name: table[:, i] for i, name in enumerate(header)}
-
-
-def _numbers(cells: np.ndarray) -> np.ndarray:
-    """Floats with NaN for empty cells."""
-    return np.array([float(c) if c != "" else np.nan for c in cells])
+    columns = {name: table[:, i] for i, name in enumerate(header)}
+    columns.update({name: _numbers(columns[name]) for name in NUMERIC})
+    columns[TIMESTAMP] = columns[TIMESTAMP].astype(np.int64)
+    return columns
 
 
 def _format(values: np.ndarray, fmt: str) -> List[str]:
@@ -81,22 +86,19 @@ def _format(values: np.ndarray, fmt: str) -> List[str]:
 
 
 def noisy_chunk(source: Dict[str, np.ndarray], n: int, rng: np.random.Generator) -> Dict[str, List[str]]:
-    """``n`` rows drawn from ``source`` with the noise the module docstring describes."""
+    """``n`` rows drawn from ``source`` (``read_source``) with the noise the module docstring describes."""
     size = len(next(iter(source.values())))
     pick = rng.integers(0, size, n)
-    out = {name: list(column[pick]) for name, column in source.items()}
+    out = {name: list(column[pick]) for name, column in source.items() if name not in (*NUMERIC, TIMESTAMP)}
     factor = np.exp(rng.normal(0.0, NOISE_SIGMA, n))
-    for name in SCALED_MONEY:
-        out[name] = _format(np.round(_numbers(source[name][pick]) * factor, 2), "{:.2f}")
-    for name in SCALED_FLOAT:
-        out[name] = _format(np.round(_numbers(source[name][pick]) * factor, 2), "{:.2f}")
-    for name in SCALED_INT:
-        out[name] = _format(np.round(_numbers(source[name][pick]) * factor), "{:.0f}")
+    for names, decimals, fmt in ((SCALED_MONEY + SCALED_FLOAT, 2, "{:.2f}"), (SCALED_INT, 0, "{:.0f}")):
+        for name in names:
+            out[name] = _format(np.round(source[name][pick] * factor, decimals), fmt)
     for name in COORDINATES:
         low, high = COORDINATE_DOMAIN[name.split("_", 1)[1]]
-        moved = _numbers(source[name][pick]) + rng.normal(0.0, COORDINATE_NOISE, n)
+        moved = source[name][pick] + rng.normal(0.0, COORDINATE_NOISE, n)
         out[name] = _format(np.clip(moved, low, high), "{:.6f}")
-    stamps = source[TIMESTAMP][pick].astype(np.int64)
+    stamps = source[TIMESTAMP][pick]
     hour_start = stamps - stamps % 3600
     out[TIMESTAMP] = [str(s) for s in hour_start + SLOT_SECONDS * rng.integers(0, 3600 // SLOT_SECONDS, n)]
     return out

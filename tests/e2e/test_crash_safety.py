@@ -10,8 +10,8 @@ import os
 import pytest
 
 from components.pusher import PUSH_COMPLETE_FILE
-from pipeline.local_runner import local_paths
 from pipeline.results import collect
+from pipeline.run_paths import local_paths
 from testing import kill_rerun
 from tests.conftest import TAXI_CONFIG
 from tests.e2e.conftest import config_for, small_overrides, write_sample

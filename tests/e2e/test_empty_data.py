@@ -5,8 +5,8 @@ import os
 import pytest
 
 from common.paths import taxi_data_dir
-from pipeline.local_runner import local_paths
 from pipeline.results import latest_run_outputs
+from pipeline.run_paths import local_paths
 from tests.e2e.conftest import config_for
 from tests.e2e.test_taxi_pipeline import _cli
 

@@ -7,8 +7,8 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.__main__ import main
-from pipeline.local_runner import local_paths
 from pipeline.results import latest_run_executions
+from pipeline.run_paths import local_paths
 from tests.conftest import TAXI_CONFIG
 from tests.e2e.conftest import config_for, small_overrides, write_sample
 

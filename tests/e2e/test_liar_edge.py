@@ -15,8 +15,8 @@ import pytest
 
 from components import raw_examples
 from edge import browser_extension, runtime
-from pipeline.local_runner import local_paths
 from pipeline.results import collect
+from pipeline.run_paths import local_paths
 from tests.e2e.conftest import TRAIN_ROWS, liar_file
 from tests.extension.conftest import drive_extension
 from trainer import features

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from pipeline import html_report
-from pipeline.local_runner import local_paths
 from pipeline.results import collect
+from pipeline.run_paths import local_paths
 
 # The sampled run (conftest.py::liar_run) is shared with tests/e2e/test_liar_edge.py.
 from tests.e2e.conftest import EVAL_ROWS, predict_through_gateway

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from common.serving_contract import OUTPUT_KEY, SERVING_SIGNATURE, TF_EXAMPLE_SIGNATURE
-from pipeline.local_runner import local_paths
 from pipeline.results import collect
+from pipeline.run_paths import local_paths
 from serving.claim_records import ClaimRecords, index_dir
 from tests.e2e.conftest import EVAL_ROWS, predict_through_gateway
 

@@ -19,9 +19,9 @@ from ml_metadata.proto import metadata_store_pb2
 from common.loader import load_config
 from common.paths import REPO_ROOT, taxi_data_dir
 from pipeline.__main__ import main
-from pipeline.local_runner import local_paths
 from pipeline.report import summary_text
 from pipeline.results import collect, latest_run_outputs
+from pipeline.run_paths import local_paths
 from pipeline.span_cutter import cut_spans, quarter_of
 
 pytestmark = pytest.mark.e2e

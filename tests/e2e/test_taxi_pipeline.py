@@ -12,8 +12,8 @@ from ml_metadata.proto import metadata_store_pb2
 from common.paths import REPO_ROOT
 from monitoring.eval_accuracy import EvalAccuracies
 from pipeline.__main__ import main
-from pipeline.local_runner import local_paths
 from pipeline.results import collect, latest_run_executions
+from pipeline.run_paths import local_paths
 from serving.server import launch
 from tests.conftest import TAXI_CONFIG
 from tests.e2e.conftest import config_for, small_overrides, write_sample

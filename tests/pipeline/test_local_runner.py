@@ -6,8 +6,9 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.local_runner import NO_EARLIER_TUNING, build_local_pipeline, local_paths, with_reusable_hyperparameters
+from pipeline.local_runner import NO_EARLIER_TUNING, build_local_pipeline, with_reusable_hyperparameters
 from pipeline.results import has_live_artifact
+from pipeline.run_paths import local_paths
 
 RESOLVER = "latest_hyperparameters_resolver"
 
