@@ -45,6 +45,8 @@ from trainer_sweep import eval_batches, kept_only, latest_transform  # noqa: E40
 
 from common.config import PipelineConfig  # noqa: E402
 from common.loader import load_config  # noqa: E402
+from components import classification_metrics  # noqa: E402
+from edge.browser_extension import positive_indices  # noqa: E402
 from edge.browser_extension import text_feature as browser_text_feature  # noqa: E402
 from trainer import features  # noqa: E402
 from trainer.train import train  # noqa: E402
@@ -57,12 +59,6 @@ def positive_probability(cfg: PipelineConfig, probabilities: np.ndarray) -> np.n
     if cfg.label.is_binary_fold or probabilities.shape[1] == 2:
         return probabilities[:, 1]
     return probabilities[:, cfg.label.positive_class_ids].sum(axis=1)
-
-
-def positive_label(cfg: PipelineConfig, labels: np.ndarray) -> np.ndarray:
-    if cfg.label.is_binary_fold or not cfg.label.positive_classes:
-        return labels.astype(np.int64)
-    return np.isin(labels, cfg.label.positive_class_ids).astype(np.int64)
 
 
 def raw_statements(cfg: PipelineConfig, transform_output, statements: Sequence[str]) -> Dict[str, tf.Tensor]:
@@ -109,15 +105,15 @@ def statement_only_scores(config: str, overrides: Sequence[str], pipeline_root: 
                   [os.path.join(examples_dir, "Split-eval", "*")])
     statement_only = kept_only(cfg, transform_output, batches)
     probabilities = np.concatenate([model.predict_on_batch(x) for x in statement_only])
+    positive = positive_indices(cfg)
     out = {"p": positive_probability(cfg, probabilities).round(6).tolist(),
-           "positive": positive_label(cfg, labels).tolist()}
+           "positive": classification_metrics.fold(labels, positive).tolist()}
     if valid:
         rows = validation_rows(cfg, valid)
-        chunks = []
-        for start in range(0, len(rows["statements"]), 256):
-            batch = raw_statements(cfg, transform_output, rows["statements"][start:start + 256])
-            chunks.append(model.predict_on_batch(kept_only(cfg, transform_output, [batch])[0]))
-        out["valid_p"] = positive_probability(cfg, np.concatenate(chunks)).round(6).tolist()
+        chunks = [raw_statements(cfg, transform_output, rows["statements"][start:start + 256])
+                  for start in range(0, len(rows["statements"]), 256)]
+        valid_p = np.concatenate([model.predict_on_batch(x) for x in kept_only(cfg, transform_output, chunks)])
+        out["valid_p"] = positive_probability(cfg, valid_p).round(6).tolist()
         out["valid_positive"] = rows["positive"]
     tf.keras.backend.clear_session()
     return out

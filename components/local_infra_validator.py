@@ -183,14 +183,13 @@ def build_canary_requests(examples: Iterable[tf.train.Example],
     partial: List[Dict[str, Any]] = []
     skipped = 0
     for example in examples:
-        instance = example_to_instance(example, feature_keys)
-        if instance is not None:
+        instance = example_to_instance(example, feature_keys, allow_missing=True)
+        if instance is not None and len(instance) == len(feature_keys):  # no feature missing
             complete.append(instance)
             if len(complete) == num_requests:
                 break
             continue
         skipped += 1
-        instance = example_to_instance(example, feature_keys, allow_missing=True)
         if instance and len(partial) < num_requests:
             partial.append(instance)
     instances = complete or partial

@@ -45,6 +45,12 @@ def range_parameter() -> data_types.RuntimeParameter:
     return data_types.RuntimeParameter(name=RANGE_PARAMETER, ptype=str, default="")
 
 
+def default_parameters(cfg: PipelineConfig) -> Dict[str, str]:
+    """Runtime parameter values of a run that names no span: with ``data.spans``, the range
+    left empty, so it evaluates on the newest span on disk (ExampleGen's default)."""
+    return {RANGE_PARAMETER: ""} if cfg.data.spans.pattern else {}
+
+
 def span_range_json(span: int) -> str:
     """The runtime parameter's value for a run that evaluates on ``span``."""
     return proto_utils.proto_to_json(range_config_pb2.RangeConfig(
@@ -69,10 +75,8 @@ class SpanWindowExecutor(csv_executor.Executor):
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: Dict[str, Any]) -> Dict[str, beam.pvalue.PCollection]:
-        settings = _settings(exec_properties)
         data_path = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        eval_span = int(exec_properties[utils.SPAN_PROPERTY_NAME])
-        train = window(data_path, settings["pattern"], eval_span, settings["train_spans"])
+        train = self._train_window  # Do's, so the spans read are the spans recorded
         input_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
         # the driver has already put the eval span's number (and version) into the patterns
@@ -84,11 +88,14 @@ class SpanWindowExecutor(csv_executor.Executor):
                 EVAL: pipeline | f"Read[{EVAL}]" >> read(exec_properties, eval_pattern)}
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        super().Do(input_dict, output_dict, exec_properties)
+        """Resolves the window once: GenerateExamplesByBeam (inside ``super().Do``) reads it and
+        the artifact records it."""
         settings = _settings(exec_properties)
         eval_span = int(exec_properties[utils.SPAN_PROPERTY_NAME])
-        train = sorted(window(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                              settings["pattern"], eval_span, settings["train_spans"]))
+        self._train_window = window(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                                    settings["pattern"], eval_span, settings["train_spans"])
+        super().Do(input_dict, output_dict, exec_properties)
+        train = sorted(self._train_window)
         version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
         versions = {s: {"version": -1, "artifact_id": None} for s in train}
         versions[eval_span] = {"version": -1 if version is None else int(version), "artifact_id": None}

@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence
 
 from common.cli_args import add_config_arguments
@@ -123,7 +124,7 @@ def positive_indices(cfg: PipelineConfig) -> List[int]:
     """The outputs whose probabilities add up to P(true): the positive classes of a six-way
     label (``label.positive_classes``), the positive output of a binary one; [] when the
     config names none (the extension then shows the label alone)."""
-    if cfg.label.kind == "classes" and cfg.label.is_binary_fold:
+    if cfg.label.is_binary_fold:
         return [1]
     if cfg.label.kind == "classes" and cfg.label.positive_classes:
         return cfg.label.positive_class_ids
@@ -137,7 +138,7 @@ def lean_section(indices: Sequence[int], classes: Sequence[str], lean: Optional[
         "positive_indices": list(indices), "positive_classes": [classes[i] for i in indices],
         "positive_label": "true", "negative_label": "false", "calibration": None, "threshold": None}
     if lean is not None:
-        section.update(calibration=lean.calibration.to_dict(), threshold=lean.threshold,
+        section.update(calibration=asdict(lean.calibration), threshold=lean.threshold,
                        target_precision=lean.target_precision,
                        fitted_on={"folds": lean.folds, "rows": lean.rows, "cross_fitted": lean.cross_fitted})
     return section

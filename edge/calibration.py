@@ -49,9 +49,6 @@ class Calibration:
     y: List[float]
     method: str = "isotonic"
 
-    def to_dict(self) -> Dict[str, object]:
-        return asdict(self)
-
 
 @dataclass
 class Lean:
@@ -64,9 +61,7 @@ class Lean:
     cross_fitted: Dict[str, float] = field(default_factory=dict)  # accuracy/coverage at the threshold
 
     def to_dict(self) -> Dict[str, object]:
-        out = asdict(self)
-        out["calibration"] = self.calibration.to_dict()
-        return out
+        return asdict(self)  # recurses into ``calibration``
 
 
 def _check_scores(p: np.ndarray, positive: np.ndarray) -> None:

@@ -69,7 +69,7 @@
     el.dataset.raw = JSON.stringify(result.raw);
     el.dataset.statement = statement;
     if (result.lean) {
-      el.dataset.lean = result.lean.sure ? result.lean.side : 'unsure';
+      el.dataset.lean = result.lean.state;
       el.dataset.probabilityTrue = String(result.lean.probability);
       el.textContent = result.lean.text;
     } else {

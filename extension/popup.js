@@ -34,7 +34,7 @@ async function check() {
   if (answer.error) { out.textContent = `Error: ${answer.error}`; return; }
   const r = answer.results[0];
   out.textContent = r.lean ? r.lean.text : `${r.label} (${Math.round(r.confidence * 100)} % confidence)`;
-  out.dataset.lean = r.lean ? (r.lean.sure ? r.lean.side : 'unsure') : 'none';
+  out.dataset.lean = r.lean ? r.lean.state : 'none';
   out.dataset.probabilities = JSON.stringify(r.probabilities);
   showDistribution(r.probabilities, answer.classes || []);
 }

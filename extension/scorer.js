@@ -49,7 +49,8 @@
     return ys[lo] + (ys[hi] - ys[lo]) * (v - xs[lo]) / (xs[hi] - xs[lo]);
   }
 
-  /** The lean of a distribution: {side, probability, confidence, sure, text, calibrated}. */
+  /** The lean of a distribution: {side, probability, confidence, sure, state, text, calibrated};
+   * ``state`` is the side when sure, else 'unsure' (the badge's and the popup's data-lean). */
   function leanOf(probabilities, lean) {
     const raw = lean.positive_indices.reduce((sum, i) => sum + probabilities[i], 0);
     const calibration = lean.calibration;
@@ -58,8 +59,8 @@
     const confidence = Math.max(p, 1 - p);
     const sure = lean.threshold === null || lean.threshold === undefined || confidence >= lean.threshold;
     const percent = Math.round(confidence * 100);
-    return {side, probability: p, raw_probability: raw, confidence, sure, calibrated: Boolean(calibration),
-            text: sure ? `leans ${side} ${percent} %` : 'not sure'};
+    return {side, probability: p, raw_probability: raw, confidence, sure, state: sure ? side : 'unsure',
+            calibrated: Boolean(calibration), text: sure ? `leans ${side} ${percent} %` : 'not sure'};
   }
 
   class StatementScorer {

@@ -31,7 +31,7 @@ from common.config import ConfigError, PipelineConfig
 from common.loader import load_config
 from common.paths import REPO_ROOT, TAXI_DEFAULT, resolve_path
 from components.data import file_sha256
-from components.span_window_gen import RANGE_PARAMETER, range_parameter
+from components.span_window_gen import default_parameters, range_parameter
 from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the project (WORKDIR, on PYTHONPATH) and the taxi CSV.
@@ -111,9 +111,7 @@ def compile_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> str:
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.kubeflow.image),
         output_dir=os.path.dirname(path), output_filename=os.path.basename(path))
-    # a run that names no span evaluates on the newest span on disk (ExampleGen's default)
-    defaults = {RANGE_PARAMETER: ""} if cfg.data.spans.pattern else None
-    runner.run(build_kubeflow_pipeline(cfg, tune), parameter_values=defaults)
+    runner.run(build_kubeflow_pipeline(cfg, tune), parameter_values=default_parameters(cfg))
     return path
 
 

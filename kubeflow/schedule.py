@@ -35,7 +35,7 @@ from common.cli_args import add_config_arguments
 from common.config import ConfigError, PipelineConfig
 from common.k8s_grammar import CRON
 from common.loader import load_config
-from components.span_window_gen import RANGE_PARAMETER
+from components.span_window_gen import default_parameters
 from kubeflow.runner import image_path
 from serving.k8s import render, validate
 from serving.k8s.__main__ import dump
@@ -53,11 +53,8 @@ def kfp_cron(cron: str) -> str:
 
 def recurring_run(cfg: PipelineConfig) -> Dict[str, Any]:
     """Keyword arguments of ``kfp.Client.create_recurring_run`` (the experiment by name;
-    ``kubeflow.submit`` resolves it to an id and adds the pipeline package)."""
-    if not cfg.kubeflow.schedule:
-        raise ConfigError(f"{cfg.source_file}: key 'kubeflow.schedule': expected a 5-field cron for the "
-                          "recurring run, got ''")
-    params = {RANGE_PARAMETER: ""} if cfg.data.spans.pattern else {}
+    ``kubeflow.submit`` resolves it to an id and adds the pipeline package); ``write`` calls
+    it only when ``kubeflow.schedule`` is set."""
     return {
         "experiment_name": cfg.pipeline_name,
         "job_name": f"{cfg.pipeline_name}-recurring",
@@ -66,7 +63,7 @@ def recurring_run(cfg: PipelineConfig) -> Dict[str, Any]:
         "cron_expression": kfp_cron(cfg.kubeflow.schedule),
         "max_concurrency": 1,  # a run still training when the next is due delays it, never doubles it
         "no_catchup": True,  # after a pause, one run on the newest span, not one per missed slot
-        "params": params,
+        "params": default_parameters(cfg),
         "pipeline_root": cfg.kubeflow.pipeline_root,
     }
 
@@ -91,11 +88,9 @@ def cronjob_script(cfg: PipelineConfig, overrides: Sequence[str] = ()) -> str:
 
 
 def monitoring_cronjob(cfg: PipelineConfig, overrides: Sequence[str] = ()) -> Dict[str, Any]:
-    """The CronJob (module doc); one Job at a time, none retried (the next schedule is the retry)."""
+    """The CronJob (module doc); one Job at a time, none retried (the next schedule is the retry).
+    ``write`` calls it only when ``kubeflow.monitoring_schedule`` is set."""
     kubeflow, k8s = cfg.kubeflow, cfg.serving.kubernetes
-    if not kubeflow.monitoring_schedule:
-        raise ConfigError(f"{cfg.source_file}: key 'kubeflow.monitoring_schedule': expected a 5-field cron "
-                          "for the monitoring CronJob, got ''")
     # Not render.labels: those select the TF Serving pods, and a Service must never route to this one.
     labels = {"app.kubernetes.io/name": "monitoring", "app.kubernetes.io/instance": render.resource_name(cfg),
               "app.kubernetes.io/component": "retraining-trigger",
