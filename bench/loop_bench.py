@@ -85,4 +85,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # As ``python -m loop`` does: everything written is closed by now; skipping the interpreter's
+    # teardown spares TensorFlow's "Exception ignored in AtomicFunction.__del__" tracebacks.
+    os._exit(code)
