@@ -106,7 +106,12 @@ def recurring_arguments(args: argparse.Namespace, job: Dict[str, Any]) -> Dict[s
     if not isinstance(definition, dict) or "cron_expression" not in definition:
         raise ValueError(f"{args.recurring}: expected the recurring-run definition python -m kubeflow.schedule "
                          "writes (a 'cron_expression' key)")
-    definition["params"] = {**parameter_values(args, job), **(definition.get("params") or {})}
+    # the spec's defaults, then the file's values, then --span: the command line has the last word
+    params = {**parameter_values(argparse.Namespace(**{**vars(args), "span": None}), job),
+              **(definition.get("params") or {})}
+    if args.span is not None:
+        params[RANGE_PARAMETER] = parameter_values(args, job)[RANGE_PARAMETER]
+    definition["params"] = params
     if args.pipeline_root:
         definition["pipeline_root"] = args.pipeline_root
     return definition

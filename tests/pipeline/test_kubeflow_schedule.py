@@ -150,3 +150,19 @@ def test_submit_creates_the_recurring_run(tmp_path, monkeypatch):
     assert calls["experiment"] == cfg.pipeline_name and kwargs["experiment_id"] == "e-1"
     assert kwargs["cron_expression"] == "0 0 6 1 */3 *" and kwargs["params"] == {"range_config": ""}
     assert os.path.basename(kwargs["pipeline_package_path"]) == "pipeline.yaml"
+
+
+def test_recurring_span_on_the_command_line_wins_over_the_files_params(tmp_path):
+    """The schedule file carries range_config "" (the newest span); ``--span`` must replace it,
+    and a parameter the file sets that the command line does not stays the file's."""
+    cfg = _config(*SCHEDULED)
+    definition_path = schedule.write(cfg, str(tmp_path))[0]
+    job = {"pipelineSpec": {"pipelineInfo": {"name": "taxi-spans-pipeline"}},
+           "runtimeConfig": {"parameters": {"range_config": {"stringValue": ""}}}}
+    args = submit.parse_args(["--spec", "unused.json", "--host", "https://kfp.example",
+                              "--recurring", definition_path, "--span", "7"])
+    params = submit.recurring_arguments(args, job)["params"]
+    assert params["range_config"] == submit.span_range_json(7) != ""
+    args = submit.parse_args(["--spec", "unused.json", "--host", "https://kfp.example",
+                              "--recurring", definition_path])
+    assert submit.recurring_arguments(args, job)["params"] == {"range_config": ""}
