@@ -415,6 +415,12 @@ class RolloutAnalysisConfig:
     # early_stop_confidence interval fails before min_requests (users see less of a broken one).
     early_stop_requests: int = 20
     early_stop_confidence: float = 0.99
+    # At the verdict, a figure past its threshold fails the candidate only when the gap behind it
+    # (candidate vs stable error rate, labelled accuracy, the most different predicted-class
+    # share) is significant at this one-sided confidence (a two-proportion z-test), as Kayenta
+    # judges a canary: a 5-point accuracy gap on a 100-row canary is noise, not a regression.
+    # 0.5 judges the point values alone. Latency is judged on its value.
+    confidence: float = 0.95
     poll_seconds: float = 1.0               # how often the runner reads the log and /metrics
     timeout_seconds: float = 600.0          # no verdict by then: the candidate is withdrawn
 

@@ -265,7 +265,7 @@ def summary(result: CanaryRun) -> str:
              f"{verdict.status.upper()} -> {done}", f"reason: {verdict.reason}",
              f"requests: stable {verdict.stable.requests}, candidate {verdict.candidate.requests}"]
     for m in verdict.measurements:
-        flag = "FAIL " if m.alarmed else "ok   "
+        flag = "noise " if m.measure in verdict.noise else "FAIL  " if m.alarmed else "ok    "
         lines.append(f"  {flag}{describe(m)}  [{m.detail}]")
     lines.append(f"ML Metadata: CanaryAnalysis execution {result.execution_id}")
     return "\n".join(lines)

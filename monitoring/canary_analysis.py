@@ -16,8 +16,13 @@ threshold of the ``rollout_analysis`` config section:
   judged once both versions have ``min_labelled_rows`` of them (else reported only).
 
 Verdict: ``inconclusive`` until the candidate has answered ``min_requests``
-requests (5xx included); then ``fail`` when any figure is past its threshold,
-else ``pass``. Early stop: from ``early_stop_requests`` requests on, a candidate
+requests (5xx included); then ``fail`` when any figure is past its threshold and,
+for the three figures that are shares (error rate, accuracy, the most different
+predicted-class share), the gap behind it is significant at ``confidence``
+(one-sided two-proportion z-test; ``significance``), else ``pass``. A figure
+past its threshold on too few rows to tell is reported as noise, not a failure:
+Kayenta judges canaries the same way, and a canary that fails good candidates
+on sampling noise costs a retraining each time. Early stop: from ``early_stop_requests`` requests on, a candidate
 that is already clearly failing fails before ``min_requests`` -- its error-rate
 increase or output distance is past the threshold even at the favourable end of
 one-sided Wilson intervals at ``early_stop_confidence`` (``clear_failures``), so a
@@ -87,13 +92,17 @@ class Verdict:
     measurements: List[Measurement] = field(default_factory=list)
     reason: str = ""
     early_stop: bool = False  # failed before min_requests (clear_failures)
+    # measure -> one-sided p-value of the gap behind a figure past its threshold that is not
+    # significant at rollout_analysis.confidence: reported, not a failure
+    noise: Dict[str, float] = field(default_factory=dict)
 
     @property
     def failures(self) -> List[Measurement]:
-        return alerts_of(self.measurements)
+        return [m for m in alerts_of(self.measurements) if m.measure not in self.noise]
 
     def to_json(self) -> Dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "early_stop": self.early_stop,
+                "noise": dict(self.noise),
                 "stable": self.stable.to_json(),
                 "candidate": self.candidate.to_json(),
                 "measurements": [m.to_json() for m in self.measurements]}
@@ -182,6 +191,38 @@ def clear_failures(stable: VersionOutcomes, candidate: VersionOutcomes, limits: 
     return failed
 
 
+def worse_p_value(hits: float, trials: int, other_hits: float, other_trials: int) -> float:
+    """One-sided p-value that the first share (``hits/trials``) exceeds the second, by the pooled
+    two-proportion z-test. 1.0 when either side has no trials or the pooled share is 0 or 1 (no
+    gap to test)."""
+    if trials <= 0 or other_trials <= 0:
+        return 1.0
+    pooled = (hits + other_hits) / (trials + other_trials)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / trials + 1 / other_trials))
+    if spread == 0:
+        return 1.0
+    return 1.0 - NormalDist().cdf((hits / trials - other_hits / other_trials) / spread)
+
+
+def significance(stable: VersionOutcomes, candidate: VersionOutcomes, num_classes: int) -> Dict[str, float]:
+    """The one-sided p-value of the gap behind each share figure (module doc): the candidate's
+    error rate above the stable one's, its accuracy below, and its share of the predicted class
+    whose shares differ most away from the stable one's (in the direction it moved)."""
+    out = {"error_rate_increase": worse_p_value(candidate.server_errors, candidate.requests,
+                                                stable.server_errors, stable.requests)}
+    if stable.labelled and candidate.labelled:
+        out["accuracy_drop"] = worse_p_value(stable.correct, stable.labelled, candidate.correct, candidate.labelled)
+    if stable.outputs and candidate.outputs:
+        stable_shares, candidate_shares = (all_shares(v.outputs, num_classes) for v in (stable, candidate))
+        gaps = [c - s for s, c in zip(stable_shares, candidate_shares)]
+        cls = int(np.argmax(np.abs(gaps)))
+        rows_s, rows_c = len(stable.outputs), len(candidate.outputs)
+        hits_s, hits_c = stable_shares[cls] * rows_s, candidate_shares[cls] * rows_c
+        out["output_distance"] = (worse_p_value(hits_c, rows_c, hits_s, rows_s) if gaps[cls] >= 0
+                                  else worse_p_value(hits_s, rows_s, hits_c, rows_c))
+    return out
+
+
 def analyse(stable: VersionOutcomes, candidate: VersionOutcomes, limits: RolloutAnalysisConfig,
             num_classes: int) -> Verdict:
     """Pass, fail or inconclusive, with every figure and, on failure, which ones failed."""
@@ -196,10 +237,17 @@ def analyse(stable: VersionOutcomes, candidate: VersionOutcomes, limits: Rollout
         verdict.reason = (f"candidate {candidate.version} answered {candidate.requests} requests; "
                           f"rollout_analysis.min_requests is {limits.min_requests}")
         return verdict
+    p_values = significance(stable, candidate, num_classes)
+    verdict.noise = {m.measure: p_values[m.measure] for m in alerts_of(verdict.measurements)
+                     if m.measure in p_values and p_values[m.measure] > 1 - limits.confidence}
     failed = verdict.failures
     verdict.status = FAIL if failed else PASS
     verdict.reason = "; ".join(describe(m) for m in failed) if failed else (
         f"candidate {candidate.version} held every threshold over {candidate.requests} requests")
+    if verdict.noise:
+        verdict.reason += "; " + "; ".join(
+            f"{measure} past its threshold but not significant (p = {p:.3g} > {1 - limits.confidence:.3g}, "
+            "rollout_analysis.confidence): noise" for measure, p in sorted(verdict.noise.items()))
     return verdict
 
 

@@ -43,6 +43,9 @@ def _check_rollout_analysis(cfg: PipelineConfig, fail: Callable) -> None:
     if analysis.early_stop_requests < 0:
         fail("rollout_analysis.early_stop_requests", "a non-negative integer (0 = no early stop)",
              analysis.early_stop_requests)
+    if not 0.5 <= analysis.confidence < 1:
+        fail("rollout_analysis.confidence", "a confidence in [0.5, 1), e.g. 0.95 (0.5: point values alone)",
+             analysis.confidence)
     if not 0.5 < analysis.early_stop_confidence < 1:
         fail("rollout_analysis.early_stop_confidence", "a confidence in (0.5, 1), e.g. 0.99",
              analysis.early_stop_confidence)

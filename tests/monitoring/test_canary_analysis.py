@@ -10,7 +10,15 @@ import pytest
 from common.config import ConfigError, RolloutAnalysisConfig
 from common.loader import load_config
 from monitoring.canary import LogReader
-from monitoring.canary_analysis import FAIL, INCONCLUSIVE, PASS, VersionOutcomes, analyse, wilson_interval
+from monitoring.canary_analysis import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    VersionOutcomes,
+    analyse,
+    wilson_interval,
+    worse_p_value,
+)
 from serving import request_log
 from serving.feedback.store import LabelRecord, LabelStore
 from testing.served_spans import label_for, taxi_rows, write_span
@@ -91,6 +99,35 @@ def test_each_figure_fails_the_candidate_alone(candidate, measure):
     assert measure in verdict.reason and "rollout_analysis." in verdict.reason
 
 
+def test_a_gap_past_its_threshold_on_too_few_rows_to_tell_is_noise_not_a_failure():
+    """A good retrained candidate in the loop: 83.6 % right on its 110 labelled rows against the
+    stable version's 89.1 % on 495 -- 5.5 points, past max_accuracy_drop 0.05, but a 110-row
+    sample cannot tell that from no gap (one-sided p ~ 0.07). With more rows the same gap fails."""
+    stable = dataclasses.replace(STABLE, labelled=495, correct=441)
+    candidate = dataclasses.replace(GOOD, labelled=110, correct=92)
+    verdict = analyse(stable, candidate, LIMITS, num_classes=2)
+    assert verdict.status == PASS and not verdict.failures, verdict.reason
+    assert set(verdict.noise) == {"accuracy_drop"} and 0.05 < verdict.noise["accuracy_drop"] < 0.1
+    assert "accuracy_drop past its threshold but not significant" in verdict.reason
+    assert verdict.to_json()["noise"] == verdict.noise
+    # point values alone (confidence 0.5): the same canary fails
+    points = dataclasses.replace(LIMITS, confidence=0.5)
+    assert analyse(stable, candidate, points, num_classes=2).status == FAIL
+    # the same 5.5-point gap on 10x the rows is a regression
+    bigger = dataclasses.replace(GOOD, labelled=1100, correct=920)
+    verdict = analyse(dataclasses.replace(stable, labelled=4950, correct=4410), bigger, LIMITS, num_classes=2)
+    assert verdict.status == FAIL and [m.measure for m in verdict.failures] == ["accuracy_drop"]
+    assert not verdict.noise
+
+
+def test_worse_p_value_is_a_one_sided_two_proportion_test():
+    assert worse_p_value(50, 100, 50, 100) == pytest.approx(0.5)
+    assert worse_p_value(60, 100, 40, 100) < 0.005 < 0.995 < worse_p_value(40, 100, 60, 100)
+    # z = 2 for 0.6 vs 0.4 on 50 each (pooled 0.5, spread 0.1): p = 1 - Phi(2)
+    assert worse_p_value(30, 50, 20, 50) == pytest.approx(0.02275, abs=1e-4)
+    assert worse_p_value(0, 10, 0, 10) == 1.0 and worse_p_value(3, 0, 1, 10) == 1.0
+
+
 def test_sub_millisecond_latencies_are_floored_and_too_few_labels_are_not_judged():
     fast = dataclasses.replace(STABLE, latencies_ms=(0.1,) * 10)
     slower = dataclasses.replace(GOOD, latencies_ms=(0.9,) * 10, labelled=5, correct=0)
@@ -108,6 +145,7 @@ def test_sub_millisecond_latencies_are_floored_and_too_few_labels_are_not_judged
     ("rollout_analysis.timeout_seconds=0", "a positive number"),
     ("rollout_analysis.early_stop_requests=-1", "a non-negative integer (0 = no early stop)"),
     ("rollout_analysis.early_stop_confidence=1", "a confidence in (0.5, 1)"),
+    ("rollout_analysis.confidence=0.4", "a confidence in [0.5, 1)"),
 ])
 def test_bad_settings_name_the_key(override, expected):
     with pytest.raises(ConfigError) as err:
