@@ -21,6 +21,7 @@ one quarter replayed in ``window_seconds``, not an hour of traffic.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -32,9 +33,19 @@ class Plan:
     fault_at: int                   # the replayed quarter with the upstream fault
     broken_at: int                  # the replayed quarter during which the broken candidate is canaried
     rows_per_span: Optional[int]    # replayed rows per quarter (None: all)
-    rows_per_request: int
+    rows_per_request: int           # at most this many rows in one request
     window_seconds: int             # request-log span length: one replayed quarter each
     overrides: Tuple[str, ...]
+    # Fewer rows a request for a small quarter, so that each quarter comes as about this many
+    # requests (0: always rows_per_request): a canary judges requests, and 2016's quarters,
+    # a fifth of 2015's, would otherwise leave it inconclusive every time.
+    requests_per_span: int = 0
+
+    def request_size(self, rows: int) -> int:
+        """Rows per request for a quarter of ``rows`` rows (the field comments say why)."""
+        if not self.requests_per_span:
+            return self.rows_per_request
+        return max(1, min(self.rows_per_request, math.ceil(rows / self.requests_per_span)))
 
     def config_overrides(self, work_dir: str) -> Tuple[str, ...]:
         """Where the loop keeps its data, runs, models and logs, then the plan's settings."""
@@ -87,10 +98,10 @@ QUICK = Plan(
 
 FULL = Plan(
     initial=(1, 2, 3, 4), replayed=tuple(range(5, 17)), broken_at=6, fault_at=16,
-    # 5 rows a request: a quarter of ~1,200 rows is ~240 requests, so a 20 % canary answers ~48,
-    # clear of rollout_analysis.min_requests (20) within the quarter (10 rows left it at ~22 and
-    # most canaries inconclusive)
-    rows_per_span=None, rows_per_request=5, window_seconds=40,
+    # ~240 requests a quarter (5 rows each for 2015's ~1,200-row quarters, 1 for 2016's ~200):
+    # a 20 % canary answers ~48, clear of rollout_analysis.min_requests (20) within the quarter
+    # (10 rows a request left it at ~22 and most canaries inconclusive)
+    rows_per_span=None, rows_per_request=5, requests_per_span=240, window_seconds=40,
     overrides=COMMON + (
         "trainer.train_steps=300", "trainer.eval_steps=10",
         "evaluation.min_auc=0.6", "evaluation.min_accuracy=0.6",

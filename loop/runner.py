@@ -184,7 +184,7 @@ class Loop:
 
             thread = threading.Thread(target=rollout, daemon=True)
             thread.start()
-        traffic = send_quarter(cfg, url, quarter, rows, labels, plan.rows_per_request, deadline)
+        traffic = send_quarter(cfg, url, quarter, rows, labels, plan.request_size(len(rows)), deadline)
         if thread is not None:
             thread.join()
             self.pending = None

@@ -47,3 +47,11 @@ def test_a_quarter_is_sampled_in_time_order_typed_with_missing_values_absent(pre
     assert all(isinstance(s, int) for s in stamps) and all(isinstance(r["fare"], float) for r in rows)
     assert all(None not in r.values() for r in rows)
     assert all(isinstance(label, float) for label in labels)
+
+
+def test_small_quarters_come_as_smaller_requests_so_a_canary_can_reach_its_minimum():
+    # the full plan: 2015's ~1,200-row quarters at 5 rows a request, 2016's ~200 at 1
+    assert FULL.request_size(1231) == 5 and FULL.request_size(207) == 1 and FULL.request_size(600) == 3
+    assert FULL.request_size(0) == 1
+    # without requests_per_span the request size is fixed
+    assert QUICK.requests_per_span == 0 and QUICK.request_size(150) == QUICK.request_size(20) == 5
