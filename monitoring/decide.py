@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from common.config import PipelineConfig
 from monitoring import locations
 from monitoring.alerts import Measurement, alert_record, append_alerts
+from monitoring.canary import CANARY_FILE, PROMOTE
 from monitoring.check import read_checks
 from monitoring.eval_accuracy import EvalAccuracies
 from monitoring.metadata import record_decision as record_in_metadata
@@ -41,13 +42,26 @@ def last_retrain_span(decisions: List[Dict[str, Any]], before: int) -> Optional[
     return max(spans) if spans else None
 
 
+def read_promotions(cfg: PipelineConfig) -> List[Tuple[int, int]]:
+    """(decided_ms, version) of every promotion the automatic canary filed (``canary.jsonl``),
+    oldest first (none when absent)."""
+    path = os.path.join(locations.alerts_dir(cfg), CANARY_FILE)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return sorted((int(r["decided_ms"]), int(r["candidate"]["version"])) for r in records
+                  if r.get("action") == PROMOTE)
+
+
 def decide_from_records(cfg: PipelineConfig, span: Optional[int] = None) -> Decision:
     """The decision for ``span`` (default: the newest checked) from what monitoring recorded."""
     checks = read_checks(cfg)
     accuracies = EvalAccuracies(cfg)
     newest = span if span is not None else max((c.span for c in checks), default=0)
     return decide(cfg, checks, span, eval_accuracy_of=accuracies, eval_accuracy_source=accuracies.source,
-                  last_retrain_span=last_retrain_span(read_decisions(cfg), newest))
+                  last_retrain_span=last_retrain_span(read_decisions(cfg), newest),
+                  promotions=read_promotions(cfg))
 
 
 def incident_alert(decision: Decision) -> Optional[Measurement]:

@@ -181,13 +181,32 @@ def _labels_rule(cfg: PipelineConfig, recent: Sequence[CheckResult], after: str)
                       f"labelled rows in {len(recent)} clean spans {after or 'since the first check'}")
 
 
+def serving_version(cfg: PipelineConfig, newest: Optional[CheckResult],
+                    promotions: Sequence[Tuple[int, int]]) -> Optional[int]:
+    """The version the rules judge: the one the automatic canary promoted during or after the
+    newest clean span (``promotions``: (decided_ms, version), oldest first), else the one that
+    answered most of that span.
+
+    Why: a canary promoted during the span serves everything from then on; judging the
+    version it replaced (most of the span's rows) would count that version's age and
+    accuracy against the new one, and retrain right after every promotion."""
+    if newest is None:
+        return None
+    start_ms = newest.span * cfg.serving.request_log_window_seconds * 1000
+    promoted = [version for decided_ms, version in promotions if decided_ms >= start_ms]
+    return promoted[-1] if promoted else newest.main_version
+
+
 def decide(cfg: PipelineConfig, checks: Sequence[CheckResult], span: Optional[int] = None,
            eval_accuracy_of: Callable[[int], Optional[float]] = lambda version: None,
-           eval_accuracy_source: str = "", last_retrain_span: Optional[int] = None) -> Decision:
+           eval_accuracy_source: str = "", last_retrain_span: Optional[int] = None,
+           promotions: Sequence[Tuple[int, int]] = ()) -> Decision:
     """The decision for ``span`` (default: the newest checked) from the recorded ``checks``.
 
     ``eval_accuracy_of(version)``: the blessed eval accuracy of a model version (None:
     unknown). ``last_retrain_span``: the span of the last decision that said retrain.
+    ``promotions``: the automatic canary's promotions, (decided_ms, version), oldest first
+    (``serving_version``).
     """
     if not checks:
         raise ValueError(f"model {cfg.serving.model_name}: no recorded check to decide from "
@@ -202,7 +221,8 @@ def decide(cfg: PipelineConfig, checks: Sequence[CheckResult], span: Optional[in
     incidents = {s: a for s, a in incidents.items() if a}
     clean = [c for c in upto if c.span not in incidents]
     newest = clean[-1] if clean else None
-    version = newest.main_version if newest is not None else None
+    version = serving_version(cfg, newest, [p for p in promotions if p[0] <= newest.checked_ms]
+                              if newest is not None else ())
     accuracy = eval_accuracy_of(version) if version is not None else None
     if accuracy is not None and math.isnan(accuracy):
         accuracy = None

@@ -122,3 +122,20 @@ def test_decide_prints_every_rule_records_the_decision_and_alerts_on_an_incident
 def test_decide_without_checks_exits_2(tmp_path, capsys):
     assert main(["decide", "--config", TAXI, "--set", f"run_dir={tmp_path}"]) == 2
     assert "no recorded check to decide from" in capsys.readouterr().err
+
+
+def test_promotions_are_read_from_the_canarys_record_oldest_first(tmp_path):
+    """Only ``promote`` lines count; the canary appends them as ``monitoring.canary`` writes them."""
+    from monitoring import locations
+    from monitoring.canary import CANARY_FILE
+    from monitoring.decide import read_promotions
+
+    cfg = load_config(TAXI, [f"run_dir={tmp_path}/runs"], require_data=False)
+    assert read_promotions(cfg) == []
+    os.makedirs(locations.alerts_dir(cfg))
+    lines = [{"action": "promote", "decided_ms": 3000, "candidate": {"version": 7}},
+             {"action": "clear", "decided_ms": 2000, "candidate": {"version": 6}},
+             {"action": "promote", "decided_ms": 1000, "candidate": {"version": 5}}]
+    with open(os.path.join(locations.alerts_dir(cfg), CANARY_FILE), "w") as f:
+        f.write("".join(json.dumps(line) + "\n" for line in lines))
+    assert read_promotions(cfg) == [(1000, 5), (3000, 7)]

@@ -84,6 +84,28 @@ def test_max_age_counts_the_clean_spans_the_serving_version_answered(taxi_config
     assert not young.fired and young.value == 2
 
 
+def test_a_version_the_canary_promoted_during_the_span_is_the_one_judged(taxi_config):
+    """Version 1 answered most of span 4 and is old enough to retrain, but the canary promoted
+    version 2 during span 4: version 2 serves now, one span old, judged on its canary rows."""
+    cfg = config(taxi_config, max_age_spans=4, max_accuracy_drop=0.05, drift_spans=0, min_new_labelled_rows=0)
+    window_ms = cfg.serving.request_log_window_seconds * 1000
+    checks = [check(s, labelled=[(1, 200, 170)]) for s in (1, 2, 3)] + [
+        dataclasses.replace(check(4, versions={1: 240, 2: 60}, labelled=[(1, 240, 204), (2, 60, 54)]),
+                            checked_ms=5 * window_ms)]
+    eval_accuracy = {1: 0.95, 2: 0.90}.get
+    before = decide(cfg, checks, eval_accuracy_of=eval_accuracy)
+    assert before.serving_version == 1 and before.retrain
+    assert rule(before, "max_age").fired and rule(before, "accuracy_drop").fired   # 0.95 - 0.85
+    promoted = decide(cfg, checks, eval_accuracy_of=eval_accuracy, promotions=[(4 * window_ms + 500, 2)])
+    assert promoted.serving_version == 2 and not promoted.retrain, promoted.reason
+    assert rule(promoted, "max_age").value == 1
+    accuracy = rule(promoted, "accuracy_drop")
+    assert not accuracy.fired and accuracy.value == pytest.approx(0.90 - 0.90) and "(54/60)" in accuracy.detail
+    # a promotion before the span (version 1's own, long ago) or after its check changes nothing
+    for old in ([(1000, 1)], [(6 * window_ms, 2)]):
+        assert decide(cfg, checks, eval_accuracy_of=eval_accuracy, promotions=old).serving_version == 1
+
+
 def test_the_new_label_gate_blocks_a_trigger_and_counts_since_the_last_retrain(taxi_config):
     cfg = config(taxi_config, max_age_spans=1, drift_spans=0, min_new_labelled_rows=300)
     checks = [check(1, labelled=[(1, 200, 150)]), check(2, labelled=[(1, 150, 100)])]
