@@ -101,7 +101,9 @@ FULL = Plan(
     # ~240 requests a quarter (5 rows each for 2015's ~1,200-row quarters, 1 for 2016's ~200):
     # a 20 % canary answers ~48, clear of rollout_analysis.min_requests (20) within the quarter
     # (10 rows a request left it at ~22 and most canaries inconclusive)
-    rows_per_span=None, rows_per_request=5, requests_per_span=240, window_seconds=40,
+    # 20 s a quarter: its ~240 requests and their feedback take 2-6 s (sent back to back); the
+    # rest of the window is waiting, and so is a canary left inconclusive (timeout 25 s)
+    rows_per_span=None, rows_per_request=5, requests_per_span=240, window_seconds=20,
     overrides=COMMON + (
         "trainer.train_steps=300", "trainer.eval_steps=10",
         "evaluation.min_auc=0.6", "evaluation.min_accuracy=0.6",
@@ -109,5 +111,5 @@ FULL = Plan(
         # drop may call for it sooner)
         "retraining.max_age_spans=4",
         "rollout_analysis.canary_percent=20", "rollout_analysis.min_requests=20",
-        "rollout_analysis.timeout_seconds=60",
+        "rollout_analysis.timeout_seconds=25",
     ))
