@@ -176,8 +176,8 @@ def _stage_costs(gateway: Any, model_name: str, instance: Dict[str, Any], rows: 
     model = gateway.backend.servable(model_name, version)
     parsed = req.parse_json(body)
     arrays = model.parse_predict(parsed).inputs
-    call = model.signature_call("serving_default")
-    outputs = {k: v.numpy() for k, v in call(arrays).items()}
+    signature_call = model.signature_call("serving_default")
+    outputs = {k: v.numpy() for k, v in signature_call(arrays).items()}
     answer = {"predictions": codec.format_row_outputs(outputs, rows)}
     headers = req.Headers([("Content-Type", "application/json"),
                            ("Content-Length", str(len(body)))])
@@ -186,7 +186,7 @@ def _stage_costs(gateway: Any, model_name: str, instance: Dict[str, Any], rows: 
         "parse JSON": lambda: req.parse_json(body),
         "check body + schema": lambda: gateway.model.check_body("predict", parsed),
         "rows to arrays": lambda: model.parse_predict(parsed),
-        "tensors + model call": lambda: {k: v.numpy() for k, v in call(arrays).items()},
+        "tensors + model call": lambda: {k: v.numpy() for k, v in signature_call(arrays).items()},
         "outputs to JSON values": lambda: codec.format_row_outputs(outputs, rows),
         "answer bytes": lambda: req.json_response(200, answer),
         "request-log enqueue": lambda: gateway.request_log.log(
