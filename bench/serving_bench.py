@@ -16,8 +16,9 @@ Prints, in one run:
   each call (as any server must for a new request), ``cached`` reuses the same
   tensors (TF's best case, which no server gets);
 * where the gateway's own time goes: each stage of a predict (JSON parse,
-  body and schema checks, rows to arrays, tensors, model call, outputs to
-  JSON, the answer's bytes, the request-log enqueue) timed alone in this
+  body and schema checks, rows to arrays, tensors and the model call (as the
+  gateway makes them: ``serving.signature_call``), outputs to JSON, the
+  answer's bytes, the request-log enqueue) timed alone in this
   process on a gateway built exactly as ``python -m serving start`` builds it
   (``serving.cli.start_settings``), beside the whole ``Gateway.handle`` call;
 * the gateway over HTTP at concurrency 1, 8 and 64 for single-row and
@@ -175,9 +176,8 @@ def _stage_costs(gateway: Any, model_name: str, instance: Dict[str, Any], rows: 
     model = gateway.backend.servable(model_name, version)
     parsed = req.parse_json(body)
     arrays = model.parse_predict(parsed).inputs
-    tensors = model.tensors("serving_default", arrays)
-    function = model.signature("serving_default")
-    outputs = {k: v.numpy() for k, v in function(**tensors).items()}
+    signature_call = model.signature_call("serving_default")
+    outputs = {k: v.numpy() for k, v in signature_call(arrays).items()}
     answer = {"predictions": codec.format_row_outputs(outputs, rows)}
     headers = req.Headers([("Content-Type", "application/json"),
                            ("Content-Length", str(len(body)))])
@@ -186,8 +186,7 @@ def _stage_costs(gateway: Any, model_name: str, instance: Dict[str, Any], rows: 
         "parse JSON": lambda: req.parse_json(body),
         "check body + schema": lambda: gateway.model.check_body("predict", parsed),
         "rows to arrays": lambda: model.parse_predict(parsed),
-        "build tensors": lambda: model.tensors("serving_default", arrays),
-        "model call": lambda: {k: v.numpy() for k, v in function(**tensors).items()},
+        "tensors + model call": lambda: {k: v.numpy() for k, v in signature_call(arrays).items()},
         "outputs to JSON values": lambda: codec.format_row_outputs(outputs, rows),
         "answer bytes": lambda: req.json_response(200, answer),
         "request-log enqueue": lambda: gateway.request_log.log(

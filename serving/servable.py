@@ -20,6 +20,7 @@ from serving import codec
 from serving.batching import BatchQueue, Demand
 from serving.claim_records import ClaimRecords
 from serving.errors import BadRequest
+from serving.signature_call import SignatureCall
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ServedModel:
         self._queues_lock = threading.Lock()
         self._closed = False
         self._specs: Dict[str, Dict[str, codec.InputSpec]] = {}  # per signature, built once
+        self._calls: Dict[str, SignatureCall] = {}  # per signature, built once
         # LIAR: makes a request's claim-neighbour record from the index pushed with the model
         self.claim_records = claim_records
 
@@ -157,16 +159,19 @@ class ServedModel:
                 self._queues[signature_name] = queue
             return queue
 
-    def tensors(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, tf.Tensor]:
-        """The input arrays as the signature's tensors (once per call: per merged batch
-        when batching)."""
-        return {name: tf.constant(inputs[name], dtype=spec.dtype)
-                for name, spec in self.input_specs(signature_name).items()}
+    def signature_call(self, signature_name: str) -> SignatureCall:
+        """The signature's caller (``serving.signature_call``: arrays in, tensors out), made
+        once; it builds the input tensors on each call (per merged batch when batching)."""
+        call = self._calls.get(signature_name)
+        if call is None:
+            call = SignatureCall(self.signature(signature_name), self.input_specs(signature_name))
+            self._calls[signature_name] = call
+        return call
 
     def _call(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        tensors = self.tensors(signature_name, inputs)
+        call = self.signature_call(signature_name)
         try:
-            outputs = self.signature(signature_name)(**tensors)
+            outputs = call(inputs)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
             message = getattr(err, "message", str(err)).split("\n")[0]
             raise BadRequest(f"model rejected the inputs: {message}") from err

@@ -252,12 +252,16 @@ class SchemaValidator:
                                               and [] not in row.values())
                    and self.has_missing(row) for row in rows)
 
-    def check_instances(self, instances: List[Any]) -> None:
+    def check_instances(self, instances: List[Any]) -> bool:
+        """Checks row-format instances; True when the column pass vouched for every
+        row and each holds every schema feature, so ``any_missing(instances)`` is
+        False without walking the rows again (the caller's shortcut)."""
         if self._rows_pass(instances):
-            return
+            return instances[0].keys() == self._names
         for index, row in enumerate(instances):
             if isinstance(row, dict):
                 self.check_row(row, f"instance {index}")
+        return False
 
     def _rows_pass(self, rows: List[Any]) -> bool:
         """True when ``rows`` are dicts with the same known keys, all required ones

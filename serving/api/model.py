@@ -105,11 +105,14 @@ class ModelAPI:
                verb: str) -> Response:
         """Checks the body, answers from the routed version and hands the shadow its copy."""
         parsed = req.parse_json(request.body)
-        self.check_body(verb, parsed)
+        complete = self.check_body(verb, parsed)
         route = self._router.route(name, request.request_id, version, label)
         request.observed["version"] = str(route.primary)
         scored = self._with_claim_records(name, route.primary, verb, parsed)
-        body = self._with_missing_values(scored) if verb == "predict" else scored
+        # Rows the schema check found complete need no second walk for missing values
+        # (unless claim records were added to them).
+        needs_imputing = verb == "predict" and not (complete and scored is parsed)
+        body = self._with_missing_values(scored) if needs_imputing else scored
         with self._backend.demand:
             started = time.perf_counter()
             answer = self._backend.infer(name, route.primary, verb, body, self._kinds)
@@ -158,12 +161,14 @@ class ModelAPI:
         return {"signature_name": TF_EXAMPLE_SIGNATURE,
                 "instances": [{"b64": base64.b64encode(s).decode("ascii")} for s in serialized]}
 
-    def check_body(self, verb: str, body: Mapping[str, Any]) -> None:
+    def check_body(self, verb: str, body: Mapping[str, Any]) -> bool:
         """Keys, row limit and schema validation, before any model work.
 
         A key TF Serving's REST API does not define is refused rather than
         ignored: a misspelt ``signature_name`` would otherwise run the default
-        signature without a word.
+        signature without a word. True when the body's ``instances`` are rows
+        holding every schema feature with a valid value
+        (``SchemaValidator.check_instances``): none is missing.
         """
         unexpected = sorted(set(body) - set(BODY_KEYS[verb]))
         if unexpected:
@@ -192,15 +197,16 @@ class ModelAPI:
             raise BadRequest(f"'{field}' has {rows} rows; at most {limit} are accepted per request "
                              "(serving.max_batch_rows)")
         if self._validator is None:
-            return
+            return False
         if verb == "predict":
             if isinstance(body.get("instances"), list):
-                self._validator.check_instances(body["instances"])
-            elif isinstance(body.get("inputs"), dict):
+                return self._validator.check_instances(body["instances"])
+            if isinstance(body.get("inputs"), dict):
                 self._validator.check_inputs(body["inputs"])
         else:
             context = body.get("context") if isinstance(body.get("context"), dict) else None
             self._validator.check_examples(body["examples"], context)
+        return False
 
     # ------------------------------------------------------------ shadow and log
 

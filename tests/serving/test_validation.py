@@ -103,3 +103,16 @@ def test_the_column_pass_clears_valid_bodies(validator):
     assert not validator.any_missing(rows)
     assert validator.any_missing([INSTANCE, dict(INSTANCE, trip_seconds=None)])
     assert validator.any_missing([{k: v for k, v in INSTANCE.items() if k != "trip_seconds"}])
+
+
+def test_check_instances_tells_when_no_row_misses_a_value(validator):
+    """True lets the gateway skip the walk for missing values (``any_missing``)."""
+    model_features = validator.only(INSTANCE)
+    rows = [dict(INSTANCE, fare=float(i)) for i in range(64)]
+    assert model_features.check_instances(rows) is True
+    assert not model_features.any_missing(rows)
+    for partial in ([INSTANCE, dict(INSTANCE, trip_seconds=None)],
+                    [INSTANCE, {k: v for k, v in INSTANCE.items() if k != "trip_seconds"}],
+                    [{k: v for k, v in INSTANCE.items() if k != "trip_seconds"}]):
+        assert model_features.check_instances(partial) is False
+        assert model_features.any_missing(partial)
