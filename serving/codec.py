@@ -19,8 +19,10 @@ import math
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
+from serving.columns import same_keys, transpose
 from serving.errors import BadRequest, ServingError, reject_unexpected
 
 
@@ -138,9 +140,8 @@ def rows_to_columns(instances: Sequence[Any], input_names: Sequence[str]) -> Dic
         raise BadRequest("'instances' must be a non-empty list")
     names = list(input_names)
     expected: FrozenSet[str] = frozenset(names)
-    if names != ["b64"] and all(type(instance) is dict and instance.keys() == expected
-                                for instance in instances):
-        return {name: [instance[name] for instance in instances] for name in names}
+    if names != ["b64"] and same_keys(instances, expected):
+        return dict(zip(names, map(list, transpose(instances, names))))
     columns: Dict[str, List[Any]] = {name: [] for name in names}
     for index, instance in enumerate(instances):
         if not isinstance(instance, dict) or (len(names) == 1 and set(instance) == {"b64"}):
@@ -158,6 +159,11 @@ def to_json_value(array: np.ndarray) -> Any:
     array = np.asarray(array)
     if array.dtype.kind in "OSU":
         return _map_nested(array.tolist(), _string_to_json)
+    if array.dtype == np.float32 and array.ndim and np.isfinite(array).all():
+        # orjson writes each float32 by its shortest repr (as str() does, in C);
+        # it writes NaN and infinities as null, so those take the path below.
+        return orjson.loads(orjson.dumps(np.ascontiguousarray(array),
+                                         option=orjson.OPT_SERIALIZE_NUMPY))
     if array.dtype in (np.float16, np.float32):
         shortest = [float(str(v)) for v in array.ravel()]
         return np.array(shortest, dtype=np.float64).reshape(array.shape).tolist()

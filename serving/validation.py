@@ -19,11 +19,12 @@ first problem and word the error, so errors are the same either way.
 import base64
 import dataclasses
 import math
-from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional
+from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from serving.columns import same_keys, transpose
 from serving.errors import BadRequest, shorten
 
 SERVING = "SERVING"
@@ -270,18 +271,17 @@ class SchemaValidator:
         if not rows or type(rows[0]) is not dict:
             return False
         keys = rows[0].keys()
-        if not self._keys_pass(keys):
+        if not self._keys_pass(keys) or not same_keys(rows, keys):
             return False
-        if not all(type(row) is dict and row.keys() == keys for row in rows):
-            return False
-        return all(self._column_passes(self.rules[name], [row[name] for row in rows])
-                   for name in keys)
+        names = list(keys)
+        return all(self._column_passes(self.rules[name], column)
+                   for name, column in zip(names, transpose(rows, names)))
 
     def _keys_pass(self, keys: AbstractSet[str]) -> bool:
         """True when every key is a known feature and every required feature is there."""
         return self._names >= keys and keys >= self._required
 
-    def _column_passes(self, rule: FeatureRule, column: List[Any]) -> bool:
+    def _column_passes(self, rule: FeatureRule, column: Sequence[Any]) -> bool:
         """True only if every value is a plain scalar (one value) that ``check_value``
         accepts; False when unsure (lists, nulls, bools, b64, a float for an INT, a
         sum that is not finite), so the per-row check decides.

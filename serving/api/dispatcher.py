@@ -8,7 +8,6 @@ tries their patterns in order, and turns whatever they raise into an answer thro
 ``serving.api.errors`` (the one exception handler).
 """
 import time
-import uuid
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from serving.api.admin import AdminAPI
@@ -18,6 +17,7 @@ from serving.api.feedback import FeedbackAPI
 from serving.api.model import MODEL_PATH, VERBS, ModelAPI
 from serving.api.ops import OpsAPI
 from serving.api.request import REQUEST_ID_HEADER, REQUEST_ID_PATTERN, Request, Response
+from serving.api.request_ids import RequestIds
 from serving.errors import NotFound, PayloadTooLarge
 from serving.metrics import Metrics
 from serving.routing import LabelRouter
@@ -46,6 +46,7 @@ class Gateway:
         self.limits = limits
         self.metrics = metrics or Metrics()
         self.request_log = request_log
+        self._request_ids = RequestIds()
         self.model = ModelAPI(backend, router or LabelRouter(backend), limits, validator, request_log)
         self.admin = AdminAPI(backend, rollouts, admin_token, admin_token_env)
         self.ops = OpsAPI(backend, self.metrics, request_log, openapi)
@@ -62,7 +63,7 @@ class Gateway:
         path = raw_path.split("?", 1)[0]
         request_id = headers.get(REQUEST_ID_HEADER) or ""
         if not REQUEST_ID_PATTERN.match(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = self._request_ids.next()
         request = Request(method, path, headers, body, request_id)
         try:
             response = self._dispatch(request)

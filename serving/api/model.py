@@ -23,7 +23,7 @@ from common.serving_contract import SERVING_SIGNATURE, TF_EXAMPLE_SIGNATURE
 from serving import codec
 from serving.api import request as req
 from serving.api.deps import Backend, Limits, RequestLogger, Router
-from serving.api.request import VERSION_HEADER, Endpoint, Request, Response, json_response
+from serving.api.request import VERSION_HEADER, Endpoint, Request, Response, answer_response, json_response
 from serving.errors import BadRequest, NotFound, ServingError, shorten
 from serving.routing import resolve_label
 from serving.validation import SchemaValidator
@@ -125,7 +125,7 @@ class ModelAPI:
             else:
                 logger.warning("Shadow version %d skipped for request %s: %d shadow calls pending",
                                route.shadow, request.request_id, MAX_PENDING_SHADOWS)
-        return json_response(200, answer, {VERSION_HEADER: str(route.primary)})
+        return answer_response(200, answer, {VERSION_HEADER: str(route.primary)})
 
     def _with_claim_records(self, name: str, version: int, verb: str,
                             body: Dict[str, Any]) -> Dict[str, Any]:

