@@ -99,15 +99,17 @@ def main(argv=None) -> int:
             outcome[k] == reference[k] for k in ("blessed", "infra_blessed", "pushed"))
         row = {"component": node, "killed": check.kill.killed, "kill_after_s": round(check.kill.seconds, 1),
                "state_after_kill": check.states[-1] if check.states else "-",
-               "served_unchanged": check.served_unchanged, "staging_left": check.staging,
+               "previous_untouched": check.previous_untouched, "published": check.published,
+               "staging_left": check.staging,
                "rerun_exit": code, "rerun_s": round(time.time() - start), "max_metric_diff": diff,
                "equals_reference": same,
                "rerun_pushed_complete": bool(outcome.get("pushed")) and _complete(collect(
                    paths.metadata, cfg.pipeline_name).pushed_to)}
+        row["served"] = _served(row, collect(paths.metadata, cfg.pipeline_name).pushed_to if code == 0 else "")
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    print("\n| component | killed after | its execution after the kill | served model unchanged "
+    print("\n| component | killed after | its execution after the kill | served versions after the kill "
           "| rerun | rerun equals uninterrupted run |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -116,10 +118,22 @@ def main(argv=None) -> int:
         equal = f"yes (max metric diff {r['max_metric_diff']:.1g})" if r["equals_reference"] else \
             f"NO (max metric diff {r['max_metric_diff']:.3g})"
         print(f"| {r['component']} | {killed} | {r['state_after_kill']} | "
-              f"{'yes' if r['served_unchanged'] else 'NO'} | {rerun} | {equal} |")
+              f"{r['served']} | {rerun} | {equal} |")
     with open(os.path.join(work, "kill_rerun.json"), "w") as f:
         json.dump({"reference": reference, "rows": rows}, f, indent=1, default=str)
-    return 0 if all(r["served_unchanged"] and r["equals_reference"] for r in rows) else 1
+    return 0 if all(not r["served"].startswith("NO") and r["equals_reference"] for r in rows) else 1
+
+
+def _served(row: dict, rerun_pushed_to: str) -> str:
+    """What the kill did to the served versions: unchanged, or (a Pusher killed after its
+    rename) the whole version the rerun then records; anything else starts with NO."""
+    if not row["previous_untouched"]:
+        return "NO: an earlier version changed"
+    if not row["published"]:
+        return "unchanged"
+    if row["component"] == "Pusher" and row["published"] == [os.path.basename(rerun_pushed_to)]:
+        return f"its push done (version {row['published'][0]}), recorded by the rerun"
+    return f"NO: added {row['published']}"
 
 
 def _complete(version_dir: str) -> bool:

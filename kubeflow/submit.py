@@ -69,21 +69,29 @@ def write_kfp_package(job: Dict[str, Any], directory: str) -> str:
     return path
 
 
-def parameter_values(args: argparse.Namespace, job: Dict[str, Any]) -> Dict[str, Any]:
-    """The run's parameters: the spec's defaults, and ``--span`` as ExampleGen's range_config.
-
-    TFX writes the defaults in the runtime config's ``parameters`` (typed values) or, with
-    pipeline spec 2.1, ``parameterValues`` (plain ones)."""
+def spec_defaults(job: Dict[str, Any]) -> Dict[str, Any]:
+    """The spec's parameter defaults. TFX writes them in the runtime config's ``parameters``
+    (typed values) or, with pipeline spec 2.1, ``parameterValues`` (plain ones)."""
     runtime = job.get("runtimeConfig", {})
     values = dict(runtime.get("parameterValues", {}))
     for name, typed in runtime.get("parameters", {}).items():
         values[name] = next(iter(typed.values()))
-    if args.span is not None:
-        if RANGE_PARAMETER not in values:
-            raise ValueError(f"{args.spec}: --span: expected a spec compiled from a config with data.spans "
-                             f"(a '{RANGE_PARAMETER}' parameter), got parameters {sorted(values)}")
-        values[RANGE_PARAMETER] = span_range_json(args.span)
     return values
+
+
+def with_span(args: argparse.Namespace, values: Dict[str, Any]) -> Dict[str, Any]:
+    """``values`` with ``--span`` (when given) as ExampleGen's range_config."""
+    if args.span is None:
+        return values
+    if RANGE_PARAMETER not in values:
+        raise ValueError(f"{args.spec}: --span: expected a spec compiled from a config with data.spans "
+                         f"(a '{RANGE_PARAMETER}' parameter), got parameters {sorted(values)}")
+    return {**values, RANGE_PARAMETER: span_range_json(args.span)}
+
+
+def parameter_values(args: argparse.Namespace, job: Dict[str, Any]) -> Dict[str, Any]:
+    """The run's parameters: the spec's defaults, and ``--span`` as ExampleGen's range_config."""
+    return with_span(args, spec_defaults(job))
 
 
 def run_arguments(args: argparse.Namespace, job: Dict[str, Any], package_path: str) -> Dict[str, Any]:
@@ -107,11 +115,7 @@ def recurring_arguments(args: argparse.Namespace, job: Dict[str, Any]) -> Dict[s
         raise ValueError(f"{args.recurring}: expected the recurring-run definition python -m kubeflow.schedule "
                          "writes (a 'cron_expression' key)")
     # the spec's defaults, then the file's values, then --span: the command line has the last word
-    params = {**parameter_values(argparse.Namespace(**{**vars(args), "span": None}), job),
-              **(definition.get("params") or {})}
-    if args.span is not None:
-        params[RANGE_PARAMETER] = parameter_values(args, job)[RANGE_PARAMETER]
-    definition["params"] = params
+    definition["params"] = with_span(args, {**spec_defaults(job), **(definition.get("params") or {})})
     if args.pipeline_root:
         definition["pipeline_root"] = args.pipeline_root
     return definition

@@ -183,9 +183,9 @@ def _labels_rule(cfg: PipelineConfig, recent: Sequence[CheckResult], after: str)
 
 def serving_version(cfg: PipelineConfig, newest: Optional[CheckResult],
                     promotions: Sequence[Tuple[int, int]]) -> Optional[int]:
-    """The version the rules judge: the one the automatic canary promoted during or after the
-    newest clean span (``promotions``: (decided_ms, version), oldest first), else the one that
-    answered most of that span.
+    """The version the rules judge: the last one the automatic canary promoted between the
+    start of the newest clean span and that span's check (``promotions``: (decided_ms,
+    version), oldest first), else the one that answered most of that span.
 
     Why: a canary promoted during the span serves everything from then on; judging the
     version it replaced (most of the span's rows) would count that version's age and
@@ -193,7 +193,7 @@ def serving_version(cfg: PipelineConfig, newest: Optional[CheckResult],
     if newest is None:
         return None
     start_ms = newest.span * cfg.serving.request_log_window_seconds * 1000
-    promoted = [version for decided_ms, version in promotions if decided_ms >= start_ms]
+    promoted = [version for decided_ms, version in promotions if start_ms <= decided_ms <= newest.checked_ms]
     return promoted[-1] if promoted else newest.main_version
 
 
@@ -221,8 +221,7 @@ def decide(cfg: PipelineConfig, checks: Sequence[CheckResult], span: Optional[in
     incidents = {s: a for s, a in incidents.items() if a}
     clean = [c for c in upto if c.span not in incidents]
     newest = clean[-1] if clean else None
-    version = serving_version(cfg, newest, [p for p in promotions if p[0] <= newest.checked_ms]
-                              if newest is not None else ())
+    version = serving_version(cfg, newest, promotions)
     accuracy = eval_accuracy_of(version) if version is not None else None
     if accuracy is not None and math.isnan(accuracy):
         accuracy = None

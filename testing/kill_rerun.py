@@ -148,14 +148,32 @@ def restore(snapshot: str, root: str) -> None:
 KILL_DELAY_S = 2.0  # after the execution directory appears: the executor is at work
 
 
+def versions_of(digest: Dict[str, str]) -> Set[str]:
+    """The version names a ``served_digest`` covers."""
+    return {relative.split("/")[0] for relative in digest}
+
+
 @dataclass
 class KillCheck:
-    """What a run killed in ``node`` left behind."""
+    """What a run killed in ``node`` left behind.
+
+    ``previous_untouched``: every version served before the run is byte for byte
+    the same. ``published``: versions the killed run added. Only a run killed in
+    the Pusher after its rename can add one, and then a whole version of the
+    model it was pushing (the filesystem and ML Metadata share no transaction: a
+    kill between the rename and the launcher's commit leaves the push done but
+    unrecorded; the rerun finds that model there and records the same version).
+    """
     node: str
     kill: Kill
     states: List[str]  # the node's executions in ML Metadata after the kill, oldest first
-    served_unchanged: bool
+    previous_untouched: bool
+    published: List[str]
     staging: List[str]
+
+    @property
+    def served_unchanged(self) -> bool:
+        return self.previous_untouched and not self.published
 
 
 def kill_in(node: str, command: List[str], pipeline_root: str, metadata_path: str, pipeline_name: str,
@@ -167,5 +185,8 @@ def kill_in(node: str, command: List[str], pipeline_root: str, metadata_path: st
     delay = 0.0 if node == "Pusher" else KILL_DELAY_S
     trigger = execution_starts(pipeline_root, node)
     kill = run_and_kill(command, trigger, log_path, delay)
+    after = served_digest(push_dir)
+    old = versions_of(before)
     return KillCheck(node, kill, node_states(metadata_path, pipeline_name, node),
-                     served_digest(push_dir) == before, staging_left(push_dir))
+                     {k: v for k, v in after.items() if k.split("/")[0] in old} == before,
+                     sorted(versions_of(after) - old), staging_left(push_dir))
