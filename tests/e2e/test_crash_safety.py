@@ -5,8 +5,8 @@ Metadata opens after each. The run killed in the Trainer adds nothing to the
 push directory. The run killed in the Pusher adds nothing either, unless the
 kill lands after the Pusher's rename (the copy takes milliseconds: on an idle
 machine it often does); then the new version is whole, and the rerun records
-that same version instead of pushing a second copy. (``bench/kill_rerun.py`` kills every component and compares the rerun
-with an uninterrupted run.)
+that same version instead of pushing a second copy. (``bench/kill_rerun.py``
+kills every component and compares the rerun with an uninterrupted run.)
 """
 import os
 
@@ -15,9 +15,9 @@ import pytest
 from components.pusher import PUSH_COMPLETE_FILE
 from pipeline.results import collect
 from pipeline.run_paths import local_paths
+from serving.versions import is_complete
 from testing import kill_rerun
 from tests.conftest import TAXI_CONFIG
-from serving.versions import is_complete
 from tests.e2e.conftest import config_for, small_overrides, write_sample
 
 pytestmark = pytest.mark.e2e
