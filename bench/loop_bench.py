@@ -16,12 +16,12 @@ scores both against the feedback labels (``monitoring.labelled.row_truths``). Pr
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
 from common.paths import REPO_ROOT, resolve_path
+from common.process_exit import exit_now
 from loop.plan import FULL, QUICK
 from loop.runner import Loop
 from monitoring import locations
@@ -85,9 +85,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # As ``python -m loop`` does: everything written is closed by now; skipping the interpreter's
-    # teardown spares TensorFlow's "Exception ignored in AtomicFunction.__del__" tracebacks.
-    os._exit(code)
+    exit_now(main())

@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/serving_bench.py --config configs/taxi.yaml
            [--model_base_path DIR] [--seconds 5] [--rows 64] [--out FILE.json]
+           [--event_loop uvloop|asyncio]
 
 Model: the newest version under ``--model_base_path`` (default: the config's
 ``<serving.push_dir>/<model_name>``); when none is pushed there, the tiny
@@ -341,6 +342,7 @@ def main() -> int:
                         help="alternating bare/gateway rounds for the overhead at concurrency 1")
     parser.add_argument("--round_seconds", type=float, default=1.0, help="per side of a round")
     parser.add_argument("--out", help="also write the figures as JSON")
+    parser.add_argument("--event_loop", help="the gateway's --event_loop (default: the gateway's own)")
     args = parser.parse_args()
     cfg = load_config(args.config)
     work = tempfile.mkdtemp(prefix="serving-bench-")
@@ -375,7 +377,8 @@ def main() -> int:
     def gateway_args(tag: str) -> List[str]:
         return ["--config", args.config, "--model_base_path", base, "--models_config",
                 os.path.join(work, tag, "models.config"), "--request_log_dir",
-                os.path.join(work, tag, "request_log")]
+                os.path.join(work, tag, "request_log")] + (
+                    ["--event_loop", args.event_loop] if args.event_loop else [])
 
     results["stages"] = stage_costs(gateway_args("stages"), name, INSTANCE, sizes, args.stage_calls)
     print(f"stage p50 ms, in-process ({args.stage_calls} calls each): "

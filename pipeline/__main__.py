@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 from common.cli_args import add_config_arguments  # noqa: E402
 from common.config import ConfigError  # noqa: E402
 from common.loader import load_config  # noqa: E402
+from common.process_exit import exit_now  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -147,4 +148,5 @@ def _execute(cfg, tune, paths, decision) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The run's files are closed and ML Metadata committed when main returns.
+    exit_now(main())

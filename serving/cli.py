@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from common.config import ConfigError, PipelineConfig
 from common.loader import load_config
 from common.paths import resolve_path
-from serving.http_limits import HttpLimits
+from serving.http_limits import EVENT_LOOPS, HttpLimits
 
 DEFAULT_PORT = 8501
 
@@ -59,6 +59,7 @@ HTTP_LIMIT_FLAGS = {
     "worker_threads": ("worker_threads", int, "threads running request handlers"),
     "shutdown_grace_seconds": ("shutdown_grace_s", float,
                                "on SIGTERM, time in-flight requests get to finish"),
+    "event_loop": ("event_loop", str, f"the server's event loop: {' or '.join(EVENT_LOOPS)}"),
 }
 
 
@@ -66,7 +67,8 @@ def _add_http_limits(parser: argparse.ArgumentParser) -> None:
     """HTTP-level limits of ``start`` (defaults: ``serving.http_limits.HttpLimits``)."""
     group = parser.add_argument_group("HTTP limits")
     for flag, (field, kind, text) in HTTP_LIMIT_FLAGS.items():
-        group.add_argument(f"--{flag}", type=kind, default=getattr(HttpLimits(), field), help=text)
+        group.add_argument(f"--{flag}", type=kind, default=getattr(HttpLimits(), field), help=text,
+                           choices=EVENT_LOOPS if field == "event_loop" else None)
 
 
 def _http_limits(args: argparse.Namespace) -> HttpLimits:

@@ -177,7 +177,7 @@ def _run_uvicorn(app: GatewayApp, settings: GatewaySettings,
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.create_server((settings.host, settings.port), family=family, backlog=128)
     config = uvicorn.Config(
-        app, http=head_timeout_protocol(limits.head_timeout_s), loop="asyncio", lifespan="off",
+        app, http=head_timeout_protocol(limits.head_timeout_s), loop=limits.event_loop, lifespan="off",
         ws="none", interface="asgi3", timeout_keep_alive=limits.keep_alive_s,
         timeout_graceful_shutdown=limits.shutdown_grace_s,
         access_log=False, log_config=None, server_header=False,

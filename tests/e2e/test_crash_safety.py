@@ -61,7 +61,13 @@ def test_a_run_killed_in_a_component_leaves_the_served_model_and_metadata_intact
 def test_the_rerun_after_the_kills_completes_and_pushes(served_run):
     root, data_dir, cfg, log = served_run
     before = kill_rerun.served_digest(cfg.push_dir)
+    logged = os.path.getsize(log)
     assert kill_rerun.run_to_end(_command(root, data_dir, *RUN_B), log) == 0, f"the rerun failed: see {log}"
+    with open(log, encoding="utf-8", errors="replace") as f:
+        f.seek(logged)
+        output = f.read()
+    # A successful run ends without tracebacks, TF's teardown ones included (common.process_exit).
+    assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]
     result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
     assert result.model_blessed and result.infra_blessed and result.pushed
     assert os.path.isfile(os.path.join(result.pushed_to, PUSH_COMPLETE_FILE))

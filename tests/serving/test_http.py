@@ -5,6 +5,7 @@ limit is reached quickly: request smuggling through a negative or doubled
 Content-Length, HTTP/0.9, slow request heads and short bodies, idle
 connections (no thread each), the connection cap, clients that disconnect
 mid-response (no traceback), and SIGTERM draining the requests in flight.
+Each test runs on both event loops the gateway offers (``--event_loop``).
 """
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from serving import models_config
 from serving.client import Client
+from serving.http_limits import EVENT_LOOPS
 from serving.server import launch
 from testing.tiny_model import INSTANCE, gateway_args, gateway_env, push_version
 from tests.conftest import TAXI_CONFIG
@@ -31,8 +33,8 @@ MAX_CONNECTIONS = 20
 PREDICT = json.dumps({"instances": [INSTANCE]}).encode()
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, tiny_models):
+@pytest.fixture(scope="module", params=EVENT_LOOPS)
+def gateway(request, tmp_path_factory, tiny_models):
     root = str(tmp_path_factory.mktemp("http"))
     base = os.path.join(root, "serving", "taxi")
     push_version(base, 1, tiny_models[1])
@@ -42,7 +44,7 @@ def gateway(tmp_path_factory, tiny_models):
                         "--head_timeout_seconds", str(HEAD_TIMEOUT_S),
                         "--body_timeout_seconds", str(BODY_TIMEOUT_S),
                         "--keep_alive_seconds", str(KEEP_ALIVE_S),
-                        "--max_connections", str(MAX_CONNECTIONS))
+                        "--max_connections", str(MAX_CONNECTIONS), "--event_loop", request.param)
     with launch(args, env=gateway_env()) as server:
         yield server
 
