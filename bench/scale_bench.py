@@ -11,7 +11,9 @@ timestamps), the orchestrator total, wall time and the peak RSS of the whole
 process tree (the run and every process it starts, Beam workers and the model
 server included, sampled every ``SAMPLE_SECONDS`` with psutil; pages shared
 between processes are counted once per process, so this is an upper bound),
-and then the log-log cost slope from the second-largest to the largest size.
+the peak RSS while each component executed (the samples inside its ML Metadata
+interval: which component sets the peak), and then the log-log cost slope from
+the second-largest to the largest size.
 Results are also appended, one JSON line per run, to ``WORK_DIR/results.jsonl``
 as each run ends, so a long series can be read while it runs.
 """
@@ -21,10 +23,11 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import psutil
 
@@ -61,20 +64,46 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_sampled(cmd: List[str], log_path: str) -> Dict[str, float]:
-    """Runs ``cmd``; returns wall seconds and the process tree's peak RSS; stdout goes to the log."""
+def run_sampled(cmd: List[str], log_path: str) -> Tuple[Dict[str, float], List[Tuple[float, int]]]:
+    """Runs ``cmd``; returns wall seconds and the process tree's peak RSS, and the
+    (epoch seconds, RSS bytes) samples; stdout goes to the log."""
     start = time.time()
-    peak = 0
+    samples: List[Tuple[float, int]] = []
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT)
         watched = psutil.Process(proc.pid)
         while proc.poll() is None:
-            peak = max(peak, tree_rss(watched))
+            samples.append((time.time(), tree_rss(watched)))
             time.sleep(SAMPLE_SECONDS)
     wall = time.time() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); see {log_path}")
-    return {"wall_s": round(wall, 1), "peak_rss_gb": round(peak / GB, 2)}
+    peak = max((rss for _, rss in samples), default=0)
+    return {"wall_s": round(wall, 1), "peak_rss_gb": round(peak / GB, 2)}, samples
+
+
+def component_peaks(intervals: Sequence[Tuple[str, float, float]],
+                    samples: Sequence[Tuple[float, int]]) -> Dict[str, float]:
+    """Peak RSS in GB of the samples inside each (component, start s, end s) interval."""
+    peaks: Dict[str, float] = {}
+    for name, start, end in intervals:
+        inside = [rss for at, rss in samples if start <= at <= end]
+        if inside:
+            peaks[name] = round(max(peaks.get(name, 0.0), max(inside) / GB), 2)
+    return peaks
+
+
+def execution_intervals(metadata_path: str) -> List[Tuple[str, float, float]]:
+    """(component, start, end) in epoch seconds of every execution, from ML Metadata."""
+    db = sqlite3.connect(metadata_path)
+    try:
+        rows = db.execute(
+            "SELECT c.name, e.create_time_since_epoch, e.last_update_time_since_epoch FROM Execution e "
+            "JOIN Association a ON a.execution_id = e.id JOIN Context c ON c.id = a.context_id "
+            "JOIN Type t ON t.id = c.type_id WHERE t.name = 'node' ORDER BY e.id").fetchall()
+    finally:
+        db.close()
+    return [(name.split(".", 1)[1], start / 1000.0, end / 1000.0) for name, start, end in rows]
 
 
 def run_once(work: str, rows: int, mode: str, workers: int, overrides: Sequence[str]) -> Dict[str, object]:
@@ -84,12 +113,14 @@ def run_once(work: str, rows: int, mode: str, workers: int, overrides: Sequence[
                                  f"beam.direct_num_workers={workers if mode == 'multi_processing' else 1}",
                                  *overrides])
     log_path = os.path.join(work, f"{label}.log")
-    result = run_sampled(cmd, log_path)
+    result, samples = run_sampled(cmd, log_path)
     with open(log_path) as f:
         total = total_seconds(f.read())
-    components = component_seconds(os.path.join(run_dir, "taxi", "metadata.db"))
+    metadata = os.path.join(run_dir, "taxi", "metadata.db")
+    components = component_seconds(metadata)
     result.update(rows=rows, mode=mode, total_s=total,
-                  components={name: round(s, 1) for name, s, _ in components})
+                  components={name: round(s, 1) for name, s, _ in components},
+                  component_peak_rss_gb=component_peaks(execution_intervals(metadata), samples))
     return result
 
 
@@ -108,6 +139,11 @@ def print_table(results: List[Dict[str, object]]) -> None:
     for key, title in (("total_s", "orchestrator total (s)"), ("wall_s", "wall (s)"),
                        ("peak_rss_gb", "peak RSS, process tree (GB)")):
         print(f"  {title:<34}" + "".join(f"{(r[key] or float('nan')):>10.1f}" for r in results))
+    print("\nPeak RSS of the process tree while each component executed (GB):")
+    for name in names:
+        peaks = [r.get("component_peak_rss_gb", {}).get(name) for r in results]
+        if any(peaks):
+            print(f"  {name:<34}" + "".join(f"{p if p is not None else float('nan'):>10.2f}" for p in peaks))
 
 
 def print_slopes(results: List[Dict[str, object]]) -> None:

@@ -19,6 +19,7 @@ accuracy of what users got, and what the loop did.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -103,7 +104,11 @@ class Loop:
         os.makedirs(os.path.dirname(log_file), exist_ok=True)
         progress.attach(log_file)  # TFX's and TF's logs to the run's log file, component lines to stdout
         try:
-            run_local(self.cfg, tune=False, say=lambda line: self.say(f"  {line}"))
+            with progress.library_output_to(log_file) as terminal:
+                def say(line: str) -> None:
+                    with contextlib.redirect_stdout(terminal):
+                        self.say(f"  {line}")
+                run_local(self.cfg, tune=False, say=say)
         except Exception as err:  # pylint: disable=broad-except  # a failed component, e.g. the data gate
             self.say(f"pipeline run stopped after {time.perf_counter() - started:.0f} s: {err}; nothing pushed "
                      f"(log: {log_file})")

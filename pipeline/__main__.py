@@ -122,7 +122,8 @@ def _execute(cfg, tune, paths, decision) -> int:
     handler = progress.attach(paths.log_file)
     start = time.time()
     try:
-        run_local(cfg, tune)
+        with progress.library_output_to(paths.log_file) as terminal:
+            run_local(cfg, tune, say=lambda line: print(line, file=terminal))
     except KeyboardInterrupt:
         handler.fail()
         print(f"\nRUN INTERRUPTED after {time.time() - start:.1f}s (log: {paths.log_file})", file=sys.stderr)

@@ -3,15 +3,18 @@
 LocalDagRunner logs "Component X is running/finished" and whether a cached
 execution was reused; this handler turns those into
 ``  Transform                   done     12.3s`` lines and keeps the full log
-in a file, so the terminal stays readable.
+in a file, so the terminal stays readable. ``library_output_to`` sends what
+the libraries print while the DAG runs to the same file.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import sys
 import time
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
 from components.accepted_statistics import RESOLVER_ID as ACCEPTED_RESOLVER_ID
 
@@ -34,9 +37,9 @@ class _ExpectedEmptyResolution(logging.Filter):
 class ProgressHandler(logging.Handler):
     """Prints a line per finished component and records (name, state, seconds)."""
 
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
         super().__init__(level=logging.INFO)
-        self.stream = stream
+        self.stream = stream or sys.stdout  # the terminal, bound before library_output_to
         self.rows: List[Tuple[str, str, float]] = []
         self.current: Optional[str] = None
         self._start = 0.0
@@ -95,13 +98,44 @@ def attach(log_file: str) -> ProgressHandler:
     for old in [h for h in root.handlers if getattr(h, "_pipeline_run", False)]:
         root.removeHandler(old)  # a previous run in this process
         old.close()
-    file_handler = logging.FileHandler(log_file, mode="w")
+    open(log_file, "w").close()  # a new log per run; every writer then appends (library_output_to)
+    file_handler = logging.FileHandler(log_file, mode="a")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     progress = ProgressHandler()
     for handler in (file_handler, progress):
         handler._pipeline_run = True
         root.addHandler(handler)
     return progress
+
+
+@contextlib.contextmanager
+def library_output_to(log_file: str) -> Iterator[TextIO]:
+    """While the DAG runs, what the libraries print goes to ``log_file``, not the terminal;
+    yields the terminal's stdout for lines meant for the user.
+
+    Why: the components run in this process, and their libraries write straight to
+    the terminal: Keras Tuner prints its search space and trial summaries, the TF.js
+    converter a line per weight it narrows, TF's C++ code its warnings (to file
+    descriptor 2), TFMA numpy's RuntimeWarnings: about a hundred lines between the
+    progress lines of one taxi run, none of them the user's business unless the run
+    fails (then the log holds them). Python-level writes are caught by swapping
+    ``sys.stdout``/``sys.stderr`` (warnings too), C-level ones by pointing descriptor 2
+    at the log. The progress lines keep the stream bound when ``attach`` ran.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    terminal, saved_err = sys.stdout, sys.stderr
+    saved_fd2 = os.dup(2)
+    with open(log_file, "a", buffering=1, encoding="utf-8", errors="replace") as log:
+        os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = log
+        try:
+            yield terminal
+        finally:
+            log.flush()
+            sys.stdout, sys.stderr = terminal, saved_err
+            os.dup2(saved_fd2, 2)
+            os.close(saved_fd2)
 
 
 def write_to_log_file(text: str) -> None:

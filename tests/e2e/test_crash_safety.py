@@ -9,6 +9,7 @@ that same version instead of pushing a second copy. (``bench/kill_rerun.py``
 kills every component and compares the rerun with an uninterrupted run.)
 """
 import os
+import re
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.e2e.conftest import config_for, small_overrides, write_sample
 
 pytestmark = pytest.mark.e2e
 
+PROGRESS_LINE = re.compile(r"^  \S+ +(done|cached|skipped) +\d+\.\ds$")
 # Run B trains longer than run A: ExampleGen and Transform stay cached, so the killed
 # runs are cut short cheaply; B is pushed whatever its AUC against A's model.
 RUN_B = ["trainer.train_steps=150"]
@@ -68,6 +70,10 @@ def test_the_rerun_after_the_kills_completes_and_pushes(served_run):
         output = f.read()
     # A successful run ends without tracebacks, TF's teardown ones included (common.process_exit).
     assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]
+    # While the DAG runs the terminal gets one line per component; what the libraries print
+    # goes to the run's log (pipeline.progress.library_output_to).
+    during = output[output.index("  runs because: "):output.index("\n  total ")].splitlines()[1:]
+    assert during and all(PROGRESS_LINE.match(line) for line in during), during
     result = collect(local_paths(cfg).metadata, cfg.pipeline_name)
     assert result.model_blessed and result.infra_blessed and result.pushed
     assert os.path.isfile(os.path.join(result.pushed_to, PUSH_COMPLETE_FILE))

@@ -20,3 +20,40 @@ def test_progress_lines_from_orchestrator_log():
     handler.fail()
     assert handler.states == {"Transform": "done", "Trainer": "cached", "Evaluator": "FAILED"}
     assert out.getvalue().splitlines()[1].split()[:2] == ["Trainer", "cached"]
+
+
+def test_library_output_goes_to_the_log_and_progress_to_the_terminal(tmp_path, capfd):
+    """What the libraries print during a run (Python prints and stderr writes, where
+    warnings go, and C-level writes to descriptor 2) lands in the run's log, between
+    the log records, none lost or overwritten; the progress lines and the lines said
+    to the terminal reach the terminal."""
+    import os
+    import sys
+
+    from pipeline.progress import attach, library_output_to
+
+    log_file = str(tmp_path / "run.log")
+    handler = attach(log_file)
+    logger = logging.getLogger("progress-output-test")
+    try:
+        with library_output_to(log_file) as terminal:
+            logger.info("Component %s is running.", "Tuner")
+            print("Search space summary")
+            sys.stderr.write("a library's stderr line\n")
+            os.write(2, b"W0000 a C++ warning\n")
+            print("  said to the user", file=terminal)
+            logger.info("Component %s is finished.", "Tuner")
+        print("after the run")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out, err = capfd.readouterr()
+    assert "Search space summary" not in out + err and "C++ warning" not in out + err
+    assert "stderr line" not in out + err
+    assert "  said to the user" in out and "after the run" in out
+    assert out.splitlines()[1].split()[:2] == ["Tuner", "done"]
+    with open(log_file) as f:
+        log = f.read()
+    for text in ("Component Tuner is running.", "Search space summary", "a library's stderr line",
+                 "W0000 a C++ warning", "Component Tuner is finished."):
+        assert text in log, text
+    assert log.index("is running.") < log.index("Search space") < log.index("is finished.")
