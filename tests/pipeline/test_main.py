@@ -17,6 +17,18 @@ from pipeline.progress import _not_the_failed_execution
 from tests.conftest import TAXI_CONFIG
 
 
+@pytest.fixture(autouse=True)
+def _root_logger_restored():
+    """A run rewires the root logger (pipeline.progress.attach) to this test's streams: undo it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for added in [h for h in root.handlers if h not in handlers and isinstance(h, logging.FileHandler)]:
+        added.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def _args(command, tmp_path, *extra):
     return [command, "--config", TAXI_CONFIG, "--set", f"run_dir={tmp_path}/runs",
             "--set", f"serving.push_dir={tmp_path}/serving", *extra]
@@ -38,7 +50,7 @@ def test_report_before_any_run(tmp_path, capsys):
 
 
 def _fail_with(monkeypatch, error):
-    def run_local(cfg, tune=None):
+    def run_local(cfg, tune=None, say=print):
         logging.getLogger("absl").error("Execution %d failed.", 6)  # what TFX's launcher logs
         raise error
     monkeypatch.setattr(local_runner, "run_local", run_local)

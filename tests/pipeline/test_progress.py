@@ -9,6 +9,7 @@ def test_progress_lines_from_orchestrator_log():
     out = io.StringIO()
     handler = ProgressHandler(out)
     logger = logging.getLogger("progress-test")
+    logger.propagate = False  # the root logger may hold another test's run handlers
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.info("Component %s is running.", "Transform")
@@ -33,7 +34,9 @@ def test_library_output_goes_to_the_log_and_progress_to_the_terminal(tmp_path, c
     from pipeline.progress import attach, library_output_to
 
     log_file = str(tmp_path / "run.log")
-    handler = attach(log_file)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # attach() rewires the root logger: put it back
+    attach(log_file)
     logger = logging.getLogger("progress-output-test")
     try:
         with library_output_to(log_file) as terminal:
@@ -45,7 +48,10 @@ def test_library_output_goes_to_the_log_and_progress_to_the_terminal(tmp_path, c
             logger.info("Component %s is finished.", "Tuner")
         print("after the run")
     finally:
-        logging.getLogger().removeHandler(handler)
+        for added in [h for h in root.handlers if h not in handlers and isinstance(h, logging.FileHandler)]:
+            added.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
     out, err = capfd.readouterr()
     assert "Search space summary" not in out + err and "C++ warning" not in out + err
     assert "stderr line" not in out + err
