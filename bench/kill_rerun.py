@@ -93,7 +93,9 @@ def main(argv=None) -> int:
                                    cfg.push_dir, log)
         start = time.time()
         code = kill_rerun.run_to_end(run_b, log)
-        outcome = _outcome(collect(paths.metadata, cfg.pipeline_name)) if code == 0 else {}
+        result = collect(paths.metadata, cfg.pipeline_name) if code == 0 else None
+        pushed_to = result.pushed_to if result is not None else ""
+        outcome = _outcome(result) if result is not None else {}
         diff = _max_diff(outcome.get("metrics", {}), reference["metrics"]) if outcome else math.inf
         same = bool(outcome) and diff <= TOLERANCE and all(
             outcome[k] == reference[k] for k in ("blessed", "infra_blessed", "pushed"))
@@ -103,9 +105,8 @@ def main(argv=None) -> int:
                "staging_left": check.staging,
                "rerun_exit": code, "rerun_s": round(time.time() - start), "max_metric_diff": diff,
                "equals_reference": same,
-               "rerun_pushed_complete": bool(outcome.get("pushed")) and _complete(collect(
-                   paths.metadata, cfg.pipeline_name).pushed_to)}
-        row["served"] = _served(row, collect(paths.metadata, cfg.pipeline_name).pushed_to if code == 0 else "")
+               "rerun_pushed_complete": bool(outcome.get("pushed")) and _complete(pushed_to)}
+        row["served"] = _served(row, pushed_to)
         rows.append(row)
         print(json.dumps(row), flush=True)
 

@@ -37,16 +37,24 @@ REFERENCE = _reference_script()
 ENV = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
 
 
-def component_seconds(metadata_path: str):
-    """(component, seconds) per execution, from MLMD's own timestamps."""
+def executions(metadata_path: str):
+    """(component, start s, end s, state) per execution, from MLMD's own timestamps."""
     db = sqlite3.connect(metadata_path)
-    rows = db.execute(
-        "SELECT c.name, e.create_time_since_epoch, e.last_update_time_since_epoch, e.last_known_state "
-        "FROM Execution e JOIN Association a ON a.execution_id = e.id JOIN Context c ON c.id = a.context_id "
-        "JOIN Type t ON t.id = c.type_id WHERE t.name = 'node' ORDER BY e.id").fetchall()
+    try:
+        rows = db.execute(
+            "SELECT c.name, e.create_time_since_epoch, e.last_update_time_since_epoch, e.last_known_state "
+            "FROM Execution e JOIN Association a ON a.execution_id = e.id JOIN Context c ON c.id = a.context_id "
+            "JOIN Type t ON t.id = c.type_id WHERE t.name = 'node' ORDER BY e.id").fetchall()
+    finally:
+        db.close()
     states = {3: "done", 4: "failed", 5: "cached"}
-    return [(name.split(".", 1)[1], (end - start) / 1000.0, states.get(state, str(state)))
+    return [(name.split(".", 1)[1], start / 1000.0, end / 1000.0, states.get(state, str(state)))
             for name, start, end, state in rows]
+
+
+def component_seconds(metadata_path: str):
+    """(component, seconds, state) per execution, from MLMD's own timestamps."""
+    return [(name, end - start, state) for name, start, end, state in executions(metadata_path)]
 
 
 def run(cmd, log_path):

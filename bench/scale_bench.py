@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ import psutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
-from pipeline_bench import ENV, component_seconds, pipeline_cmd, total_seconds  # noqa: E402
+from pipeline_bench import ENV, executions, pipeline_cmd, total_seconds  # noqa: E402
 
 from common.paths import TAXI_DEFAULT  # noqa: E402
 from testing import taxi_scale  # noqa: E402
@@ -93,19 +92,6 @@ def component_peaks(intervals: Sequence[Tuple[str, float, float]],
     return peaks
 
 
-def execution_intervals(metadata_path: str) -> List[Tuple[str, float, float]]:
-    """(component, start, end) in epoch seconds of every execution, from ML Metadata."""
-    db = sqlite3.connect(metadata_path)
-    try:
-        rows = db.execute(
-            "SELECT c.name, e.create_time_since_epoch, e.last_update_time_since_epoch FROM Execution e "
-            "JOIN Association a ON a.execution_id = e.id JOIN Context c ON c.id = a.context_id "
-            "JOIN Type t ON t.id = c.type_id WHERE t.name = 'node' ORDER BY e.id").fetchall()
-    finally:
-        db.close()
-    return [(name.split(".", 1)[1], start / 1000.0, end / 1000.0) for name, start, end in rows]
-
-
 def run_once(work: str, rows: int, mode: str, workers: int, overrides: Sequence[str]) -> Dict[str, object]:
     label = f"{rows}_{mode}"
     run_dir = os.path.join(work, "runs", label)
@@ -116,11 +102,10 @@ def run_once(work: str, rows: int, mode: str, workers: int, overrides: Sequence[
     result, samples = run_sampled(cmd, log_path)
     with open(log_path) as f:
         total = total_seconds(f.read())
-    metadata = os.path.join(run_dir, "taxi", "metadata.db")
-    components = component_seconds(metadata)
+    ran = executions(os.path.join(run_dir, "taxi", "metadata.db"))
     result.update(rows=rows, mode=mode, total_s=total,
-                  components={name: round(s, 1) for name, s, _ in components},
-                  component_peak_rss_gb=component_peaks(execution_intervals(metadata), samples))
+                  components={name: round(end - start, 1) for name, start, end, _ in ran},
+                  component_peak_rss_gb=component_peaks([(name, start, end) for name, start, end, _ in ran], samples))
     return result
 
 

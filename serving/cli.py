@@ -59,8 +59,10 @@ HTTP_LIMIT_FLAGS = {
     "worker_threads": ("worker_threads", int, "threads running request handlers"),
     "shutdown_grace_seconds": ("shutdown_grace_s", float,
                                "on SIGTERM, time in-flight requests get to finish"),
-    "event_loop": ("event_loop", str, f"the server's event loop: {' or '.join(EVENT_LOOPS)}"),
+    "event_loop": ("event_loop", str, "the server's event loop"),
 }
+# Flags that take one of a few values: argparse lists them in --help and refuses others.
+HTTP_LIMIT_CHOICES = {"event_loop": EVENT_LOOPS}
 
 
 def _add_http_limits(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +70,7 @@ def _add_http_limits(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("HTTP limits")
     for flag, (field, kind, text) in HTTP_LIMIT_FLAGS.items():
         group.add_argument(f"--{flag}", type=kind, default=getattr(HttpLimits(), field), help=text,
-                           choices=EVENT_LOOPS if field == "event_loop" else None)
+                           choices=HTTP_LIMIT_CHOICES.get(flag))
 
 
 def _http_limits(args: argparse.Namespace) -> HttpLimits:

@@ -171,10 +171,6 @@ class KillCheck:
     published: List[str]
     staging: List[str]
 
-    @property
-    def served_unchanged(self) -> bool:
-        return self.previous_untouched and not self.published
-
 
 def kill_in(node: str, command: List[str], pipeline_root: str, metadata_path: str, pipeline_name: str,
             push_dir: str, log_path: str) -> KillCheck:
