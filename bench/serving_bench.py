@@ -343,6 +343,8 @@ def main() -> int:
     parser.add_argument("--round_seconds", type=float, default=1.0, help="per side of a round")
     parser.add_argument("--out", help="also write the figures as JSON")
     parser.add_argument("--event_loop", help="the gateway's --event_loop (default: the gateway's own)")
+    parser.add_argument("--request_log_writer", choices=("process", "thread"),
+                        help="the gateway's --request_log_writer (default: the gateway's own)")
     args = parser.parse_args()
     cfg = load_config(args.config)
     work = tempfile.mkdtemp(prefix="serving-bench-")
@@ -378,7 +380,8 @@ def main() -> int:
         return ["--config", args.config, "--model_base_path", base, "--models_config",
                 os.path.join(work, tag, "models.config"), "--request_log_dir",
                 os.path.join(work, tag, "request_log")] + (
-                    ["--event_loop", args.event_loop] if args.event_loop else [])
+                    ["--event_loop", args.event_loop] if args.event_loop else []) + (
+                    ["--request_log_writer", args.request_log_writer] if args.request_log_writer else [])
 
     results["stages"] = stage_costs(gateway_args("stages"), name, INSTANCE, sizes, args.stage_calls)
     print(f"stage p50 ms, in-process ({args.stage_calls} calls each): "

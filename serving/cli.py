@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--no_batching", action="store_true", help="disable server-side batching")
     start.add_argument("--request_log_dir", help="default: serving.request_log_dir")
     start.add_argument("--no_request_log", action="store_true", help="do not log requests")
+    start.add_argument("--request_log_writer", choices=("process", "thread"), default="process",
+                       help="where logged rows are encoded and written: a child process, off the "
+                            "gateway's GIL (default), or a thread of the gateway (serving.log_process)")
     _add_http_limits(start)
 
     predict = sub.add_parser("predict", help="send rows to a running gateway, print the answer")
@@ -198,6 +201,7 @@ def _settings(args: argparse.Namespace, cfg: Optional[PipelineConfig]) -> Any:
         request_log_dir=log_dir,
         request_log_window_seconds=serving.request_log_window_seconds if serving else 3600,
         request_log_flush_seconds=serving.request_log_flush_seconds if serving else 1.0,
+        request_log_writer=args.request_log_writer,
         feature_dtypes=features,
         sensitive_features=tuple(sorted(serving.sensitive_features.items())) if serving else (),
         feedback=feedback)

@@ -104,6 +104,9 @@ _LOG_SERIES = (
     ("wait_seconds", "request_log_wait_seconds_total", "counter",
      "Seconds requests spent held back by the log's back-pressure."),
     ("syncs", "request_log_syncs_total", "counter", "fsync rounds of the log's files."),
+    ("writer_in_process", "request_log_writer_in_process", "gauge",
+     "1 when rows are encoded in the gateway's own process: by choice, or because the "
+     "log's writer process died (an alert when a writer process was asked for)."),
 )
 
 

@@ -76,7 +76,6 @@ import collections
 import dataclasses
 import glob
 import logging
-import math
 import os
 import re
 import socket
@@ -84,12 +83,14 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from tensorflow.core.example import example_pb2
 
 from serving import tfrecord
-from serving.log_encoder import DTYPES, ExampleEncoder, MetadataNames, Request, safe_name
+from serving.log_encoder import DTYPES, MetadataNames, Request, safe_name
+from serving.log_files import SPAN_DIR_PREFIX, FilesSpec, SpanFiles, span_dir, span_for
+from serving.log_process import ProcessFiles
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,6 @@ TIMESTAMP_MS = METADATA_PREFIX + "timestamp_ms"
 
 ROLES = ("primary", "shadow")
 SALT_ENV = "REQUEST_LOG_SALT"
-SPAN_DIR_PREFIX = "span-"
 EXAMPLE_GEN_PATTERN = SPAN_DIR_PREFIX + "{SPAN}/primary-*.tfrecord"
 DEFAULT_FLUSH_SECONDS = 1.0
 _SPAN_DIR = re.compile(r"^span-(\d+)$")
@@ -153,7 +153,7 @@ class RequestLog:
                  sensitive: Mapping[str, str] = {}, window_seconds: int = 3600, *,
                  queue_rows: int = 20_000, flush_seconds: float = DEFAULT_FLUSH_SECONDS,
                  max_wait_seconds: float = 10.0, salt: Optional[str] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, writer_process: bool = False) -> None:
         for name, dtype in feature_dtypes.items():
             if dtype not in DTYPES:
                 raise RequestLogError(f"feature_dtypes.{name}: expected one of {list(DTYPES)}, got {dtype!r}")
@@ -183,7 +183,6 @@ class RequestLog:
         self.directory = os.path.abspath(directory)
         self.window_seconds = window_seconds
         self.flush_seconds = float(flush_seconds)
-        self._encoder = ExampleEncoder(feature_dtypes, sensitive, (salt or "").encode("utf-8"), _NAMES)
         self._clock = clock
         self._queue_rows = queue_rows
         self._max_wait_s = float(max_wait_seconds)
@@ -202,13 +201,15 @@ class RequestLog:
             "late_rows": 0, "files_opened": 0, "waiting_requests": 0, "waited_requests": 0,
             "wait_seconds": 0.0, "syncs": 0}
         self._closed = False
-        self._name_stem = f"{safe_name(socket.gethostname())}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._seq = 0
-        self._write_lock = threading.Lock()  # files: the writer thread, or late writers after close
-        self._files: Dict[Tuple[int, str], int] = {}  # (span, role) -> fd
-        self._dirty: set = set()  # files written since their last fsync
-        self._newest_span = -1
         os.makedirs(self.directory, exist_ok=True)
+        spec = FilesSpec(directory=self.directory, feature_dtypes=dict(feature_dtypes),
+                         sensitive=dict(sensitive), salt=(salt or "").encode("utf-8"), names=_NAMES,
+                         window_seconds=window_seconds,
+                         name_stem=f"{safe_name(socket.gethostname())}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        # Where rows are encoded and appended: a child process (off the GIL; the gateway's
+        # choice, see serving.log_process) or this writer thread.
+        self._files: Union[SpanFiles, ProcessFiles] = ProcessFiles(spec) if writer_process else SpanFiles(spec)
+        self._write_lock = threading.Lock()  # files: the writer thread, or late writers after close
         self._thread = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
         self._thread.start()
         self._at_exit = _close_at_exit(weakref.ref(self))
@@ -295,9 +296,11 @@ class RequestLog:
         """Counters for /metrics: rows logged, written, dropped (writer stalled), failed
         (unencodable or a write error) and written after close (late); files opened,
         fsync rounds; back-pressure (requests waiting now, requests that waited, total
-        seconds waited); rows queued."""
+        seconds waited); rows queued; 1 when rows are encoded in this process
+        (``writer_in_process``)."""
         with self._lock:
-            return dict(self._counters, queued_rows=self._queued_rows)
+            return dict(self._counters, queued_rows=self._queued_rows,
+                        writer_in_process=int(self.writer_in_process))
 
     @property
     def dropped(self) -> int:
@@ -414,80 +417,40 @@ class RequestLog:
                 next_sync = time.monotonic() + self.flush_seconds
 
     def _write_batch(self, batch: Sequence[Request], queued: bool = True) -> None:
-        """Encodes and appends ``batch``; an unexpected error loses this batch (counted),
-        never the writer thread. Frees the rows' room in the queue."""
+        """Encodes and appends ``batch`` (failures counted, never raised); frees the rows'
+        room in the queue."""
         if not batch:
             return
         rows = sum(len(request.features) for request in batch)
-        written = failed = 0
+        result = None
         try:
-            groups: Dict[Tuple[int, str], List[Request]] = {}
-            for request in batch:
-                groups.setdefault((self.span_for(request.timestamp), request.role), []).append(request)
-            self._roll_windows(max(span for span, _ in groups))
-            for key, requests in sorted(groups.items()):
-                encoded = self._encoder.encode(requests)
-                if encoded.failures:
-                    failed += len(encoded.failures)
-                    request_id, row, reason = encoded.failures[0]
-                    logger.warning("request log: %d rows not logged; first: row %d of request %s: %s",
-                                   len(encoded.failures), row, request_id, reason)
-                if not encoded.examples:
-                    continue
-                try:
-                    fd = self._files.get(key) or self._open(*key)
-                    _write_all(fd, b"".join(tfrecord.frame(example) for example in encoded.examples))
-                    self._dirty.add(key)
-                    written += len(encoded.examples)
-                except OSError as error:
-                    failed += len(encoded.examples)
-                    logger.error("request log: cannot write %d rows to %s: %s", len(encoded.examples),
-                                 self.directory, error)
-        except Exception:  # pylint: disable=broad-except
-            logger.exception("request log: %d requests not logged", len(batch))
-            failed = rows - written
+            result = self._files.write(batch)
         finally:
             with self._lock:
                 if queued:
                     self._queued_rows -= rows
                     self._writing_since = None
                     self._has_room.notify_all()
+                written = result.written if result else 0
                 self._counters["written_rows"] += written
-                self._counters["failed_rows"] += failed
-
-    def _roll_windows(self, newest: int) -> None:
-        """Window roll: the older spans' files are finished; make them durable."""
-        if newest <= self._newest_span:
-            return
-        for key in [k for k in self._files if k[0] < newest]:
-            self._dirty.discard(key)
-            _close_fd(self._files.pop(key))
-        self._newest_span = newest
-
-    def _open(self, span: int, role: str) -> int:
-        directory = span_dir(self.directory, span)
-        os.makedirs(directory, exist_ok=True)
-        self._seq += 1
-        path = os.path.join(directory, f"{role}-{self._name_stem}-{self._seq:04d}.tfrecord")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640)
-        self._files[(span, role)] = fd
-        with self._lock:
-            self._counters["files_opened"] += 1
-        return fd
+                self._counters["failed_rows"] += result.failed if result else rows
+                self._counters["files_opened"] += result.files_opened if result else 0
 
     def _sync_files(self, close: bool) -> None:
         """fsyncs the files written since their last fsync (and closes all on ``close``)."""
-        try:
-            for key in list(self._files):
-                if close:
-                    _close_fd(self._files.pop(key))
-                elif key in self._dirty:
-                    os.fsync(self._files[key])
-            self._dirty.clear()
-        except OSError as error:
-            logger.error("request log: cannot sync files in %s: %s", self.directory, error)
+        self._files.sync(close)
         with self._lock:
             self._counters["syncs"] += 1
+
+    @property
+    def writer_pid(self) -> Optional[int]:
+        """The writer process's pid (None when rows are encoded in this process)."""
+        return None if isinstance(self._files, SpanFiles) else self._files.pid
+
+    @property
+    def writer_in_process(self) -> bool:
+        """False while a child process encodes and writes the rows (``writer_process``)."""
+        return not isinstance(self._files, ProcessFiles) or self._files.in_process
 
 
 def _close_at_exit(ref: "weakref.ReferenceType[RequestLog]") -> Callable[[], None]:
@@ -500,16 +463,6 @@ def _close_at_exit(ref: "weakref.ReferenceType[RequestLog]") -> Callable[[], Non
 
 
 # ---------------------------------------------------------------- reading
-
-def span_for(timestamp: float, window_seconds: int) -> int:
-    """The span number of ``timestamp``: its window index since the epoch."""
-    return int(math.floor(timestamp / window_seconds))
-
-
-def span_dir(directory: str, span: int) -> str:
-    """The directory holding span ``span``."""
-    return os.path.join(directory, f"{SPAN_DIR_PREFIX}{span}")
-
 
 def window_glob(directory: str, span: int, role: Optional[str] = "primary") -> str:
     """The file pattern of one span, e.g. TFDV's ``data_location``.
@@ -592,16 +545,3 @@ def strip_example(example: example_pb2.Example) -> example_pb2.Example:
 
 def _stats_name(feature: Any) -> str:
     return feature.path.step[0] if feature.HasField("path") and feature.path.step else feature.name
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _close_fd(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -62,6 +62,7 @@ class GatewaySettings:
     request_log_dir: Optional[str] = None
     request_log_window_seconds: int = 3600
     request_log_flush_seconds: float = 1.0
+    request_log_writer: str = "process"  # where rows are encoded: "process" (off the GIL) or "thread"
     feature_dtypes: Tuple[Tuple[str, str], ...] = ()
     sensitive_features: Tuple[Tuple[str, str], ...] = ()
     feedback: Optional[FeedbackSettings] = None  # labels for logged requests (serving.feedback)
@@ -136,7 +137,8 @@ def _request_log(settings: GatewaySettings) -> Any:
     log = RequestLog(settings.request_log_dir, dict(settings.feature_dtypes),
                      sensitive=dict(settings.sensitive_features),
                      window_seconds=settings.request_log_window_seconds,
-                     flush_seconds=settings.request_log_flush_seconds)
+                     flush_seconds=settings.request_log_flush_seconds,
+                     writer_process=settings.request_log_writer == "process")
     logger.info("Logging requests to %s (%d s windows)", log.directory, log.window_seconds)
     return log
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from serving import request_log
+from serving import log_files, request_log
 from serving.request_log import (
     EXAMPLE_GEN_PATTERN,
     LATENCY_MS,
@@ -182,7 +182,7 @@ def test_a_late_row_for_an_earlier_window_lands_in_its_own_span(tmp_path):
 
 def slow_disk(monkeypatch, seconds=0.0, gate=None):
     """Injects a slow (or, with ``gate``, stalled until it is set) disk under the writer."""
-    real_write = request_log._write_all
+    real_write = log_files.write_all
 
     def write(fd, data):
         if gate is not None:
@@ -190,7 +190,7 @@ def slow_disk(monkeypatch, seconds=0.0, gate=None):
         time.sleep(seconds)
         real_write(fd, data)
 
-    monkeypatch.setattr(request_log, "_write_all", write)
+    monkeypatch.setattr(log_files, "write_all", write)
 
 
 def log_one(log, rid, rows=1):
