@@ -14,6 +14,7 @@ from common import executor_config
 from common.config import PipelineConfig
 from components.accepted_statistics import build_accepted_statistics_resolver
 from components.anomalies_gate import AnomaliesGate, thresholds_json
+from components.csv_example_gen import CsvExampleGen
 from components.span_inputs import build_span_example_gen, build_span_window_resolver
 from components.span_window_gen import build_span_window_example_gen
 from components.time_split import TimeSplit
@@ -34,7 +35,7 @@ def build_example_gen(cfg: PipelineConfig, span_range=None):
         return build_span_example_gen(cfg)
     splits = [tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
               for name, buckets in cfg.data.splits.items()]
-    return tfx.components.CsvExampleGen(
+    return CsvExampleGen(
         input_base=cfg.data_path,
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=splits)))
 

@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 
 from common.checks.data import SPAN_SPEC, VERSION_SPEC
 from common.config import PipelineConfig
+from components.csv_example_gen import CsvExampleGen
 
 # An ingested span has this one split; TimeSplit decides whether it trains or evaluates.
 SPAN_SPLIT = "span"
@@ -33,7 +34,7 @@ def span_input_config(cfg: PipelineConfig) -> tfx.proto.Input:
     return tfx.proto.Input(splits=[tfx.proto.Input.Split(name=SPAN_SPLIT, pattern=cfg.data.spans.pattern)])
 
 
-def build_span_example_gen(cfg: PipelineConfig, span: Optional[int] = None) -> tfx.components.CsvExampleGen:
+def build_span_example_gen(cfg: PipelineConfig, span: Optional[int] = None) -> CsvExampleGen:
     """CsvExampleGen over the span pattern: the newest span on disk, or ``span`` (a backfill).
 
     All rows of a span land in one split (one hash bucket): the split by time
@@ -42,7 +43,7 @@ def build_span_example_gen(cfg: PipelineConfig, span: Optional[int] = None) -> t
     if span is not None:
         range_config = tfx.proto.RangeConfig(
             static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span))
-    return tfx.components.CsvExampleGen(
+    return CsvExampleGen(
         input_base=cfg.data_path,
         input_config=span_input_config(cfg),
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(

@@ -24,7 +24,6 @@ import apache_beam as beam
 from google.protobuf import wrappers_pb2
 from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen import utils
-from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2, range_config_pb2
@@ -32,6 +31,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from common.config import PipelineConfig
+from components.csv_example_gen import TwoPassCsvExecutor
 from components.span_inputs import EXAMPLE_GEN_ID, newest_span_files
 from components.time_split import SpanWindowError, record_window
 
@@ -70,8 +70,8 @@ def window(data_path: str, pattern: str, eval_span: int, train_spans: int) -> Di
     return {s: on_disk[s] for s in older}
 
 
-class SpanWindowExecutor(csv_executor.Executor):
-    """CsvExampleGen's executor with a train split of the spans before the driver's span."""
+class SpanWindowExecutor(TwoPassCsvExecutor):
+    """The two-pass CsvExampleGen executor with a train split of the spans before the driver's span."""
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: Dict[str, Any]) -> Dict[str, beam.pvalue.PCollection]:
