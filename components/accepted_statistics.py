@@ -14,10 +14,11 @@ from typing import Dict
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
-from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
+
+from components.tfx_api import tfx
 
 STATS_FILE = "FeatureStats.pb"  # StatisticsGen's per-split file name, kept for TFDV's tools
 RESOLVER_ID = "latest_accepted_statistics_resolver"

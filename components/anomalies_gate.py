@@ -25,7 +25,6 @@ from typing import Dict, List, Optional
 import tensorflow_data_validation as tfdv
 from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
@@ -36,6 +35,7 @@ from components.accepted_statistics import BASELINE_ID, DRIFT_CHECKED, GATE_NOTE
 from components.accepted_statistics import read as read_accepted
 from components.accepted_statistics import write as write_accepted
 from components.gate_checks import GateResult, Thresholds, check_splits
+from components.tfx_api import tfx
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"

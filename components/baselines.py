@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
+
+from components.tfx_api import tfx
 
 BASELINES_FILE = "baselines.json"
 _QUANTILE_BINS = 10

@@ -26,11 +26,11 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
-from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 
 from components import classification_metrics as cm
 from components import raw_examples
+from components.tfx_api import tfx
 from trainer.claim_index import RecordSpec, record_tokens, record_value, write_index
 from trainer.claim_neighbours import NeighbourIndex, statement_folds
 

@@ -5,7 +5,6 @@ import hashlib
 from typing import List, Optional
 
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
@@ -17,6 +16,7 @@ from components.anomalies_gate import AnomaliesGate, thresholds_json
 from components.csv_example_gen import CsvExampleGen
 from components.span_inputs import build_span_example_gen, build_span_window_resolver
 from components.span_window_gen import build_span_window_example_gen
+from components.tfx_api import tfx
 from components.time_split import TimeSplit
 from components.tsv_example_gen import build_tsv_example_gen
 

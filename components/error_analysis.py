@@ -18,13 +18,13 @@ import os
 from typing import Dict, Iterable, Optional, Sequence, Set, Tuple
 
 import numpy as np
-from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 from tfx.utils import path_utils
 
 from common.serving_contract import OUTPUT_KEY, TF_EXAMPLE_SIGNATURE, TRANSFORM_SIGNATURE
 from components import classification_metrics as cm
 from components import raw_examples
+from components.tfx_api import tfx
 
 ANALYSIS_FILE = "analysis.json"
 _BATCH = 256

@@ -7,7 +7,6 @@ from typing import Any, Dict, List, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -20,6 +19,7 @@ from components import baseline_gate
 from components.baselines import BaselineMetrics
 from components.fold_metrics import RATES, FoldedRate
 from components.pusher import PushBlessing
+from components.tfx_api import tfx
 from trainer import features
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.infra_validator import component as infra_validator_component
 from tfx.dsl.components.base import base_component
 from tfx.types import standard_artifacts
@@ -19,6 +18,7 @@ from tfx.types import standard_artifacts
 from common.config import PipelineConfig
 from common.serving_contract import TF_EXAMPLE_SIGNATURE
 from components import local_infra_validator
+from components.tfx_api import tfx
 from trainer import features
 
 

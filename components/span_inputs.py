@@ -18,11 +18,10 @@ import os
 import re
 from typing import Dict, List, Optional
 
-from tfx import v1 as tfx
-
 from common.checks.data import SPAN_SPEC, VERSION_SPEC
 from common.config import PipelineConfig
 from components.csv_example_gen import CsvExampleGen
+from components.tfx_api import tfx
 
 # An ingested span has this one split; TimeSplit decides whether it trains or evaluates.
 SPAN_SPLIT = "span"

@@ -13,11 +13,11 @@ import os
 from typing import Dict, List
 
 import numpy as np
-from tfx import v1 as tfx
 
 from components import classification_metrics as cm
 from components import raw_examples
 from components.baselines import BaselineMetrics
+from components.tfx_api import tfx
 
 TEXT_BASELINES_FILE = "text_baselines.json"
 

@@ -14,10 +14,11 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
+
+from components.tfx_api import tfx
 
 SPAN_PROPERTY, VERSION_PROPERTY = "span", "version"  # ExampleGen's custom property names
 # Custom properties TimeSplit records on its output.

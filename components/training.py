@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tfx import v1 as tfx
-
 from common import executor_config
 from common.config import PipelineConfig
+from components.tfx_api import tfx
 
 TUNER_FN = "trainer.tuning.tuner_fn"
 RUN_FN = "components.trainer_run.run_fn"

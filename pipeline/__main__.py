@@ -107,7 +107,10 @@ def _run(cfg, tune, force=False) -> int:
         print(noop_rerun.nothing_to_do_text(cfg, decision.record))
         return 0
     noop_rerun.forget(paths)
-    return _execute(cfg, tune, paths, decision)
+    # The InfraValidator's gateway imports TensorFlow while this process imports TFX.
+    from serving import prestart
+    with prestart.started_early(enabled=cfg.serving.infra_validation == "local"):
+        return _execute(cfg, tune, paths, decision)
 
 
 def _execute(cfg, tune, paths, decision) -> int:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, List, Optional
 
-from tfx import v1 as tfx
-
 from common.config import PipelineConfig
+from components.tfx_api import tfx
 from pipeline.pipeline import create_pipeline
 from pipeline.results import has_live_artifact
 from pipeline.run_paths import local_paths

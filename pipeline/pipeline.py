@@ -9,7 +9,6 @@ import json
 from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 from tfx.orchestration.data_types import RuntimeParameter
 
 from common import executor_config
@@ -28,6 +27,7 @@ from components.evaluation import build_baseline_model_resolver, build_evaluator
 from components.infra_validation import build_infra_validator
 from components.pusher import build_pusher
 from components.text_baselines import TextBaselines
+from components.tfx_api import tfx
 from components.training import build_last_hyperparameters_resolver, build_trainer, build_tuner
 from trainer import features
 

@@ -9,10 +9,9 @@ import glob
 import os
 import shutil
 
-from tfx import v1 as tfx
-
 from common.config import PipelineConfig
 from components.data import build_example_gen
+from components.tfx_api import tfx
 from pipeline.local_runner import local_beam_args
 from pipeline.run_paths import local_paths
 

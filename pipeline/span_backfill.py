@@ -16,11 +16,11 @@ from typing import Callable, List, Set, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 from tfx.components.example_gen import utils as example_gen_utils
 
 from common.config import PipelineConfig
 from components.span_inputs import EXAMPLE_GEN_ID, build_span_example_gen, span_input_config, spans_on_disk
+from components.tfx_api import tfx
 
 
 class SpanDataError(RuntimeError):

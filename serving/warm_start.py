@@ -1,0 +1,65 @@
+"""A gateway process started before it is needed: ``python -m serving.warm_start``.
+
+Why: ``python -m serving start`` spends most of its start-up importing
+TensorFlow and the gateway's modules (about 5 s of the pipeline's
+InfraValidator on this machine, before the model is even read). The local
+pipeline runner starts this process when the DAG starts (``server.prestart``);
+it does those imports on a core the DAG's early components leave idle and
+then waits. When the InfraValidator needs a gateway, ``server.launch`` hands
+it the same arguments ``python -m serving start`` would get, as one JSON line
+on its stdin, and it serves exactly as that command does (same code, same
+``LISTENING <port>`` line, same signals and exit code).
+
+Protocol: one line on stdin, a JSON list of strings (the arguments after
+``start``); end of input without a line (the caller did not need a gateway)
+exits 0 without serving. Anything else is refused with exit code 2 and a
+message naming what was expected.
+"""
+import json
+import os
+import sys
+from typing import List, Optional, TextIO
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The imports ``serving start`` pays for, done before the arguments arrive.
+import tensorflow  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+
+import serving.server  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
+from common.process_exit import exit_now  # noqa: E402  pylint: disable=wrong-import-position
+from serving.cli import main as cli_main  # noqa: E402  pylint: disable=wrong-import-position
+
+
+class WarmStartError(ValueError):
+    """The line on stdin is not a JSON list of argument strings."""
+
+
+def read_arguments(stream: TextIO) -> Optional[List[str]]:
+    """The ``serving start`` arguments from one JSON line; None at end of input."""
+    line = stream.readline()
+    if not line:
+        return None
+    try:
+        arguments = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise WarmStartError(f"stdin: expected one JSON list of argument strings, got {line[:200]!r} "
+                             f"({err})") from err
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        raise WarmStartError(f"stdin: expected a JSON list of argument strings, got {line[:200]!r}")
+    return arguments
+
+
+def main() -> int:
+    try:
+        arguments = read_arguments(sys.stdin)
+    except WarmStartError as err:
+        print(f"serving.warm_start: {err}", file=sys.stderr)
+        return 2
+    if arguments is None:
+        return 0
+    return cli_main(["start", *arguments])
+
+
+if __name__ == "__main__":
+    exit_now(main())  # as ``python -m serving start`` ends: serve() has closed everything
