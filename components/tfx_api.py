@@ -16,7 +16,7 @@ name against ``tfx.v1``). The Kubeflow runner keeps ``tfx.v1``: it needs the
 orchestration extensions.
 """
 from types import ModuleType, SimpleNamespace
-from typing import Dict, Iterable
+from typing import Any, Dict, Iterable
 
 import tfx.components as _components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen as _ImportSchemaGen
@@ -59,34 +59,25 @@ def _public_classes(modules: Iterable[ModuleType]) -> Dict[str, type]:
     return out
 
 
+def _by_name(*objects: Any, **more: Any) -> SimpleNamespace:
+    """A namespace holding each object under its own ``__name__`` (and ``more`` as given)."""
+    return SimpleNamespace(**{o.__name__: o for o in objects}, **more)
+
+
 tfx = SimpleNamespace(
     # tfx.components' component classes, and ImportSchemaGen, which only tfx.v1 re-exports.
     components=SimpleNamespace(**{name: value for name, value in vars(_components).items()
                                   if isinstance(value, type)}, ImportSchemaGen=_ImportSchemaGen),
-    dsl=SimpleNamespace(
-        Pipeline=_pipeline.Pipeline,
-        Resolver=_resolver.Resolver,
-        Channel=_channel.Channel,
-        Artifact=_artifact.Artifact,
-        components=SimpleNamespace(
-            InputArtifact=_annotations.InputArtifact,
-            OutputArtifact=_annotations.OutputArtifact,
-            Parameter=_annotations.Parameter,
-            BeamComponentParameter=_annotations.BeamComponentParameter,
-            component=_decorators.component,
-        ),
-        experimental=SimpleNamespace(
-            LatestArtifactStrategy=_latest_artifact.LatestArtifactStrategy,
-            LatestBlessedModelStrategy=_latest_blessed.LatestBlessedModelStrategy,
-            SpanRangeStrategy=_span_range.SpanRangeStrategy,
-        ),
-        io=SimpleNamespace(fileio=_fileio),
-    ),
-    orchestration=SimpleNamespace(
-        LocalDagRunner=_local_dag_runner.LocalDagRunner,
-        metadata=SimpleNamespace(
-            sqlite_metadata_connection_config=_metadata.sqlite_metadata_connection_config),
-    ),
+    dsl=_by_name(
+        _pipeline.Pipeline, _resolver.Resolver, _channel.Channel, _artifact.Artifact,
+        components=_by_name(_annotations.InputArtifact, _annotations.OutputArtifact, _annotations.Parameter,
+                            _annotations.BeamComponentParameter, _decorators.component),
+        experimental=_by_name(_latest_artifact.LatestArtifactStrategy,
+                              _latest_blessed.LatestBlessedModelStrategy, _span_range.SpanRangeStrategy),
+        io=SimpleNamespace(fileio=_fileio)),
+    orchestration=_by_name(
+        _local_dag_runner.LocalDagRunner,
+        metadata=_by_name(_metadata.sqlite_metadata_connection_config)),
     proto=SimpleNamespace(**_public_classes(_PROTO_MODULES)),
     types=SimpleNamespace(standard_artifacts=_standard_artifacts),
 )
