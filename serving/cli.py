@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from common.config import ConfigError, PipelineConfig
 from common.loader import load_config
 from common.paths import resolve_path
+from common.process_exit import exit_now
 from serving.http_limits import EVENT_LOOPS, HttpLimits
 
 DEFAULT_PORT = 8501
@@ -354,3 +355,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def exit_with(argv: Sequence[str]) -> None:
+    """Runs ``main(argv)`` and ends the process with its code (``python -m serving`` and
+    ``python -m serving.warm_start`` both end here).
+
+    After ``start``, serve() has closed the backend, the request log and its files:
+    the process ends without the interpreter's teardown of TensorFlow (about 1 s
+    before a stopped gateway exits; ``common.process_exit``).
+    """
+    code = main(argv)
+    if list(argv[:1]) == ["start"]:
+        exit_now(code)
+    sys.exit(code)

@@ -3,7 +3,7 @@
 Why: ``python -m serving start`` spends most of its start-up importing
 TensorFlow and the gateway's modules (about 5 s of the pipeline's
 InfraValidator on this machine, before the model is even read). The local
-pipeline runner starts this process when the DAG starts (``server.prestart``);
+pipeline runner starts this process when the DAG starts (``serving.prestart``);
 it does those imports on a core the DAG's early components leave idle and
 then waits. When the InfraValidator needs a gateway, ``server.launch`` hands
 it the same arguments ``python -m serving start`` would get, as one JSON line
@@ -27,8 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 import serving.server  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
-from common.process_exit import exit_now  # noqa: E402  pylint: disable=wrong-import-position
-from serving.cli import main as cli_main  # noqa: E402  pylint: disable=wrong-import-position
+from serving.cli import exit_with  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class WarmStartError(ValueError):
@@ -50,16 +49,17 @@ def read_arguments(stream: TextIO) -> Optional[List[str]]:
     return arguments
 
 
-def main() -> int:
+def main() -> None:
+    """Waits for the arguments, then ends as ``python -m serving start <arguments>`` ends."""
     try:
         arguments = read_arguments(sys.stdin)
     except WarmStartError as err:
         print(f"serving.warm_start: {err}", file=sys.stderr)
-        return 2
+        sys.exit(2)
     if arguments is None:
-        return 0
-    return cli_main(["start", *arguments])
+        sys.exit(0)
+    exit_with(["start", *arguments])
 
 
 if __name__ == "__main__":
-    exit_now(main())  # as ``python -m serving start`` ends: serve() has closed everything
+    main()

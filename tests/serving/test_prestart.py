@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 from serving import prestart
@@ -57,19 +58,14 @@ def test_launch_takes_the_warm_process_it_serves_and_is_ready_sooner(base_path):
     assert ready["warm"] < ready["cold"], ready
 
 
-def _cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def _wait_until_idle(pid, limit_s=180.0):
     """Until the process has used no CPU for a second: its imports are done, it waits on stdin."""
+    process = psutil.Process(pid)
     deadline = time.monotonic() + limit_s
-    last = _cpu_ticks(pid)
+    last = sum(process.cpu_times()[:2])
     while time.monotonic() < deadline:
         time.sleep(1.0)
-        now = _cpu_ticks(pid)
+        now = sum(process.cpu_times()[:2])  # user + system
         if now == last:
             return
         last = now
