@@ -1,36 +1,18 @@
 """Model, training step and export, on a real Transform output of a few rows."""
 import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from common import executor_config
 from common.serving_contract import OUTPUT_KEY
 from tests.conftest import ROWS
-from trainer import features, preprocessing
+from tests.trainer.conftest import write_transformed
+from trainer import features
 from trainer.export import export_serving_model
 from trainer.model import HyperParameters
 from trainer.train import build_for, train, vocabulary_sizes
-
-
-@pytest.fixture(scope="module")
-def transform_output(taxi_config, tmp_path_factory):
-    """Analyze + transform ROWS with tft_beam and write the transform graph."""
-    out = str(tmp_path_factory.mktemp("transform"))
-    spec = features.raw_feature_spec(taxi_config)
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, executor_config.transform(taxi_config))  # noqa: E731
-    with tft_beam.Context(temp_dir=os.path.join(out, "tmp"), force_tf_compat_v1=False):
-        (rows, _), transform_fn = ((ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            fn, output_record_batches=False))
-        _ = transform_fn | tft_beam.WriteTransformFn(out)
-    return tft.TFTransformOutput(out), rows
 
 
 def _batch(rows, cfg):
@@ -57,24 +39,10 @@ def test_one_training_step_lowers_the_loss(taxi_config, transform_output):
     assert after < before
 
 
-def _write_transformed(rows, spec, path):
-    """Transformed rows as the gzipped tf.Examples Transform writes."""
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for row in rows:
-            feature = {}
-            for key, value in row.items():
-                values = np.asarray(value).reshape(-1)
-                if spec[key].dtype == tf.int64:
-                    feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values.tolist()))
-                else:
-                    feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-
-
 def test_patience_zero_trains_every_step_without_early_stopping(taxi_config, transform_output, tmp_path):
     tft_output, rows = transform_output
     path = str(tmp_path / "rows.gz")
-    _write_transformed(rows, tft_output.transformed_feature_spec(), path)
+    write_transformed(rows, tft_output.transformed_feature_spec(), path)
     cfg = dataclasses.replace(taxi_config, trainer=dataclasses.replace(
         taxi_config.trainer, early_stopping_patience=0, batch_size=8, eval_steps=1))
     model = train(cfg, tft_output, [path], [path], train_steps=30)
@@ -86,7 +54,7 @@ def test_ensemble_trains_each_member_and_exports_one_fused_model(taxi_config, tr
     which exports like any other (the SavedModel's output equals the Keras model's)."""
     tft_output, rows = transform_output
     path = str(tmp_path / "rows.gz")
-    _write_transformed(rows, tft_output.transformed_feature_spec(), path)
+    write_transformed(rows, tft_output.transformed_feature_spec(), path)
     cfg = dataclasses.replace(taxi_config, trainer=dataclasses.replace(
         taxi_config.trainer, early_stopping_patience=0, batch_size=8, eval_steps=1, ensemble_size=3))
     model = train(cfg, tft_output, [path], [path], train_steps=20)
