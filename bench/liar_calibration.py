@@ -13,10 +13,13 @@ scores the validation file the same way, for the reported curve.
 
     LIAR_DIR=/path/to/liar .venv/bin/python bench/liar_calibration.py --work_dir /tmp/liar_cal --folds 5
     .venv/bin/python -m edge.calibration --scores /tmp/liar_cal/oof.json \\
-        --validation /tmp/liar_cal/valid.json --precision 0.7 --out build/liar_lean.json
+        --shipped_in_sample /tmp/liar_cal/shipped_in_sample.json \\
+        --validation /tmp/liar_cal/valid.json --precision 0.7 --bound 0.95 --out build/liar_lean.json
 
-Writes ``oof.json`` ({p, positive, fold}; rewritten after each fold) and
-``valid.json`` ({p, positive}) to ``--work_dir``; a fold whose work dir already
+Writes ``oof.json`` ({p, positive, fold, in_sample_p: each fold model's scores of its own
+training rows}; rewritten after each fold), ``valid.json`` ({p, positive}) and
+``shipped_in_sample.json`` ({in_sample_p}: the whole-file model's scores of its training
+rows) to ``--work_dir``; a fold whose work dir already
 holds a Transform output is not run again. ``--validation folds`` scores the
 validation file with each fold's model instead (``valid_folds.json``, no extra
 pipeline run), and ``--run_folds N`` stops after N folds. The pipeline's
@@ -37,6 +40,9 @@ from typing import Dict, List, Optional, Sequence
 PIPELINE_ONLY = ["trainer.train_steps=5", "trainer.weight_averaging=0"]
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Before TensorFlow is imported: without it `tf.keras` is Keras 3, which is not the Trainer's
+# Keras (the folds then train another model and the full-file run fails on the prior's shape).
+os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
@@ -95,19 +101,24 @@ def validation_rows(cfg: PipelineConfig, valid: str) -> Dict[str, List]:
 def statement_only_scores(config: str, overrides: Sequence[str], pipeline_root: str,
                           valid: Optional[str] = None) -> Dict[str, List]:
     """Trains the config's model on the run's train split; P(positive) of its eval split from
-    the statement alone, and whether each row is positive; with ``valid``, also the
-    validation file's statements scored the same way by the same model (``valid_p``)."""
+    the statement alone, and whether each row is positive; ``train_p``: its own training rows
+    scored the same way (in-sample, for ``edge.calibration``'s transfer to the shipped model);
+    with ``valid``, also the validation file's statements scored by the same model (``valid_p``)."""
     graph_dir, examples_dir = latest_transform(pipeline_root)
     transform_output = tft.TFTransformOutput(graph_dir)
     cfg = load_config(config, overrides, require_data=False)
     batches, labels = eval_batches(cfg, transform_output, examples_dir)
     model = train(cfg, transform_output, [os.path.join(examples_dir, "Split-train", "*")],
                   [os.path.join(examples_dir, "Split-eval", "*")])
-    statement_only = kept_only(cfg, transform_output, batches)
-    probabilities = np.concatenate([model.predict_on_batch(x) for x in statement_only])
+
+    def scored(split_batches):
+        statement_only = kept_only(cfg, transform_output, split_batches)
+        probabilities = np.concatenate([model.predict_on_batch(x) for x in statement_only])
+        return positive_probability(cfg, probabilities).round(6).tolist()
+
     positive = positive_indices(cfg)
-    out = {"p": positive_probability(cfg, probabilities).round(6).tolist(),
-           "positive": classification_metrics.fold(labels, positive).tolist()}
+    out = {"p": scored(batches), "positive": classification_metrics.fold(labels, positive).tolist(),
+           "train_p": scored(eval_batches(cfg, transform_output, examples_dir, split="train")[0])}
     if valid:
         rows = validation_rows(cfg, valid)
         chunks = [raw_statements(cfg, transform_output, rows["statements"][start:start + 256])
@@ -124,7 +135,7 @@ def out_of_fold(config: str, source: str, work_dir: str, folds: int, run_folds: 
     """oof.json: every training statement scored by the fold model that did not train on it
     (the first ``run_folds`` folds); with ``valid``, valid_folds.json: the validation file
     scored by each fold model, the same way."""
-    oof: Dict[str, List] = {"p": [], "positive": [], "fold": []}
+    oof: Dict[str, List] = {"p": [], "positive": [], "fold": [], "in_sample_p": []}
     held: Dict[str, List] = {"p_by_fold": [], "positive": []}
     for fold in range(run_folds):
         fold_dir = os.path.join(work_dir, f"fold_{fold}")
@@ -133,7 +144,7 @@ def out_of_fold(config: str, source: str, work_dir: str, folds: int, run_folds: 
         if os.path.isfile(cached):
             with open(cached, encoding="utf-8") as f:
                 scores = json.load(f)
-        if not os.path.isfile(cached) or (valid and "valid_p" not in scores):
+        if not os.path.isfile(cached) or (valid and "valid_p" not in scores) or "train_p" not in scores:
             root = run_fold_pipeline(fold_dir, config, PIPELINE_ONLY)
             scores = statement_only_scores(config, epoch_matched(config, data_overrides(fold_dir), share), root,
                                            valid)
@@ -147,6 +158,7 @@ def out_of_fold(config: str, source: str, work_dir: str, folds: int, run_folds: 
         oof["p"] += scores["p"]
         oof["positive"] += scores["positive"]
         oof["fold"] += [fold] * len(scores["p"])
+        oof["in_sample_p"] += scores["train_p"]
         print(f"fold {fold}: {len(scores['p'])} held-out statements scored", flush=True)
         with open(os.path.join(work_dir, "oof.json"), "w", encoding="utf-8") as f:
             json.dump(oof, f)  # after every fold: the folds done so far are usable
@@ -160,6 +172,8 @@ def validation(config: str, source: str, valid: str, work_dir: str) -> None:
     shutil.copy(valid, os.path.join(full_dir, "data", "valid.tsv"))
     root = run_fold_pipeline(full_dir, config, PIPELINE_ONLY)
     scores = statement_only_scores(config, data_overrides(full_dir), root)
+    with open(os.path.join(work_dir, "shipped_in_sample.json"), "w", encoding="utf-8") as f:
+        json.dump({"in_sample_p": scores.pop("train_p")}, f)  # the shipped recipe on its own training rows
     with open(os.path.join(work_dir, "valid.json"), "w", encoding="utf-8") as f:
         json.dump(scores, f)
     print(f"validation: {len(scores['p'])} statements scored", flush=True)

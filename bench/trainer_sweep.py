@@ -62,9 +62,10 @@ def latest_transform(pipeline_root: str) -> Tuple[str, str]:
     return newest, os.path.join(pipeline_root, "Transform", "transformed_examples", execution)
 
 
-def eval_batches(cfg: PipelineConfig, tf_transform_output, examples_dir: str) -> Tuple[List[dict], np.ndarray]:
-    """The whole eval split once, as (feature batches, labels)."""
-    ds = data.make_dataset([os.path.join(examples_dir, "Split-eval", "*")],
+def eval_batches(cfg: PipelineConfig, tf_transform_output, examples_dir: str,
+                 split: str = "eval") -> Tuple[List[dict], np.ndarray]:
+    """The whole eval split (or ``split``) once, as (feature batches, labels)."""
+    ds = data.make_dataset([os.path.join(examples_dir, f"Split-{split}", "*")],
                            tf_transform_output.transformed_feature_spec(),
                            features.transformed_label_name(cfg), 256, seed=0, shuffle=False, repeat=False)
     batches, labels = [], []

@@ -209,6 +209,10 @@ class TrainerConfig:
     # Share of a bag's ids (text tokens, multi-valued categories) each training row
     # forgets (word dropout; trainer.model.BagMean). Inference keeps every id.
     token_dropout: float = 0.0
+    # How the wide (linear) part pools a bag's token weights (trainer.model.BagMean):
+    # "mean" (sum / n) or "sqrtn" (sum / sqrt(n), TF's embedding combiner of that name:
+    # a linear model over the bag's L2-normalised counts). The deep part always averages.
+    wide_bag_pooling: str = "mean"
     # Momentum of an exponential moving average of the weights that replaces them
     # when training ends (0: off; e.g. 0.99 averages about the last 100 steps).
     weight_averaging: float = 0.0

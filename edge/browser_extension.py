@@ -140,7 +140,8 @@ def lean_section(indices: Sequence[int], classes: Sequence[str], lean: Optional[
     if lean is not None:
         section.update(calibration=asdict(lean.calibration), threshold=lean.threshold,
                        target_precision=lean.target_precision,
-                       fitted_on={"folds": lean.folds, "rows": lean.rows, "cross_fitted": lean.cross_fitted})
+                       fitted_on={"folds": lean.folds, "rows": lean.rows, "cross_fitted": lean.cross_fitted,
+                                  "bound": lean.bound, "transfer": lean.transfer})
     return section
 
 

@@ -12,7 +12,22 @@ precision of the verdicts shown; below it the badge says "not sure".
 
 The threshold is chosen on cross-fitted scores: each fold's scores are
 calibrated by a map fitted on the other folds, so the precision it promises is
-not measured on the rows its own map was fitted to. The map that ships is then
+not measured on the rows its own map was fitted to. With ``--bound`` (a
+confidence level such as 0.95) the stated precision is a promise, not a point
+estimate: the threshold is the lowest whose shown leans' one-sided Wilson lower
+bound at that level reaches it. Precision measured on the folds' few thousand
+shown leans moves by about +-0.01 from sample to sample, and a page's reader
+gets a new sample; the point estimate would land under the stated precision on
+about half of them.
+
+The map is fitted to fold models and ships with the model trained on the whole
+file, which is sharper: on LIAR its statement-only P(true) lies 26 % further from
+0.5 on average, so at the same threshold it shows about a third more leans, the
+least sure ones, than the folds promised for. With ``--shipped_in_sample`` the
+map's breakpoints are moved to the shipped model's scale (``transfer``): each
+breakpoint keeps its quantile, from the fold models' scores of their own training
+rows to the shipped model's scores of its own. Both are in-sample, so both carry
+the same kind of optimism, and neither touches the validation file. The map that ships is then
 fitted on every fold. ``extension/scorer.js`` applies the map (piecewise-linear
 between the isotonic blocks' centres, clamped at both ends) and the threshold
 exactly as ``apply`` and ``choose_threshold`` do here.
@@ -29,6 +44,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -59,6 +75,8 @@ class Lean:
     folds: int
     rows: int
     cross_fitted: Dict[str, float] = field(default_factory=dict)  # accuracy/coverage at the threshold
+    bound: float = 0.0  # confidence level of the precision's lower bound (0: the point estimate)
+    transfer: Dict[str, int] = field(default_factory=dict)  # in-sample rows the map was moved with
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)  # recurses into ``calibration``
@@ -120,17 +138,31 @@ def selective(calibrated: Sequence[float], positive: Sequence[int], threshold: f
             "accuracy": float(right[shown].mean()) if shown.any() else float("nan")}
 
 
+def wilson_lower_bound(right: np.ndarray, shown: np.ndarray, level: float) -> np.ndarray:
+    """One-sided Wilson score lower bound, at confidence ``level``, of the share right among
+    ``shown`` (elementwise); ``level`` 0 gives the share itself."""
+    right, shown = np.asarray(right, dtype=np.float64), np.asarray(shown, dtype=np.float64)
+    share = right / shown
+    if not level:
+        return share
+    z = float(NormalDist().inv_cdf(level))
+    centre = share + z * z / (2 * shown)
+    spread = z * np.sqrt(share * (1 - share) / shown + z * z / (4 * shown * shown))
+    return (centre - spread) / (1 + z * z / shown)
+
+
 def choose_threshold(calibrated: Sequence[float], positive: Sequence[int], precision: float,
-                     min_shown: int = MIN_SHOWN) -> float:
+                     min_shown: int = MIN_SHOWN, bound: float = 0.0) -> float:
     """The lowest confidence threshold (most statements shown) whose shown leans are right at
-    least ``precision`` of the time, over at least ``min_shown`` rows; 1.0 plus a hair (nothing
-    shown) when no threshold reaches it."""
+    least ``precision`` of the time (with ``bound``, whose Wilson lower bound at that confidence
+    level is), over at least ``min_shown`` rows; 1.0 plus a hair (nothing shown) when no
+    threshold reaches it."""
     c = np.asarray(calibrated, dtype=np.float64)
     q = confidence(c)
     right = ((c >= 0.5) == (np.asarray(positive) == 1)).astype(np.float64)
     order = np.argsort(-q, kind="stable")
     q_sorted, right_sorted = q[order], right[order]
-    accuracy = np.cumsum(right_sorted) / np.arange(1, len(q) + 1)
+    accuracy = wilson_lower_bound(np.cumsum(right_sorted), np.arange(1, len(q) + 1), bound)
     # Only cut between distinct confidences: rows with equal confidence are shown together.
     last_of_value = np.append(q_sorted[1:] != q_sorted[:-1], True)
     ok = last_of_value & (accuracy >= precision) & (np.arange(1, len(q) + 1) >= min_shown)
@@ -140,15 +172,22 @@ def choose_threshold(calibrated: Sequence[float], positive: Sequence[int], preci
 
 
 def fit_lean(p: Sequence[float], positive: Sequence[int], fold: Sequence[int], precision: float,
-             min_shown: int = MIN_SHOWN) -> Lean:
+             min_shown: int = MIN_SHOWN, bound: float = 0.0,
+             in_sample: Optional[Sequence[Sequence[float]]] = None) -> Lean:
     """The map fitted on every fold, and the threshold chosen on cross-fitted scores (each
-    fold calibrated by the map of the other folds)."""
+    fold calibrated by the map of the other folds); ``bound`` as in ``choose_threshold``.
+    ``in_sample`` (the fold models' and the shipped model's scores of their own training
+    rows) moves the map to the shipped model's scale (``transfer``); the threshold, a
+    calibrated confidence, stays."""
     p, positive, fold = (np.asarray(v) for v in (p, positive, fold))
     _check_scores(p.astype(np.float64), positive)
     if fold.shape != p.shape:
         raise CalibrationError(f"scores.fold: expected one fold id per row ({p.shape}), got {fold.shape}")
     if not 0.5 <= precision < 1.0:
         raise CalibrationError(f"precision: expected a value in [0.5, 1), got {precision}")
+    if not (bound == 0 or 0.5 <= bound < 1.0):
+        raise CalibrationError(f"bound: expected 0 (point estimate) or a confidence level in [0.5, 1), "
+                               f"got {bound}")
     folds = sorted(set(fold.tolist()))
     if len(folds) < 2:
         raise CalibrationError(f"scores.fold: expected at least two folds, got {folds}")
@@ -156,10 +195,33 @@ def fit_lean(p: Sequence[float], positive: Sequence[int], fold: Sequence[int], p
     for f in folds:
         held = fold == f
         cross[held] = apply(fit_isotonic(p[~held], positive[~held]), p[held])
-    threshold = choose_threshold(cross, positive, precision, min_shown)
-    return Lean(calibration=fit_isotonic(p, positive), threshold=round(threshold, 6),
+    threshold = choose_threshold(cross, positive, precision, min_shown, bound)
+    mapping, moved_with = fit_isotonic(p, positive), {}
+    if in_sample is not None:
+        fitted_in_sample, shipped_in_sample = in_sample
+        mapping = transfer(mapping, fitted_in_sample, shipped_in_sample)
+        moved_with = {"fitted_rows": len(fitted_in_sample), "shipped_rows": len(shipped_in_sample)}
+    return Lean(calibration=mapping, threshold=round(threshold, 6),
                 target_precision=precision, folds=len(folds), rows=len(p),
-                cross_fitted=selective(cross, positive, threshold))
+                cross_fitted=selective(cross, positive, threshold), bound=bound, transfer=moved_with)
+
+
+def transfer(calibration: Calibration, fitted_in_sample: Sequence[float],
+             shipped_in_sample: Sequence[float]) -> Calibration:
+    """``calibration`` (fitted on the scale of the models that scored ``fitted_in_sample``) moved
+    to the scale of the model that scored ``shipped_in_sample``: each breakpoint's x goes to the
+    shipped scores' quantile at the level it has among the fitted scores; its y is kept.
+    Breakpoints that land on one x (beyond the range of either sample) keep their mean y."""
+    fitted, shipped = (np.sort(np.asarray(v, dtype=np.float64)) for v in (fitted_in_sample, shipped_in_sample))
+    for name, values in (("fitted_in_sample", fitted), ("shipped_in_sample", shipped)):
+        if len(values) < MIN_SHOWN or np.any(~np.isfinite(values)) or np.any((values < 0) | (values > 1)):
+            raise CalibrationError(f"{name}: expected at least {MIN_SHOWN} probabilities in [0, 1], "
+                                   f"got {len(values)} values")
+    levels = np.interp(calibration.x, fitted, (np.arange(len(fitted)) + 0.5) / len(fitted))
+    moved = np.interp(levels, (np.arange(len(shipped)) + 0.5) / len(shipped), shipped)
+    xs, inverse = np.unique(moved, return_inverse=True)
+    ys = np.bincount(inverse, weights=np.asarray(calibration.y)) / np.bincount(inverse)
+    return Calibration(x=[round(v, 9) for v in xs], y=[round(v, 9) for v in ys], method=calibration.method)
 
 
 def curve(lean: Lean, p: Sequence[float], positive: Sequence[int],
@@ -186,14 +248,19 @@ def mean_curve(lean: Lean, p_by_model: Sequence[Sequence[float]], positive: Sequ
     return out
 
 
-def load_scores(path: str) -> Dict[str, np.ndarray]:
-    """``{"p" (or "p_by_fold": one list per model), "positive"[, "fold"]}`` from a JSON file."""
+def _load_json(path: str) -> Dict[str, object]:
     with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
+        return json.load(f)
+
+
+def load_scores(path: str) -> Dict[str, np.ndarray]:
+    """``{"p" (or "p_by_fold": one list per model), "positive"[, "fold", "in_sample_p"]}`` from a
+    JSON file."""
+    raw = _load_json(path)
     missing = [k for k in ("p", "positive") if k not in raw and not (k == "p" and "p_by_fold" in raw)]
     if missing:
         raise CalibrationError(f"{path}: missing {missing} (expected 'p', 'positive' and, to fit, 'fold')")
-    return {k: np.asarray(v) for k, v in raw.items() if k in ("p", "p_by_fold", "positive", "fold")}
+    return {k: np.asarray(v) for k, v in raw.items() if k in ("p", "p_by_fold", "positive", "fold", "in_sample_p")}
 
 
 def load_lean(path: str) -> Lean:
@@ -203,7 +270,8 @@ def load_lean(path: str) -> Lean:
     try:
         return Lean(calibration=Calibration(**raw["calibration"]), threshold=float(raw["threshold"]),
                     target_precision=float(raw["target_precision"]), folds=int(raw["folds"]),
-                    rows=int(raw["rows"]), cross_fitted=raw.get("cross_fitted", {}))
+                    rows=int(raw["rows"]), cross_fitted=raw.get("cross_fitted", {}),
+                    bound=float(raw.get("bound", 0.0)), transfer=raw.get("transfer", {}))
     except (KeyError, TypeError) as error:
         raise CalibrationError(f"{path}: not a calibration file ({error}); write one with "
                                "`python -m edge.calibration`") from error
@@ -213,6 +281,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scores", required=True, help="out-of-fold scores: {p, positive, fold}")
     parser.add_argument("--precision", type=float, default=0.7, help="precision of the leans shown")
+    parser.add_argument("--bound", type=float, default=0.0,
+                        help="confidence level of the precision's lower bound (e.g. 0.95; 0: point estimate)")
+    parser.add_argument("--shipped_in_sample", help="the shipped model's scores of its own training rows "
+                        "{in_sample_p}: moves the map to its scale (needs in_sample_p in --scores)")
     parser.add_argument("--validation", help="held-out scores {p, positive} for the curve")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -220,7 +292,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         scores = load_scores(args.scores)
         if "fold" not in scores:
             raise CalibrationError(f"{args.scores}: missing 'fold' (one fold id per row)")
-        lean = fit_lean(scores["p"], scores["positive"], scores["fold"], args.precision)
+        in_sample = None
+        if args.shipped_in_sample:
+            shipped = _load_json(args.shipped_in_sample)
+            if "in_sample_p" not in shipped or "in_sample_p" not in scores:
+                raise CalibrationError(f"{args.shipped_in_sample} and {args.scores}: expected 'in_sample_p' in "
+                                       "both (bench/liar_calibration.py writes them)")
+            in_sample = (scores["in_sample_p"], shipped["in_sample_p"])
+        lean = fit_lean(scores["p"], scores["positive"], scores["fold"], args.precision, bound=args.bound,
+                        in_sample=in_sample)
         out = lean.to_dict()
         if args.validation:
             held = load_scores(args.validation)

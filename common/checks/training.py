@@ -5,6 +5,8 @@ from typing import Callable
 
 from common.config import PipelineConfig
 
+BAG_POOLINGS = ("mean", "sqrtn")  # trainer.model.BagMean
+
 
 def check(cfg: PipelineConfig, fail: Callable) -> None:
     trainer = cfg.trainer
@@ -17,6 +19,8 @@ def check(cfg: PipelineConfig, fail: Callable) -> None:
     for key in ("dropout", "token_dropout", "weight_averaging"):
         if not 0 <= getattr(trainer, key) < 1:
             fail(f"trainer.{key}", "a number in [0, 1)", getattr(trainer, key))
+    if trainer.wide_bag_pooling not in BAG_POOLINGS:
+        fail("trainer.wide_bag_pooling", f"one of {list(BAG_POOLINGS)}", trainer.wide_bag_pooling)
     # Keras starts the average at the initial weights, without bias correction.
     if trainer.weight_averaging ** trainer.train_steps > 0.01:
         fail("trainer.weight_averaging", "a momentum whose average forgets the initial weights "

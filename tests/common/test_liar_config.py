@@ -96,6 +96,8 @@ def _feature(raw, name):
     (lambda r: r["trainer"].update(weight_averaging=0.99, train_steps=60), "trainer.weight_averaging",
      "momentum^train_steps <= 0.01"),
     (lambda r: r["trainer"].update(token_dropout=1.0), "trainer.token_dropout", "[0, 1)"),
+    (lambda r: r["trainer"].update(wide_bag_pooling="max"), "trainer.wide_bag_pooling",
+     "one of ['mean', 'sqrtn']"),
     (lambda r: (r["trainer"].update(fold_loss_weight=1.0), r["label"].update(fold_to_binary=True)),
      "trainer.fold_loss_weight", "several classes"),
     (lambda r: r["evaluation"].update(text_baseline_feature="party"), "evaluation.text_baseline_feature",

@@ -56,6 +56,86 @@ def test_threshold_never_cuts_between_equal_confidences():
     assert calibration.choose_threshold(calibrated, positive, 0.81, min_shown=1) == pytest.approx(0.9)
 
 
+def test_wilson_lower_bound_matches_the_textbook_values():
+    # 80 right of 100 at 95 % one-sided, z = 1.6449: (0.8 + z^2/200 - z * sqrt(0.0016 + z^2/40000))
+    # / (1 + z^2/100) = 0.7267 (the lower end of the two-sided 90 % Wilson interval); the share without a level
+    np.testing.assert_allclose(calibration.wilson_lower_bound([80], [100], 0.95), [0.72670], atol=1e-4)
+    np.testing.assert_allclose(calibration.wilson_lower_bound([80, 3], [100, 4], 0.0), [0.8, 0.75])
+    # the bound tightens towards the share as the count grows
+    bounds = calibration.wilson_lower_bound([70, 700, 7000], [100, 1000, 10000], 0.95)
+    assert bounds[0] < bounds[1] < bounds[2] < 0.7
+
+
+def test_a_bound_on_the_precision_shows_fewer_leans_that_are_right_more_often():
+    p, positive, fold = _synthetic(5000, seed=3)
+    point = calibration.fit_lean(p, positive, fold, precision=0.75)
+    bounded = calibration.fit_lean(p, positive, fold, precision=0.75, bound=0.95)
+    assert bounded.bound == 0.95 and point.bound == 0.0
+    assert bounded.threshold > point.threshold
+    assert bounded.cross_fitted["coverage"] < point.cross_fitted["coverage"]
+    # the bound holds on the folds: the shown leans' accuracy clears the precision by the margin
+    shown = bounded.cross_fitted["shown"]
+    margin = 0.75 - calibration.wilson_lower_bound([0.75 * shown], [shown], 0.95)[0]
+    assert bounded.cross_fitted["accuracy"] >= 0.75 + 0.8 * margin
+    with pytest.raises(CalibrationError, match="bound: expected 0"):
+        calibration.fit_lean(p, positive, fold, precision=0.75, bound=1.5)
+
+
+def _sharper(p, factor):
+    logit = np.log(p) - np.log1p(-p)
+    return 1 / (1 + np.exp(-factor * logit))
+
+
+def test_transfer_moves_the_map_to_a_sharper_models_scale():
+    """A shipped model 1.5x sharper in logit than the fold models: the moved map gives its
+    scores what the fold map gives the fold models' scores of the same rows."""
+    rng = np.random.default_rng(5)
+    fold_scores = np.clip(rng.beta(4, 4, size=4000), 0.01, 0.99)
+    positive = (rng.uniform(size=4000) < fold_scores ** 1.3).astype(int)  # not calibrated as is
+    fitted = calibration.fit_isotonic(fold_scores, positive)
+    moved = calibration.transfer(fitted, fold_scores, _sharper(fold_scores, 1.5))
+    probe = np.linspace(0.2, 0.8, 61)
+    np.testing.assert_allclose(calibration.apply(moved, _sharper(probe, 1.5)), calibration.apply(fitted, probe),
+                               atol=0.02)
+    assert np.all(np.diff(moved.x) > 0)
+    # the same scale moves nothing (up to the quantile grid)
+    same = calibration.transfer(fitted, fold_scores, fold_scores)
+    np.testing.assert_allclose(calibration.apply(same, probe), calibration.apply(fitted, probe), atol=0.01)
+    with pytest.raises(CalibrationError, match="shipped_in_sample: expected at least 50"):
+        calibration.transfer(fitted, fold_scores, [0.5] * 10)
+
+
+def test_a_transferred_lean_shows_a_sharper_model_as_many_leans_as_the_folds_promised():
+    p, positive, fold = _synthetic(5000, seed=7)
+    shipped_p = _sharper(np.clip(p, 0.001, 0.999), 1.4)  # the whole-file model on the same rows
+    plain = calibration.fit_lean(p, positive, fold, precision=0.85)
+    moved = calibration.fit_lean(p, positive, fold, precision=0.85, in_sample=(p, shipped_p))
+    assert moved.threshold == plain.threshold and moved.transfer == {"fitted_rows": 5000, "shipped_rows": 5000}
+    promised = plain.cross_fitted["coverage"]
+    unmoved = calibration.selective(calibration.apply(plain.calibration, shipped_p), positive, plain.threshold)
+    shown = calibration.selective(calibration.apply(moved.calibration, shipped_p), positive, moved.threshold)
+    assert unmoved["coverage"] > promised + 0.05  # the sharper model, untransferred, shows too many
+    assert abs(shown["coverage"] - promised) < 0.03 and shown["accuracy"] >= 0.84
+
+
+def test_cli_transfers_with_the_shipped_in_sample_scores(tmp_path, capsys):
+    p, positive, fold = _synthetic(1000)
+    scores = tmp_path / "oof.json"
+    scores.write_text(json.dumps({"p": p.tolist(), "positive": positive.tolist(), "fold": fold.tolist(),
+                                  "in_sample_p": p.tolist()}))
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"in_sample_p": _sharper(np.clip(p, 0.001, 0.999), 1.3).tolist()}))
+    out = tmp_path / "lean.json"
+    assert calibration.main(["--scores", str(scores), "--shipped_in_sample", str(shipped), "--bound", "0.95",
+                             "--out", str(out)]) == 0
+    lean = calibration.load_lean(str(out))
+    assert lean.transfer == {"fitted_rows": 1000, "shipped_rows": 1000} and lean.bound == 0.95
+    shipped.write_text(json.dumps({"p": [0.5]}))
+    assert calibration.main(["--scores", str(scores), "--shipped_in_sample", str(shipped),
+                             "--out", str(out)]) == 2
+    assert "expected 'in_sample_p' in both" in capsys.readouterr().err
+
+
 def test_selective_accuracy_and_coverage():
     point = calibration.selective([0.9, 0.2, 0.55, 0.45], [1, 1, 0, 0], 0.7)
     assert point == {"threshold": 0.7, "coverage": 0.5, "shown": 2, "accuracy": 0.5}
@@ -135,7 +215,7 @@ def test_uncalibrated_lean_is_always_shown():
 
 def test_lean_round_trips_through_json(tmp_path):
     lean = Lean(calibration=Calibration(x=[0.1, 0.9], y=[0.2, 0.8]), threshold=0.6, target_precision=0.7,
-                folds=5, rows=10, cross_fitted={"accuracy": 0.7})
+                folds=5, rows=10, cross_fitted={"accuracy": 0.7}, bound=0.95)
     path = tmp_path / "lean.json"
     path.write_text(json.dumps(lean.to_dict()))
     assert calibration.load_lean(str(path)) == lean

@@ -29,7 +29,8 @@ def _logits(probabilities, num_classes):
 
 
 @pytest.mark.parametrize("num_classes", [6, 2])
-@pytest.mark.parametrize("hparams", [HP2, HyperParameters(0.05, 8, 1, 4, 0.0)])
+@pytest.mark.parametrize("hparams", [HP2, HyperParameters(0.05, 8, 1, 4, 0.0),
+                                     HyperParameters(0.05, 8, 2, 4, 0.2, wide_bag_pooling="sqrtn")])
 def test_merged_model_outputs_the_mean_of_member_logits(num_classes, hparams):
     members, x = _members(INPUTS, hparams, num_classes)
     merged = merge_members(members, INPUTS, hparams, num_classes)

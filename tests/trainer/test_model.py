@@ -29,6 +29,23 @@ def test_bag_mean_ignores_padding_and_empty_bags_are_zero():
     np.testing.assert_allclose(out[2], table[1], rtol=1e-6)
 
 
+def test_sqrtn_pooling_divides_the_sum_by_the_root_of_the_count():
+    layer = BagMean(5, 2, pooling="sqrtn")
+    out = layer(tf.constant([[1, 2, 3, 0], [0, 0, 0, 0], [4, 0, 0, 0]], tf.int64)).numpy()
+    table = layer.embedding.embeddings.numpy()
+    np.testing.assert_allclose(out[0], (table[1] + table[2] + table[3]) / np.sqrt(3), rtol=1e-6)
+    np.testing.assert_allclose(out[1], [0, 0])
+    np.testing.assert_allclose(out[2], table[4], rtol=1e-6)
+    with pytest.raises(ValueError, match="pooling: expected 'mean' or 'sqrtn', got 'max'"):
+        BagMean(5, 2, pooling="max")
+
+
+def test_wide_bag_pooling_reaches_the_wide_bags_only():
+    model = build_model(INPUTS, HyperParameters(0.01, 16, 1, 4, 0.0, wide_bag_pooling="sqrtn"), 6)
+    pooling = {layer.name: layer.pooling for layer in model.layers if isinstance(layer, BagMean)}
+    assert pooling == {"wide_statement_xf": "sqrtn", "embed_statement_xf": "mean"}
+
+
 def test_bag_mean_pools_with_one_matmul_not_a_broadcast_product():
     """TF.js's CPU backend runs a broadcast product index by index (the extension's
     latency); the pooling must reach it as a matmul."""
