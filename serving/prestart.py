@@ -39,6 +39,13 @@ def child_env(env: Optional[dict] = None) -> dict:
     return out
 
 
+def send_arguments(process: subprocess.Popen, arguments: Sequence[str]) -> None:
+    """Hands a ``serving.warm_start`` process its ``serving start`` arguments. Its stdin stays
+    open: the process stops when it closes (``server.terminate``, or this process's exit)."""
+    process.stdin.write(json.dumps(list(arguments)) + "\n")
+    process.stdin.flush()
+
+
 class WarmGateway:
     """One ``python -m serving.warm_start`` process, handed its arguments at most once."""
 
@@ -59,8 +66,7 @@ class WarmGateway:
             self._end()
             return None
         try:
-            self.process.stdin.write(json.dumps(list(arguments)) + "\n")
-            self.process.stdin.close()
+            send_arguments(self.process, arguments)
         except OSError:  # it died between the poll and the write
             self._end()
             return None

@@ -243,9 +243,12 @@ def launch(args: Sequence[str], startup_timeout_s: float = 120.0,
 
     With ``env`` None (this process's environment) a gateway process started
     ahead (``serving.prestart``: TensorFlow already imported) is taken when
-    there is one; otherwise, or with another ``env``, a new process starts.
-    The child is always terminated on exit. The repo root is put on the
-    child's PYTHONPATH so this works without installing the project.
+    there is one; otherwise, or with another ``env``, a new one starts. Either
+    way it is a ``serving.warm_start`` process, which serves exactly as ``python
+    -m serving start`` and also stops when its stdin, held open here, closes: the
+    child is terminated on exit, and ends by itself if this process is killed.
+    The repo root is put on the child's PYTHONPATH so this works without
+    installing the project.
     """
     arguments = [*args, "--port", "0"]
     with contextlib.ExitStack() as stack:
@@ -257,9 +260,10 @@ def launch(args: Sequence[str], startup_timeout_s: float = 120.0,
         else:
             stderr = tempfile.TemporaryFile(mode="w+")
             stack.callback(stderr.close)
-            process = subprocess.Popen([sys.executable, "-m", "serving", "start", *arguments],
+            process = subprocess.Popen([sys.executable, "-m", "serving.warm_start"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, stderr=stderr, text=True,
                                        env=prestart.child_env(env))
+            prestart.send_arguments(process, arguments)
         try:
             port = _wait_for_listening(process, stderr, startup_timeout_s)
             yield RunningServer(port=port, process=process, stderr=stderr)
@@ -322,5 +326,7 @@ def terminate(process: subprocess.Popen, grace_s: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    if process.stdout:
-        process.stdout.close()
+    for stream in (process.stdin, process.stdout):
+        if stream:
+            with contextlib.suppress(OSError):
+                stream.close()

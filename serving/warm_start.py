@@ -13,11 +13,16 @@ on its stdin, and it serves exactly as that command does (same code, same
 Protocol: one line on stdin, a JSON list of strings (the arguments after
 ``start``); end of input without a line (the caller did not need a gateway)
 exits 0 without serving. Anything else is refused with exit code 2 and a
-message naming what was expected.
+message naming what was expected. After the line the caller keeps stdin open:
+its end (the caller exited, even by SIGKILL, which runs no clean-up) stops the
+gateway as SIGTERM does, so a killed pipeline leaves no gateway behind.
+``server.launch`` starts every gateway it launches this way, ahead or not.
 """
 import json
 import os
+import signal
 import sys
+import threading
 from typing import List, Optional, TextIO
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -49,8 +54,23 @@ def read_arguments(stream: TextIO) -> Optional[List[str]]:
     return arguments
 
 
+def stop_when_closed(stream: TextIO) -> threading.Thread:
+    """A daemon thread that sends this process SIGTERM once ``stream`` ends (the caller's end
+    of the pipe closed: it stopped the gateway or died)."""
+
+    def watch() -> None:
+        while stream.read(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="stop-with-caller", daemon=True)
+    thread.start()
+    return thread
+
+
 def main() -> None:
-    """Waits for the arguments, then ends as ``python -m serving start <arguments>`` ends."""
+    """Waits for the arguments, then ends as ``python -m serving start <arguments>`` ends, or
+    when the caller's end of stdin closes."""
     try:
         arguments = read_arguments(sys.stdin)
     except WarmStartError as err:
@@ -58,6 +78,7 @@ def main() -> None:
         sys.exit(2)
     if arguments is None:
         sys.exit(0)
+    stop_when_closed(sys.stdin)
     exit_with(["start", *arguments])
 
 

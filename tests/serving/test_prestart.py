@@ -110,3 +110,36 @@ def test_warm_start_refuses_a_line_that_is_not_a_list_of_strings():
                           timeout=300)
     assert done.returncode == 2
     assert "stdin: expected one JSON list of argument strings" in done.stderr
+
+
+_CALLER = """
+import os, sys, time
+from serving import prestart
+from serving.server import launch_model
+if sys.argv[2] == "warm":
+    prestart.start()
+    env = None
+else:
+    env = dict(os.environ)
+with launch_model(sys.argv[1], "taxi", "--no_request_log", env=env) as server:
+    print(server.process.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("kind", ["warm", "cold"])
+def test_a_gateway_does_not_outlive_a_caller_killed_with_sigkill(base_path, kind):
+    """SIGKILL runs no clean-up in the caller (a pipeline killed during its InfraValidator):
+    the gateway sees its stdin close and stops as on SIGTERM."""
+    caller = subprocess.Popen([sys.executable, "-c", _CALLER, base_path, kind], stdout=subprocess.PIPE,
+                              text=True, env=prestart.child_env(), cwd=REPO)
+    try:
+        gateway = psutil.Process(int(caller.stdout.readline()))
+        assert gateway.is_running()
+        caller.kill()
+        caller.wait()
+        gateway.wait(timeout=60)  # raises psutil.TimeoutExpired if it outlives its caller
+        assert not gateway.is_running()
+    finally:
+        caller.kill()
+        caller.stdout.close()
