@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from liar_cv import CONFIG, REPO, data_overrides, epoch_matched, run_fold_pipeline, write_fold  # noqa: E402
-from trainer_sweep import eval_batches, kept_only, latest_transform  # noqa: E402
+from trainer_sweep import kept_only, latest_transform, split_batches  # noqa: E402
 
 from common.config import PipelineConfig  # noqa: E402
 from common.loader import load_config  # noqa: E402
@@ -107,7 +107,7 @@ def statement_only_scores(config: str, overrides: Sequence[str], pipeline_root: 
     graph_dir, examples_dir = latest_transform(pipeline_root)
     transform_output = tft.TFTransformOutput(graph_dir)
     cfg = load_config(config, overrides, require_data=False)
-    batches, labels = eval_batches(cfg, transform_output, examples_dir)
+    batches, labels = split_batches(cfg, transform_output, examples_dir)
     model = train(cfg, transform_output, [os.path.join(examples_dir, "Split-train", "*")],
                   [os.path.join(examples_dir, "Split-eval", "*")])
 
@@ -118,7 +118,7 @@ def statement_only_scores(config: str, overrides: Sequence[str], pipeline_root: 
 
     positive = positive_indices(cfg)
     out = {"p": scored(batches), "positive": classification_metrics.fold(labels, positive).tolist(),
-           "train_p": scored(eval_batches(cfg, transform_output, examples_dir, split="train")[0])}
+           "train_p": scored(split_batches(cfg, transform_output, examples_dir, split="train")[0])}
     if valid:
         rows = validation_rows(cfg, valid)
         chunks = [raw_statements(cfg, transform_output, rows["statements"][start:start + 256])

@@ -153,7 +153,7 @@ def main(argv):
         raise SystemExit("the rerun with nothing changed executed; see ours_noop.log")
     warm = ours(work, overrides, "warm", "--force")
     ref = reference(work) if os.path.exists(REFERENCE) else None
-    pairs = [(cold, ref)] + [more_round(work, overrides, k) for k in range(2, args.rounds + 1)] if ref else []
+    pairs = ([(cold, ref)] + [more_round(work, overrides, k) for k in range(2, args.rounds + 1)]) if ref else []
     load_after = os.getloadavg()
 
     print_components("Ours, cold (seconds per component):", cold_components)

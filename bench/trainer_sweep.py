@@ -62,9 +62,10 @@ def latest_transform(pipeline_root: str) -> Tuple[str, str]:
     return newest, os.path.join(pipeline_root, "Transform", "transformed_examples", execution)
 
 
-def eval_batches(cfg: PipelineConfig, tf_transform_output, examples_dir: str,
-                 split: str = "eval") -> Tuple[List[dict], np.ndarray]:
-    """The whole eval split (or ``split``) once, as (feature batches, labels)."""
+def split_batches(cfg: PipelineConfig, tf_transform_output, examples_dir: str,
+                  split: str = "eval") -> Tuple[List[dict], np.ndarray]:
+    """A whole split of the transformed examples once (the eval split by default), as
+    (feature batches, labels)."""
     ds = data.make_dataset([os.path.join(examples_dir, f"Split-{split}", "*")],
                            tf_transform_output.transformed_feature_spec(),
                            features.transformed_label_name(cfg), 256, seed=0, shuffle=False, repeat=False)
@@ -99,7 +100,7 @@ def run_variant(config: str, overrides: Sequence[str], seeds: Sequence[int], pip
     for seed in seeds:
         cfg = load_config(config, [*overrides, f"trainer.seed={seed}"], require_data=False)
         if batches is None:  # the seed changes neither the eval rows nor the kept features
-            batches, labels = eval_batches(cfg, tf_transform_output, examples_dir)
+            batches, labels = split_batches(cfg, tf_transform_output, examples_dir)
             if cfg.trainer.feature_dropout_keep:
                 reduced_batches = kept_only(cfg, tf_transform_output, batches)
         model = train(cfg, tf_transform_output, [os.path.join(examples_dir, "Split-train", "*")],

@@ -195,6 +195,10 @@ class TunerConfig:
     num_layers: Tuple[int, ...] = (2, 3)
 
 
+# How a bag of ids can be pooled (trainer.wide_bag_pooling, trainer.model.BagMean).
+BAG_POOLINGS = ("mean", "sqrtn")
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     """Training budget and default hyperparameters (used when not tuned)."""

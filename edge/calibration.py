@@ -12,7 +12,12 @@ precision of the verdicts shown; below it the badge says "not sure".
 
 The threshold is chosen on cross-fitted scores: each fold's scores are
 calibrated by a map fitted on the other folds, so the precision it promises is
-not measured on the rows its own map was fitted to. With ``--bound`` (a
+not measured on the rows its own map was fitted to. The map that ships is then
+fitted on every fold. ``extension/scorer.js`` applies the map (piecewise-linear
+between the isotonic blocks' centres, clamped at both ends) and the threshold
+exactly as ``apply`` and ``choose_threshold`` do here.
+
+With ``--bound`` (a
 confidence level such as 0.95) the stated precision is a promise, not a point
 estimate: the threshold is the lowest whose shown leans' one-sided Wilson lower
 bound at that level reaches it. Precision measured on the folds' few thousand
@@ -27,10 +32,7 @@ least sure ones, than the folds promised for. With ``--shipped_in_sample`` the
 map's breakpoints are moved to the shipped model's scale (``transfer``): each
 breakpoint keeps its quantile, from the fold models' scores of their own training
 rows to the shipped model's scores of its own. Both are in-sample, so both carry
-the same kind of optimism, and neither touches the validation file. The map that ships is then
-fitted on every fold. ``extension/scorer.js`` applies the map (piecewise-linear
-between the isotonic blocks' centres, clamped at both ends) and the threshold
-exactly as ``apply`` and ``choose_threshold`` do here.
+the same kind of optimism, and neither touches the validation file.
 
 ``python -m edge.calibration --scores oof.json --precision 0.7 --out calibration.json``
 fits from a JSON file ``{"p": [...], "positive": [...], "fold": [...]}`` (what
@@ -265,8 +267,7 @@ def load_scores(path: str) -> Dict[str, np.ndarray]:
 
 def load_lean(path: str) -> Lean:
     """A Lean written by ``main`` (the bundler reads it)."""
-    with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = _load_json(path)
     try:
         return Lean(calibration=Calibration(**raw["calibration"]), threshold=float(raw["threshold"]),
                     target_precision=float(raw["target_precision"]), folds=int(raw["folds"]),

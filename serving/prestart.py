@@ -39,21 +39,15 @@ def child_env(env: Optional[dict] = None) -> dict:
     return out
 
 
-def send_arguments(process: subprocess.Popen, arguments: Sequence[str]) -> None:
-    """Hands a ``serving.warm_start`` process its ``serving start`` arguments. Its stdin stays
-    open: the process stops when it closes (``server.terminate``, or this process's exit)."""
-    process.stdin.write(json.dumps(list(arguments)) + "\n")
-    process.stdin.flush()
-
-
 class WarmGateway:
-    """One ``python -m serving.warm_start`` process, handed its arguments at most once."""
+    """One ``python -m serving.warm_start`` process, handed its arguments at most once.
+    ``server.launch`` starts one right away when none was started ahead (or ``env`` differs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: Optional[dict] = None) -> None:
         self.stderr: IO[str] = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "serving.warm_start"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=child_env())
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=child_env(env))
         self._taken = False
 
     def take(self, arguments: Sequence[str]) -> Optional[Tuple[subprocess.Popen, IO[str]]]:
@@ -66,7 +60,9 @@ class WarmGateway:
             self._end()
             return None
         try:
-            send_arguments(self.process, arguments)
+            # stdin stays open: the process stops when it closes (server.terminate, or our exit)
+            self.process.stdin.write(json.dumps(list(arguments)) + "\n")
+            self.process.stdin.flush()
         except OSError:  # it died between the poll and the write
             self._end()
             return None

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -251,19 +250,15 @@ def launch(args: Sequence[str], startup_timeout_s: float = 120.0,
     installing the project.
     """
     arguments = [*args, "--port", "0"]
-    with contextlib.ExitStack() as stack:
-        warm = prestart.take(arguments) if env is None else None
-        if warm is not None:
-            process, stderr = warm
-            stack.callback(stderr.close)
-            logger.info("Gateway: taking the process started ahead (pid %d)", process.pid)
-        else:
-            stderr = tempfile.TemporaryFile(mode="w+")
-            stack.callback(stderr.close)
-            process = subprocess.Popen([sys.executable, "-m", "serving.warm_start"], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                       env=prestart.child_env(env))
-            prestart.send_arguments(process, arguments)
+    taken = prestart.take(arguments) if env is None else None
+    if taken is not None:
+        logger.info("Gateway: taking the process started ahead (pid %d)", taken[0].pid)
+    else:
+        taken = prestart.WarmGateway(env).take(arguments)
+        if taken is None:
+            raise ServerStartError("gateway process exited before it was given its arguments")
+    process, stderr = taken
+    with stderr:
         try:
             port = _wait_for_listening(process, stderr, startup_timeout_s)
             yield RunningServer(port=port, process=process, stderr=stderr)

@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-from common.config import TrainerConfig
+from common.config import BAG_POOLINGS, TrainerConfig
 from trainer.features import ModelInput
 from trainer.keras_autograph import skip_tf_keras_conversion
 
@@ -42,7 +42,7 @@ class BagMean(tf.keras.layers.Layer):
     def __init__(self, cardinality: int, dim: int, token_dropout: float = 0.0, pooling: str = "mean",
                  **kwargs):
         super().__init__(**kwargs)
-        if pooling not in ("mean", "sqrtn"):
+        if pooling not in BAG_POOLINGS:
             raise ValueError(f"BagMean pooling: expected 'mean' or 'sqrtn', got {pooling!r}")
         self.cardinality, self.dim, self.token_dropout = cardinality, dim, token_dropout
         self.pooling = pooling

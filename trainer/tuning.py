@@ -35,7 +35,7 @@ class DeclaredSpaceRandomSearch(keras_tuner.RandomSearch):
     included). Ours declares none: the whole space is passed in, and ``build``
     only reads ``hp.values``. That discovery build cost about 0.5 s of every
     Tuner run, for a model nobody trains. ``_populate_initial_space`` is the
-    hook KerasTuner documents for subclasses that know their space.
+    subroutine KerasTuner keeps for subclasses to override (AutoKeras does).
     """
 
     def _populate_initial_space(self) -> None:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from common.config import PipelineConfig
-
-BAG_POOLINGS = ("mean", "sqrtn")  # trainer.model.BagMean
+from common.config import BAG_POOLINGS, PipelineConfig
 
 
 def check(cfg: PipelineConfig, fail: Callable) -> None:
