@@ -115,9 +115,12 @@ def _run(cfg, tune, force=False) -> int:
 
 def _execute(cfg, tune, paths, decision) -> int:
     """The whole DAG; the summary after it; the no-op record only when all of it succeeded."""
-    from components.anomalies_gate import DataAnomaliesError
-    from pipeline import noop_rerun, progress
-    from pipeline.local_runner import run_local
+    from common.frozen_imports import frozen_imports
+
+    with frozen_imports():  # TF, TFX and Beam: common.frozen_imports says why
+        from components.anomalies_gate import DataAnomaliesError
+        from pipeline import noop_rerun, progress
+        from pipeline.local_runner import run_local
 
     os.makedirs(os.path.dirname(paths.log_file), exist_ok=True)
     print(f"pipeline {cfg.name}: data {cfg.data_path}\n  run directory {paths.root} (log: {paths.log_file})")

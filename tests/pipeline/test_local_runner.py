@@ -1,4 +1,5 @@
-"""--no-tune: reuse the last tuning result only when this run directory's ML Metadata has one."""
+"""The local runner: --no-tune reuses the last tuning result only when this run directory's ML Metadata
+has one; the DirectRunner settings reach Beam without TFX packaging itself for remote workers."""
 import dataclasses
 import os
 
@@ -6,7 +7,12 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.local_runner import NO_EARLIER_TUNING, build_local_pipeline, with_reusable_hyperparameters
+from pipeline.local_runner import (
+    NO_EARLIER_TUNING,
+    build_local_pipeline,
+    local_beam_args,
+    with_reusable_hyperparameters,
+)
 from pipeline.results import has_live_artifact
 from pipeline.run_paths import local_paths
 
@@ -70,3 +76,39 @@ def test_tuning_or_no_reuse_asks_nothing(cfg):
     no_reuse = dataclasses.replace(cfg, tuner=dataclasses.replace(cfg.tuner, reuse_last=False))
     assert with_reusable_hyperparameters(no_reuse, tune=False, say=said.append) is no_reuse
     assert said == [] and not os.path.exists(local_paths(cfg).metadata)
+
+
+# -- Beam arguments ------------------------------------------------------------
+
+def _direct_options(cfg):
+    from apache_beam.options import pipeline_options as po
+    from tfx.components.statistics_gen.executor import Executor as StatisticsGenExecutor
+
+    context = StatisticsGenExecutor.Context(beam_pipeline_args=local_beam_args(cfg), tmp_dir="/tmp/")
+    executor = StatisticsGenExecutor(context)
+    pipeline = executor._make_beam_pipeline()
+    direct = pipeline.options.view_as(po.DirectOptions)
+    return pipeline, direct, executor._beam_pipeline_args
+
+
+def test_the_default_settings_reach_beam_without_making_tfx_package_itself(cfg):
+    from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
+
+    assert (cfg.beam.direct_running_mode, cfg.beam.direct_num_workers) == ("in_memory", 1)
+    pipeline, direct, executor_args = _direct_options(cfg)
+    assert isinstance(pipeline.runner, SwitchingDirectRunner)
+    assert (direct.direct_running_mode, direct.direct_num_workers) == ("in_memory", 1)
+    # TFX adds --extra_package=<an sdist of its own install> to any non-empty argument list
+    assert not any(arg.startswith("--extra_package") for arg in executor_args)
+
+
+@pytest.mark.parametrize("mode,workers", [("multi_processing", 2), ("multi_threading", 1), ("in_memory", 2)])
+def test_other_direct_settings_reach_beam(cfg, mode, workers, monkeypatch):
+    from tfx.utils import dependency_utils
+
+    # the package TFX then builds is not what is tested here (1.5 s each)
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", lambda: "/tmp/tfx_ephemeral.tar.gz")
+    changed = dataclasses.replace(cfg, beam=dataclasses.replace(
+        cfg.beam, direct_running_mode=mode, direct_num_workers=workers))
+    _, direct, _ = _direct_options(changed)
+    assert (direct.direct_running_mode, direct.direct_num_workers) == (mode, workers)
