@@ -137,7 +137,7 @@ def test_every_executor_runs_the_project_image(default):
 def test_direct_runner_uses_every_core_of_the_pod(default):
     _, _, job = default
     for name, container in _containers(job).items():
-        for arg in runner.DIRECT_BEAM_ARGS:
+        for arg in [*runner.DIRECT_BEAM_ARGS, "--sdk_container_image=ghcr.io/example/tfx-pipeline:1.16.0"]:
             assert arg in container["args"], name
 
 
@@ -210,7 +210,18 @@ def test_beam_args_need_the_runner_configured():
     with pytest.raises(ConfigError, match="expected --runner=SparkRunner"):
         runner.kubeflow_beam_args(cfg)
     cfg = load_config(TAXI_CONFIG, ["beam.runner=spark", "beam.extra_args={spark: [--spark_master_url=x]}"])
-    assert runner.kubeflow_beam_args(cfg) == ["--runner=SparkRunner", "--spark_master_url=x"]
+    assert runner.kubeflow_beam_args(cfg) == ["--runner=SparkRunner", "--spark_master_url=x",
+                                              f"--sdk_container_image={cfg.kubeflow.image}"]
+
+
+@pytest.mark.parametrize("given", [["--setup_file=./setup.py"], ["--extra_package=/p/x.tar.gz"],
+                                   ["--requirements_file=r.txt"], ["--sdk_container_image=other:1"],
+                                   ["--worker_harness_container_image=other:1"]])
+def test_an_environment_the_args_already_name_is_kept(given):
+    args = ["--runner=FlinkRunner", *given]
+    assert runner.with_image_environment(args, "img:1") == args
+    assert runner.with_image_environment(["--runner=FlinkRunner"], "img:1") == [
+        "--runner=FlinkRunner", "--sdk_container_image=img:1"]
 
 
 # -- the image ---------------------------------------------------------------
