@@ -5,16 +5,25 @@ modules it needs are gone and prints "Exception ignored in ... TypeError:
 'NoneType' object is not subscriptable" once per loaded function: a screen of
 tracebacks after a run that succeeded. Commands whose work is done (every file
 they write closed, ML Metadata committed) end through ``exit_now`` instead:
-logging and the standard streams are flushed, then the process exits without
-the interpreter's teardown (no atexit handlers, no finalizers).
+the exit handlers run (``atexit``: they remove temporary files), logging and the standard
+streams are flushed, then the process exits without the interpreter's teardown (no
+finalizers).
 """
+import atexit
 import logging
 import os
 import sys
 
 
 def exit_now(code: int) -> None:
-    """Flushes logging, stdout and stderr, then ends the process with ``code``."""
+    """Runs the exit handlers, flushes logging, stdout and stderr, then ends the process
+    with ``code``.
+
+    The exit handlers (``atexit``) are what a normal exit runs before the teardown, and
+    they clean up: TensorFlow's autograph, for one, writes each converted function's
+    source to a temporary file and removes it there (skipping them left thousands of
+    ``__autograph_generated_file*.py`` in the temporary directory)."""
+    atexit._run_exitfuncs()  # noqa: SLF001 (the public way to run them is the teardown skipped here)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
