@@ -18,6 +18,11 @@ import argparse
 import os
 import time
 
+# ruff: noqa: E402 (the environment is set before the imports that load TensorFlow)
+from common.tf_environment import set_defaults
+
+set_defaults()
+
 import numpy as np
 
 from common.paths import REPO_ROOT, resolve_path

@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from loop.runner import Loop
+    from common.frozen_imports import frozen_imports
+
+    with frozen_imports():  # TF, TFX and Beam: common.frozen_imports says why
+        from loop.runner import Loop
 
     plan = QUICK if args.quick else FULL
     work_dir = args.work_dir or resolve_path(os.path.join("runs", f"loop-{time.strftime('%Y%m%d-%H%M%S')}"))

@@ -18,8 +18,9 @@ import time
 import traceback
 import warnings
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise; errors still raise
+from common.tf_environment import set_defaults  # noqa: E402 (first: before anything imports TF)
+
+set_defaults()
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -1,9 +1,9 @@
 """``python -m serving start|predict|rollout`` (see serving/cli.py)."""
-import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from common.tf_environment import set_defaults
+
+set_defaults()
 
 from serving.cli import exit_with  # noqa: E402
 

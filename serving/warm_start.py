@@ -25,8 +25,9 @@ import sys
 import threading
 from typing import List, Optional, TextIO
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from common.tf_environment import set_defaults  # noqa: E402
+
+set_defaults()
 
 # The imports ``serving start`` pays for, done before the arguments arrive.
 import tensorflow  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
