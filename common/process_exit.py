@@ -10,7 +10,6 @@ streams are flushed, then the process exits without the interpreter's teardown (
 finalizers).
 """
 import atexit
-import logging
 import os
 import sys
 
@@ -23,8 +22,8 @@ def exit_now(code: int) -> None:
     they clean up: TensorFlow's autograph, for one, writes each converted function's
     source to a temporary file and removes it there (skipping them left thousands of
     ``__autograph_generated_file*.py`` in the temporary directory)."""
+    # logging.shutdown, which flushes every handler, is one of them
     atexit._run_exitfuncs()  # noqa: SLF001 (the public way to run them is the teardown skipped here)
-    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, List, Optional
 
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
 from common.config import PipelineConfig
 from components.tfx_api import tfx
 from pipeline.pipeline import create_pipeline
@@ -17,10 +19,6 @@ from pipeline.run_paths import local_paths
 from pipeline.span_backfill import backfill
 
 NO_EARLIER_TUNING = "no earlier tuning result: training with the trainer section's hyperparameters"
-
-
-# Beam's own defaults (DirectRunner, in_memory, one worker): a setting equal to one needs no flag.
-_DIRECT_RUNNER_DEFAULTS = {"direct_running_mode": "in_memory", "direct_num_workers": 1}
 
 
 def local_beam_args(cfg: PipelineConfig) -> List[str]:
@@ -33,10 +31,11 @@ def local_beam_args(cfg: PipelineConfig) -> List[str]:
     (``tfx.utils.dependency_utils.make_beam_dependency_flags``): about 1.5 s in each Beam
     component here. DirectRunner never ships it (in_memory runs in this process,
     multi_processing starts this same interpreter), so the default settings pass nothing."""
+    beam_defaults = PipelineOptions([]).view_as(DirectOptions)
     settings = {"direct_running_mode": cfg.beam.direct_running_mode,
                 "direct_num_workers": cfg.beam.direct_num_workers}
     return [f"--{name}={value}" for name, value in settings.items()
-            if value != _DIRECT_RUNNER_DEFAULTS[name]]
+            if value != getattr(beam_defaults, name)]
 
 
 def build_local_pipeline(cfg: PipelineConfig, tune: Optional[bool] = None) -> tfx.dsl.Pipeline:

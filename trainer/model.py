@@ -43,7 +43,7 @@ class BagMean(tf.keras.layers.Layer):
                  **kwargs):
         super().__init__(**kwargs)
         if pooling not in BAG_POOLINGS:
-            raise ValueError(f"BagMean pooling: expected 'mean' or 'sqrtn', got {pooling!r}")
+            raise ValueError(f"BagMean pooling: expected {' or '.join(map(repr, BAG_POOLINGS))}, got {pooling!r}")
         self.cardinality, self.dim, self.token_dropout = cardinality, dim, token_dropout
         self.pooling = pooling
         self.embedding = tf.keras.layers.Embedding(cardinality, dim)

@@ -16,12 +16,17 @@ print(os.environ.get("TF_USE_LEGACY_KERAS"), os.environ.get("TF_CPP_MIN_LOG_LEVE
 """
 
 
+def _run_without(names, *args):
+    """``python *args`` from the repo with ``names`` unset in its environment."""
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env["PYTHONPATH"] = REPO_ROOT
+    return subprocess.run([sys.executable, *args], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("module", ENTRY_POINTS)
 def test_an_entry_point_sets_the_defaults(module):
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL")}
-    env["PYTHONPATH"] = REPO_ROOT
-    done = subprocess.run([sys.executable, "-c", CHECK, module], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = _run_without(("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL"), "-c", CHECK, module)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["1", "3"]
 
@@ -37,10 +42,7 @@ def test_the_callers_values_win(monkeypatch):
 
 def test_the_loop_builds_its_model_with_keras_2():
     """The failure this prevents: `python -m loop` without the variable trained under Keras 3."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    env["PYTHONPATH"] = REPO_ROOT
     code = "import loop.__main__, tensorflow as tf; print(tf.keras.Model.__module__)"
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = _run_without(("TF_USE_LEGACY_KERAS",), "-c", code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1].startswith("tf_keras"), done.stdout
